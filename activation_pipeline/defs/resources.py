@@ -1,0 +1,41 @@
+"""Dagster resources: the workspace configuration, loaded and validated once per run."""
+
+from __future__ import annotations
+
+import os
+from datetime import UTC, datetime
+from functools import cached_property
+from pathlib import Path
+
+import dagster as dg
+
+from activation_pipeline.config import Workspace, load_workspace
+
+WORKSPACE_ENV = "ACTIVATION_WORKSPACE"
+SAMPLE_WORKSPACE = Path(__file__).resolve().parents[2] / "data" / "sample" / "workspace.yml"
+AS_OF_TAG = "activation/as_of"
+
+
+def default_workspace_path() -> str:
+    """The workspace file the UI and CLI use: $ACTIVATION_WORKSPACE, else the bundled sample."""
+    return os.environ.get(WORKSPACE_ENV) or str(SAMPLE_WORKSPACE)
+
+
+class WorkspaceResource(dg.ConfigurableResource):
+    """The validated workspace configuration a run works on."""
+
+    path: str
+
+    @cached_property
+    def workspace(self) -> Workspace:
+        """The workspace, validated (raises WorkspaceInvalidError listing every problem)."""
+        return load_workspace(self.path)
+
+
+def as_of_from_context(context: dg.OpExecutionContext | dg.AssetExecutionContext) -> datetime:
+    """The run's evaluation time: the `activation/as_of` run tag (ISO-8601), else now (UTC)."""
+    tag = context.run.tags.get(AS_OF_TAG) if context.run else None
+    if not tag:
+        return datetime.now(UTC).replace(microsecond=0)
+    moment = datetime.fromisoformat(tag.replace("Z", "+00:00"))
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
