@@ -151,7 +151,7 @@ class _Checker:
         all_keys = set(audiences) | set(self.known.audiences)
         for i, audience in enumerate(self.ws.audiences):
             traits = self.account_traits() if audience.level == "account" else self.user_traits()
-            for loc, node in _walk(audience.where, ("audiences", i, "where")):
+            for loc, node in walk_conditions(audience.where, ("audiences", i, "where")):
                 if isinstance(node, TraitCondition) and node.trait not in traits:
                     kind = "account trait" if audience.level == "account" else "trait"
                     self.add((*loc, "trait"), f"unknown {kind} '{node.trait}'{_hint(node.trait, traits)}")
@@ -355,21 +355,22 @@ class _Checker:
 ConditionNode = object
 
 
-def _walk(node: ConditionNode, loc: Loc) -> Iterator[tuple[Loc, ConditionNode]]:
+def walk_conditions(node: ConditionNode, loc: Loc = ()) -> Iterator[tuple[Loc, ConditionNode]]:
+    """Every node of a condition tree with its location, depth first."""
     yield loc, node
     if isinstance(node, AllCondition):
         for i, child in enumerate(node.all):
-            yield from _walk(child, (*loc, "all", i))
+            yield from walk_conditions(child, (*loc, "all", i))
     elif isinstance(node, AnyCondition):
         for i, child in enumerate(node.any):
-            yield from _walk(child, (*loc, "any", i))
+            yield from walk_conditions(child, (*loc, "any", i))
     elif isinstance(node, NotCondition):
-        yield from _walk(node.not_, (*loc, "not"))
+        yield from walk_conditions(node.not_, (*loc, "not"))
 
 
 def referenced_audiences(audience: Audience) -> set[str]:
     """Keys of the audiences an audience's condition tree tests membership of."""
-    return {n.audience for _, n in _walk(audience.where, ()) if isinstance(n, AudienceCondition)}
+    return {n.audience for _, n in walk_conditions(audience.where, ()) if isinstance(n, AudienceCondition)}
 
 
 def _audience_cycles(audiences: dict[str, Audience]) -> list[tuple[int, list[str]]]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from itertools import accumulate
 from random import Random
 
 from activation_pipeline.synthetic.pools import GB_PHONE_RANGES, PERSONAL_DOMAINS, US_AREA_CODES
@@ -21,11 +22,7 @@ SHARED_EMAIL_FORMS: tuple[str, ...] = (
 _VARIANT = "89ab"
 _ALNUM = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
 _DOMAINS = tuple(d for d, _ in PERSONAL_DOMAINS)
-_DOMAIN_CUM: list[float] = []
-_total = 0.0
-for _d, _w in PERSONAL_DOMAINS:
-    _total += _w
-    _DOMAIN_CUM.append(_total)
+_DOMAIN_CUM = list(accumulate(w for _, w in PERSONAL_DOMAINS))
 
 
 def uuid4_text(bits: int) -> str:
@@ -170,7 +167,6 @@ class IdFactory:
         rng = self.rng
         local, domain = address.split("@", 1)
         forms = [address, _pad(rng, _mixed_case(rng, local, domain))]
-        cum = [0.62, 0.9]
         if domain == "gmail.com":
             if "." in local:
                 forms.append(local.replace(".", "") + "@gmail.com")
