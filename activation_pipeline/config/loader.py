@@ -10,8 +10,14 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from activation_pipeline.config.models import SLUG, SNAKE_KEY, TRAIT_PATH
-from activation_pipeline.config.problems import Loc, Problem, WorkspaceInvalidError, clean_loc, format_path
+from activation_pipeline.config.problems import (
+    Loc,
+    Problem,
+    WorkspaceInvalidError,
+    clean_loc,
+    describe_error,
+    format_path,
+)
 from activation_pipeline.config.rules import KnownKeys, check_workspace
 from activation_pipeline.config.secrets import SecretRef
 from activation_pipeline.config.workspace import Workspace
@@ -23,12 +29,6 @@ _ITEM_SECTIONS: dict[tuple[str, ...], str] = {
     ("audiences",): "key",
     ("destinations",): "id",
     ("connections",): "source",
-}
-
-_PATTERN_WORDS = {
-    SNAKE_KEY: "must be snake_case: a lowercase letter, then lowercase letters, digits or _",
-    TRAIT_PATH: "must be a trait or property name (letters, digits, _; dots for nested values)",
-    SLUG: "must be a lowercase name of letters, digits, _ or - (at most 63 characters)",
 }
 
 
@@ -83,21 +83,6 @@ def _line_for(loc: Loc, lines: dict[Loc, int]) -> int | None:
     return None
 
 
-def _friendly(detail: Any) -> str:
-    kind, message = detail["type"], str(detail["msg"])
-    if kind == "extra_forbidden":
-        return "unknown key (check its spelling and indentation)"
-    if kind == "missing":
-        return "required key is missing"
-    if kind == "string_pattern_mismatch":
-        pattern = detail.get("ctx", {}).get("pattern", "")
-        return _PATTERN_WORDS.get(pattern, f"{detail.get('input')!r} has the wrong form (expected {pattern})")
-    for prefix in ("Value error, ", "Assertion failed, "):
-        if message.startswith(prefix):
-            return message[len(prefix) :]
-    return message
-
-
 def _structure_problems(data: Any) -> tuple[Workspace | None, list[tuple[Loc, str]]]:
     try:
         return Workspace.model_validate(data), []
@@ -105,7 +90,7 @@ def _structure_problems(data: Any) -> tuple[Workspace | None, list[tuple[Loc, st
         seen: set[tuple[Loc, str]] = set()
         found = []
         for detail in error.errors():
-            item = (clean_loc(detail["loc"]), _friendly(detail))
+            item = (clean_loc(detail["loc"]), describe_error(detail))
             if item not in seen:
                 seen.add(item)
                 found.append(item)

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
+from typing import Any
 
-from activation_pipeline.config.models import TAG
+from activation_pipeline.config.models import SLUG, SNAKE_KEY, TAG, TRAIT_PATH
 
 Loc = tuple[str | int, ...]
 
@@ -57,3 +58,26 @@ def format_path(loc: Iterable[str | int]) -> str:
         else:
             text += f".{part}" if text else part
     return text
+
+
+_PATTERN_WORDS = {
+    SNAKE_KEY: "must be snake_case: a lowercase letter, then lowercase letters, digits or _",
+    TRAIT_PATH: "must be a trait or property name (letters, digits, _; dots for nested values)",
+    SLUG: "must be a lowercase name of letters, digits, _ or - (at most 63 characters)",
+}
+
+
+def describe_error(detail: Any) -> str:
+    """A pydantic error detail as a sentence a user understands."""
+    kind, message = detail["type"], str(detail["msg"])
+    if kind == "extra_forbidden":
+        return "unknown key (check its spelling and indentation)"
+    if kind == "missing":
+        return "required key is missing"
+    if kind == "string_pattern_mismatch":
+        pattern = detail.get("ctx", {}).get("pattern", "")
+        return _PATTERN_WORDS.get(pattern, f"{detail.get('input')!r} has the wrong form (expected {pattern})")
+    for prefix in ("Value error, ", "Assertion failed, "):
+        if message.startswith(prefix):
+            return message[len(prefix) :]
+    return message

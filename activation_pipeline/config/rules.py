@@ -19,7 +19,7 @@ from activation_pipeline.config.models import (
     NotCondition,
     TraitCondition,
 )
-from activation_pipeline.config.problems import Loc, format_path
+from activation_pipeline.config.problems import Loc, describe_error, format_path
 from activation_pipeline.config.workspace import Workspace
 
 MAX_ALL_STRATEGY = 3
@@ -231,7 +231,7 @@ class _Checker:
             spec.connection_settings.model_validate(connection.settings)
         except ValidationError as error:
             for detail in error.errors():
-                self.add((*loc, "settings", *detail["loc"]), detail["msg"])
+                self.add((*loc, "settings", *detail["loc"]), describe_error(detail))
 
     def check_delivery_kind(self, connection: Connection, loc: Loc, spec: DestinationSpec) -> None:
         if connection.source_kind == "trait" and spec.kind == "list":

@@ -1,0 +1,96 @@
+"""The destination catalogue follows DESIGN §5 and the seeds' rate-limit table."""
+
+import pytest
+
+from activation_pipeline.config import CATALOGUE
+from activation_pipeline.config.catalogue import FACEBOOK_KEYS
+
+
+def test_every_design_type_is_catalogued() -> None:
+    """Each destination type of the first set has an entry."""
+    assert set(CATALOGUE) == {
+        "facebook_custom_audiences",
+        "google_ads_remarketing_lists",
+        "marketo_static_lists",
+        "braze",
+        "iterable",
+        "function",
+        "webhook",
+    }
+
+
+@pytest.mark.parametrize(
+    ("type_name", "kind", "framework", "enrichment", "rate", "cadence"),
+    [
+        ("facebook_custom_audiences", "list", "list", True, None, "hourly"),
+        ("google_ads_remarketing_lists", "list", "list", True, None, "every 6 hours"),
+        ("marketo_static_lists", "list", "list", True, 5, "hourly"),
+        ("braze", "event", "actions", True, 100, "every 5 minutes"),
+        ("iterable", "event", "actions", True, 500, "every 5 minutes"),
+        ("function", "event", "function", True, 50, "every 5 minutes"),
+        ("webhook", "event", "classic", False, 50, "every 5 minutes"),
+    ],
+)
+def test_entry(
+    type_name: str, kind: str, framework: str, enrichment: bool, rate: float | None, cadence: str
+) -> None:
+    """Kind, framework, trait enrichment support, default rate and cadence per type."""
+    spec = CATALOGUE[type_name]
+    assert (spec.kind, spec.framework, spec.trait_enrichment, spec.default_rate_limit, spec.cadence) == (
+        kind,
+        framework,
+        enrichment,
+        rate,
+        cadence,
+    )
+    assert spec.id_sync
+
+
+def test_google_ads_is_six_hourly() -> None:
+    """Google Ads lists are refreshed every six hours, as Google recommends."""
+    assert CATALOGUE["google_ads_remarketing_lists"].default_schedule == "0 */6 * * *"
+
+
+def test_facebook_keys_are_the_seed_list_each_mapped() -> None:
+    """Facebook accepts exactly the seed's trait list (plus the external id), each mapped to a schema key."""
+    seed = {
+        "email",
+        "context.device.advertisingId",
+        "firstName",
+        "lastName",
+        "phone",
+        "gender",
+        "birthYear",
+        "birthMonth",
+        "birthday",
+        "address.state",
+        "address.city",
+        "address.postalCode",
+        "address.country",
+    }
+    assert set(FACEBOOK_KEYS) - {"externalId"} == seed
+    assert set(FACEBOOK_KEYS.values()) <= {
+        "EXTERN_ID",
+        "EMAIL",
+        "PHONE",
+        "GEN",
+        "DOBY",
+        "DOBM",
+        "DOBD",
+        "LN",
+        "FN",
+        "FI",
+        "CT",
+        "ST",
+        "ZIP",
+        "MADID",
+        "COUNTRY",
+    }
+
+
+def test_batch_limits() -> None:
+    """Batch sizes follow the platforms' documented maxima."""
+    assert CATALOGUE["facebook_custom_audiences"].max_batch == 10_000
+    assert CATALOGUE["google_ads_remarketing_lists"].max_batch == 10_000
+    assert CATALOGUE["marketo_static_lists"].max_batch == 300
+    assert CATALOGUE["braze"].max_batch == 75
