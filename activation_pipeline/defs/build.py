@@ -6,6 +6,7 @@ from activation_pipeline.config import load_workspace
 from activation_pipeline.defs.config_assets import workspace_config
 from activation_pipeline.defs.jobs import activation_job
 from activation_pipeline.defs.resources import WorkspaceResource
+from activation_pipeline.defs.sensors import connection_partitions_sensor
 
 
 def build_definitions(workspace_path: str) -> dg.Definitions:
@@ -14,5 +15,6 @@ def build_definitions(workspace_path: str) -> dg.Definitions:
     return dg.Definitions(
         assets=[workspace_config],
         jobs=[activation_job],
+        sensors=[connection_partitions_sensor],
         resources={"workspace": WorkspaceResource(path=workspace_path)},
     )
