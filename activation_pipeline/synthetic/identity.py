@@ -20,6 +20,8 @@ SHARED_EMAIL_FORMS: tuple[str, ...] = (
 """A placeholder email several people type in: a shared, blocked-looking value."""
 
 _VARIANT = "89ab"
+_PLAIN_CUM = (0.7, 1.0)  # clean form, messy form
+_GMAIL_CUM = (0.55, 0.75, 0.87, 1.0)  # clean, messy, dots toggled, +tag
 _ALNUM = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
 _DOMAINS = tuple(d for d, _ in PERSONAL_DOMAINS)
 _DOMAIN_CUM = list(accumulate(w for _, w in PERSONAL_DOMAINS))
@@ -27,7 +29,7 @@ _DOMAIN_CUM = list(accumulate(w for _, w in PERSONAL_DOMAINS))
 
 def uuid4_text(bits: int) -> str:
     """Format 128 random bits as a lowercase version-4 UUID string."""
-    h = f"{bits:032x}"
+    h = bits.to_bytes(16, "big").hex()
     return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{_VARIANT[bits & 3]}{h[17:20]}-{h[20:32]}"
 
 
@@ -48,7 +50,7 @@ def _us_forms(area: str, line: str) -> tuple[tuple[str, ...], tuple[bool, ...]]:
         f"+1{area}555{line}",
         f"1-{area}-555-{line}",
     )
-    return forms, (False, True, True, False, False)
+    return forms, (False, True, True, False, True)
 
 
 def _gb_forms(nsn: str, groups: tuple[int, ...]) -> tuple[tuple[str, ...], tuple[bool, ...]]:
@@ -65,7 +67,7 @@ def _gb_forms(nsn: str, groups: tuple[int, ...]) -> tuple[tuple[str, ...], tuple
         f"+44{nsn}",
         f"0{nsn}",
     )
-    return forms, (False, False, True, False, True)
+    return forms, (False, True, True, False, True)  # 0044 needs a region too: 00 is the UK exit code
 
 
 class IdFactory:
@@ -162,7 +164,7 @@ class IdFactory:
                 return f"{candidate}@{domain}"
             candidate = f"{local}{rng.randrange(1, 9999)}"
 
-    def email_forms(self, address: str) -> tuple[list[str], list[float]]:
+    def email_forms(self, address: str) -> tuple[list[str], tuple[float, ...]]:
         """Raw forms one address is typed in (clean, mixed-case/padded, gmail dot/+tag) and cumulative weights."""
         rng = self.rng
         local, domain = address.split("@", 1)
@@ -174,10 +176,8 @@ class IdFactory:
                 cut = max(1, len(local) // 2)
                 forms.append(f"{local[:cut]}.{local[cut:]}@gmail.com")
             forms.append(f"{local}+{rng.choice(('shop', 'deals', 'orders', 'news'))}@gmail.com")
-            cum = [0.55, 0.75, 0.87, 1.0]
-        else:
-            cum = [0.7, 1.0]
-        return forms, cum
+            return forms, _GMAIL_CUM
+        return forms, _PLAIN_CUM
 
 
 def _mailbox_key(local: str, domain: str) -> str:

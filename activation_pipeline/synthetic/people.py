@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right
 from collections.abc import Callable
 from itertools import accumulate
 from random import Random
@@ -34,12 +34,17 @@ _CURRENCIES = ("USD", "GBP", "EUR", "CAD")
 _LOCALES = {"US": "en-US", "GB": "en-GB", "DE": "de-DE", "FR": "fr-FR", "ES": "es-ES", "NL": "nl-NL",
             "IE": "en-IE", "CA": "en-CA"}  # fmt: skip
 _GB_LETTERS = "ABDEFGHJLNPQRSTUWXYZ"
+_ONE = (1.0,)
+# Documentation-range addresses (RFC 5737); a small pool keeps web contexts shareable.
+_IPS = tuple(f"{net}.{host}" for net in ("203.0.113", "198.51.100", "192.0.2") for host in range(7, 250, 11))
+_FOLDED = {name: ascii_fold(name) for name in (*FIRST_NAMES, *LAST_NAMES)}
 
 
 class Account:
     """A B2B account (the target of `group` calls); its traits drift as the window goes on."""
 
     __slots__ = ("domain", "employees", "group_id", "industry", "mrr", "name", "plan")
+    mrr: float
 
     def __init__(
         self, group_id: str, name: str, domain: str, industry: str, employees: int, plan: str
@@ -70,7 +75,6 @@ class Device:
     __slots__ = (
         "ad_id",
         "anon_frag",
-        "anon_id",
         "ctx",
         "ctx_group",
         "kind",
@@ -82,7 +86,6 @@ class Device:
     def __init__(self, kind: int, anon_id: str, ad_id: str | None) -> None:
         """A fresh, not-yet-used, logged-out device."""
         self.kind = kind
-        self.anon_id = anon_id
         self.ad_id = ad_id
         self.anon_frag = f'"anonymousId":"{anon_id}"'
         self.user_frag = ""
@@ -91,65 +94,60 @@ class Device:
         self.logged_in = False
         self.noted = False
 
+    @property
+    def anon_id(self) -> str:
+        """The device's anonymousId (kept only inside the pre-encoded fragment, to save memory)."""
+        return self.anon_frag[15:-1]
+
 
 class Person:
     """One real human being, with everything needed to render their messages consistently."""
 
     __slots__ = (
-        "account",
-        "add_rate",
-        "address",
-        "affinity",
-        "birthday",
-        "buy",
-        "changes",
-        "country",
-        "created_ms",
-        "crm_id",
-        "crm_synced",
-        "currency",
-        "devices",
-        "email_cum",
-        "email_forms",
-        "email_pref",
-        "fav_cat",
-        "first",
-        "first_ascii",
-        "gender",
-        "grouped",
-        "identified",
-        "idx",
-        "last",
-        "last_ascii",
-        "n_used",
-        "newsletter",
-        "orders",
-        "phone",
-        "phone_forms",
-        "pid",
-        "plan",
-        "preexisting",
-        "qty_max",
-        "server_frag",
-        "sessions",
-        "shared_email",
-        "signup_at",
-        "truth",
-        "user_id",
-        "view_mean",
-        "whale",
-    )
+        "account", "add_rate", "address", "affinity", "birthday", "buy", "changes", "country", "created_ms",
+        "crm_id", "crm_synced", "currency", "devices", "email_cum", "email_forms", "email_pref", "fav_cat",
+        "first", "first_ascii", "gender", "grouped", "identified", "idx", "last", "last_ascii", "n_devices",
+        "newsletter", "orders", "phone", "phone_forms", "pid", "plan", "preexisting", "qty_max",
+        "sessions", "shared_email", "signup_at", "truth", "user_id", "view_mean", "whale",
+    )  # fmt: skip
+    idx: int
+    pid: str
+    preexisting: bool
+    identified: bool
+    signup_at: int
+    country: str
+    address: tuple[str, str, str]
+    currency: str
+    first: str
+    last: str
+    first_ascii: str
+    last_ascii: str
+    gender: int
+    birthday: str
+    plan: str
+    user_id: str
+    created_ms: int
+    shared_email: bool
+    whale: bool
+    buy: float
+    add_rate: float
+    qty_max: int
+    view_mean: float
+    fav_cat: int
+    affinity: float
+    newsletter: bool
+    n_devices: int
 
     def __init__(self) -> None:
         """Blank person; Population.create fills every field."""
         self.truth: dict[tuple[str, str], None] | None = None
         self.email_forms: list[list[str]] = []
-        self.email_cum: list[list[float]] = []
+        self.email_cum: list[tuple[float, ...]] = []
         self.email_pref = 0
-        self.orders: list[tuple[str, float, str]] = []
-        self.changes: list[int] = []
+        self.orders: list[tuple[str, float, str]] | None = None
+        self.changes: list[int] | None = None
         self.devices: list[Device] = []
-        self.n_used = 0
+        self.n_devices = 1
         self.sessions = 0
         self.grouped = False
         self.crm_synced = False
@@ -190,7 +188,8 @@ class Population:
         self.accounts = [self._account(i) for i in range(accounts)]
         self.account_cum = list(accumulate(min(rng.paretovariate(1.1), 80.0) for _ in range(accounts)))
         self.cat_cum = list(accumulate(c[1] for c in CATEGORIES))
-        self.shared_slots = {3, 11, 29, 57, 101} if profiles > 120 else {profiles // 2}
+        self._web_ctx: dict[tuple[str, str, str], str] = {}
+        self.shared_left = 3  # the first few sign-ups to type in the placeholder email; later ones at random
 
     def _account(self, i: int) -> Account:
         rng = self.rng
@@ -237,12 +236,12 @@ class Population:
         else:
             city, state, prefix, p.country = rng.choice(OTHER_CITIES)
             postal = f"{prefix}{rng.randrange(100, 999)}"
-        p.address = {"city": city, "state": state, "postal_code": postal, "country": p.country}
+        p.address = (city, state, postal)
         p.currency = CURRENCY_BY_COUNTRY[p.country]
 
         p.first = rng.choice(FIRST_NAMES)
         p.last = rng.choice(LAST_NAMES)
-        p.first_ascii, p.last_ascii = ascii_fold(p.first), ascii_fold(p.last)
+        p.first_ascii, p.last_ascii = _FOLDED[p.first], _FOLDED[p.last]
         g = rng.random()
         p.gender = 0 if g < 0.48 else 1 if g < 0.94 else 2 if g < 0.96 else -1
         p.birthday = (
@@ -250,9 +249,9 @@ class Population:
             if rng.random() < 0.7
             else ""
         )
-        p.plan = rng.choices(PLANS, weights=(0.7, 0.22, 0.08))[0]
+        r = rng.random()
+        p.plan = PLANS[0] if r < 0.7 else PLANS[1] if r < 0.92 else PLANS[2]
         p.user_id = ids.user_id(rng.randrange(4))
-        p.server_frag = f'"userId":"{p.user_id}"'
         p.created_ms = (
             self.start_ms - rng.randrange(1, 1000) * 86_400_000 - rng.randrange(86_400_000)
             if p.preexisting
@@ -260,7 +259,7 @@ class Population:
         )
         if self.accounts and rng.random() < 0.3:
             r = rng.random() * self.account_cum[-1]
-            p.account = self.accounts[bisect_right(self.account_cum, r)]
+            p.account = self.accounts[bisect_left(self.account_cum, r)]
 
         # Emails: a personal one, and for some a second (work, or another mailbox) added later.
         personal = ids.email(p.first_ascii, p.last_ascii, ids.personal_domain())
@@ -275,13 +274,15 @@ class Population:
                 p.phone_forms = tuple(rng.sample(range(len(p.phone.forms)), rng.choice((1, 1, 2, 3))))
         if rng.random() < 0.35:
             p.crm_id = ids.crm_id()
-        p.shared_email = p.idx in self.shared_slots or rng.random() < 0.004
+        p.shared_email = will_signup and (self.shared_left > 0 or rng.random() < 0.003)
+        if p.shared_email:
+            self.shared_left -= 1
 
         changes: list[int] = []
         if second is not None:
             changes.append(SECOND_EMAIL)
             p.email_forms.append([second])  # forms expanded when the address is first used
-            p.email_cum.append([1.0])
+            p.email_cum.append(_ONE)
         if rng.random() < 0.3:
             changes.append(PLAN_CHANGE)
         if rng.random() < 0.15:
@@ -292,8 +293,9 @@ class Population:
             changes.append(NAME_CHANGE)
         if rng.random() < 0.06:
             changes.append(ALIAS)
-        rng.shuffle(changes)
-        p.changes = changes
+        if changes:
+            rng.shuffle(changes)
+            p.changes = changes
 
         # Behaviour: power-law spenders; a few whales buy often and big.
         p.whale = rng.random() < 0.04
@@ -302,22 +304,27 @@ class Population:
         p.qty_max = 5 if p.whale else 2
         p.view_mean = 1.5 + min(rng.paretovariate(2.0), 8.0)
         r = rng.random() * self.cat_cum[-1]
-        p.fav_cat = bisect_right(self.cat_cum, r)
+        p.fav_cat = bisect_left(self.cat_cum, r)
         p.affinity = rng.random() * 0.7
         p.newsletter = rng.random() < 0.25
 
-        # Devices: most people have one; some browse on two or three (web, iOS, Android).
-        n_dev = 1 if not will_signup else rng.choices((1, 2, 3), weights=(0.62, 0.28, 0.1))[0]
-        for i in range(n_dev):
-            k = rng.random()
-            kind = (
-                (WEB if k < 0.6 else IOS if k < 0.82 else ANDROID)
-                if i == 0
-                else rng.choice((WEB, IOS, ANDROID))
-            )
-            p.devices.append(self._device(p, kind))
+        # Devices: most people have one; some browse on two or three. Built on first use (saves memory).
+        d = rng.random()
+        p.n_devices = 1 if not will_signup or d < 0.62 else 2 if d < 0.9 else 3
         self.people.append(p)
         return p
+
+    def new_device(self, p: Person) -> Device:
+        """Build the person's next device (the first is web 60%, iOS 22%, Android 18%; later ones uniform)."""
+        rng = self.rng
+        k = rng.random()
+        if p.devices:
+            kind = WEB if k < 1 / 3 else IOS if k < 2 / 3 else ANDROID
+        else:
+            kind = WEB if k < 0.6 else IOS if k < 0.82 else ANDROID
+        dev = self._device(p, kind)
+        p.devices.append(dev)
+        return dev
 
     def _add_email(self, p: Person, address: str) -> None:
         forms, cum = self.ids.email_forms(address)
@@ -335,17 +342,27 @@ class Population:
     def _device(self, p: Person, kind: int) -> Device:
         rng = self.rng
         encode = self.encode
-        ip = f"{rng.choice(('203.0.113', '198.51.100', '192.0.2'))}.{rng.randrange(1, 255)}"
+        ip = _IPS[rng.randrange(len(_IPS))]
         locale = _LOCALES[p.country]
         if kind == WEB:
             dev = Device(WEB, self.ids.uuid(), None)
-            ctx: dict[str, Any] = {
-                "library": {"name": "analytics.js", "version": "next-1.72.0"},
-                "ip": ip,
-                "locale": locale,
-                "userAgent": rng.choice(WEB_AGENTS),
-            }
-        elif kind == IOS:
+            agent = rng.choice(WEB_AGENTS)
+            key = (ip, agent, locale)
+            shared = self._web_ctx.get(key)  # web contexts hold no identifier: share the strings
+            if shared is None:
+                ctx: dict[str, Any] = {
+                    "library": {"name": "analytics.js", "version": "next-1.72.0"},
+                    "ip": ip,
+                    "locale": locale,
+                    "userAgent": agent,
+                }
+                shared = encode(ctx)
+                self._web_ctx[key] = shared
+            dev.ctx = shared
+            if p.account is not None:
+                dev.ctx_group = f'{shared[:-1]},"groupId":{encode(p.account.group_id)}}}'
+            return dev
+        if kind == IOS:
             roll = rng.random()
             idfa = self.ids.uuid().upper() if roll < 0.75 else ZERO_IDFA if roll < 0.9 else None
             dev = Device(IOS, self.ids.uuid().upper(), idfa)
@@ -387,7 +404,8 @@ class Population:
         """A raw form of the person's preferred (or given) email, as typed this time."""
         i = p.email_pref if which is None else which
         rng = self.rng
-        if p.shared_email and rng.random() < 0.15:
+        if p.shared_email:  # first time only: the placeholder, later the real address
+            p.shared_email = False
             return rng.choice(SHARED_EMAIL_FORMS)
         if which is None and len(p.email_forms) > 1 and p.email_pref and rng.random() < 0.25:
             i = 0  # still some use of the older address
