@@ -1,4 +1,4 @@
-"""The `activation-pipeline` command line: validate, run, generate."""
+"""The `activation-pipeline` command line: validate, run, generate, history."""
 
 from __future__ import annotations
 
@@ -102,6 +102,25 @@ def cmd_generate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_history(args: argparse.Namespace) -> int:
+    """Show every recorded change of a connection's settings."""
+    from activation_pipeline.state.settings_history import format_history, history
+    from activation_pipeline.state.store import open_state
+
+    workspace = load_workspace(args.workspace)
+    store = open_state(workspace.state_location())
+    try:
+        versions = history(store, workspace.workspace, args.connection)
+    finally:
+        store.dispose()
+    if not versions:
+        known = ", ".join(c.connection_id for c in workspace.connections)
+        print(f"no settings recorded for {args.connection!r} (recorded at each run; connections: {known})")
+        return 1
+    print(format_history(versions))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every sub-command."""
     parser = argparse.ArgumentParser(prog="activation-pipeline", description=__doc__)
@@ -131,12 +150,23 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--days", type=int, default=120)
     generate.add_argument("--truth", help="also write the ground-truth identity CSV here")
     generate.set_defaults(func=cmd_generate)
+
+    history = commands.add_parser("history", help="show the settings history of a connection")
+    history.add_argument("connection", help="connection id, e.g. audience.high_value_recent.meta_ads")
+    history.add_argument(
+        "--workspace", default=None, help="workspace file (default: $ACTIVATION_WORKSPACE or the sample)"
+    )
+    history.set_defaults(func=cmd_history)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `activation-pipeline` command."""
     args = build_parser().parse_args(argv)
+    if getattr(args, "workspace", "unset") is None:
+        from activation_pipeline.defs.resources import default_workspace_path
+
+        args.workspace = default_workspace_path()
     return int(args.func(args))
 
 

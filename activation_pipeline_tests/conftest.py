@@ -1,8 +1,10 @@
-"""Fixtures shared by the whole suite: the local PostgreSQL server."""
+"""Fixtures shared by the whole suite: the local PostgreSQL server and a private copy of the sample."""
 
 import os
+import shutil
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -32,3 +34,14 @@ def pg_database(pg_admin_engine: sa.Engine) -> Iterator[str]:
     yield name
     with pg_admin_engine.connect() as connection:
         connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+SAMPLE_DIR = Path(__file__).resolve().parents[1] / "data" / "sample"
+
+
+@pytest.fixture
+def sample_copy(tmp_path: Path) -> Path:
+    """The sample workspace copied into a temporary directory (without generated events or state); its file path."""
+    target = tmp_path / "sample"
+    shutil.copytree(SAMPLE_DIR, target, ignore=shutil.ignore_patterns("events", "state", ".dagster_home"))
+    return target / "workspace.yml"

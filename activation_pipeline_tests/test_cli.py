@@ -107,3 +107,13 @@ def test_generate_is_deterministic(tmp_path: Path, capsys: pytest.CaptureFixture
     for event in ("Order Completed", "Product Viewed", "Email Opened", "Signed Up", "Product Added"):
         assert f'"event":"{event}"' in text
     assert "wrote " in capsys.readouterr().out
+
+
+def test_history_after_a_run(sample_copy: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A run records the connections' settings; `history` shows them; an unknown connection exits 1."""
+    assert main(["run", str(sample_copy), "--as-of", "2026-11-01"]) == 0
+    capsys.readouterr()
+    assert main(["history", "audience.high_value_recent.meta_ads", "--workspace", str(sample_copy)]) == 0
+    out = capsys.readouterr().out
+    assert 'id_sync[0].strategy: (none) -> "last_added"' in out
+    assert main(["history", "audience.nope.meta_ads", "--workspace", str(sample_copy)]) == 1

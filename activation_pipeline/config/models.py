@@ -192,6 +192,15 @@ class Compute(Model):
         return self
 
 
+class StateSettings(Model):
+    """Where the state store lives: outbox, delivery ledger, sync snapshots, settings history."""
+
+    path: str = Field(
+        default="state/activation_state.db", description="SQLite file, relative to the workspace file"
+    )
+    url: str | Secret | None = Field(default=None, description="SQLAlchemy URL (PostgreSQL in production)")
+
+
 # ------------------------------------------------------------------------------------------- identity
 
 

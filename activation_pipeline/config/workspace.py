@@ -18,6 +18,7 @@ from activation_pipeline.config.models import (
     Model,
     Sources,
     SqlTrait,
+    StateSettings,
     Traits,
 )
 
@@ -40,6 +41,7 @@ class Workspace(Model):
     description: str = ""
     sources: Sources
     compute: Compute = Field(default_factory=Compute)
+    state: StateSettings = Field(default_factory=StateSettings)
     identity: Identity = Field(default_factory=Identity)
     normalisation: Normalisation = Field(default_factory=Normalisation)
     traits: Traits = Field(default_factory=Traits)
@@ -63,6 +65,13 @@ class Workspace(Model):
         """An absolute path for a path written in the file."""
         path = Path(relative).expanduser()
         return path if path.is_absolute() else (self._base_dir / path).resolve()
+
+    def state_location(self) -> str:
+        """The state store: its URL (secrets resolved) or the absolute path of its SQLite file."""
+        url = self.state.url
+        if url is None:
+            return str(self.resolve_path(self.state.path))
+        return url if isinstance(url, str) else url.resolve("state.url")
 
     @property
     def personas_space_id(self) -> str:

@@ -9,7 +9,6 @@ import yaml
 from activation_pipeline.config import WorkspaceInvalidError
 from activation_pipeline.defs.build import build_definitions
 from activation_pipeline.defs.jobs import MAIN_JOB
-from activation_pipeline.defs.resources import SAMPLE_WORKSPACE
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -37,9 +36,9 @@ def test_invalid_workspace_fails_loading_with_every_problem(tmp_path: Path) -> N
     assert {p.path for p in raised.value.problems} == {"workspace", "sources.events"}
 
 
-def test_workspace_config_asset_materialises() -> None:
+def test_workspace_config_asset_materialises(sample_copy: Path) -> None:
     """The configuration asset records counts as numeric metadata."""
-    defs = build_definitions(str(SAMPLE_WORKSPACE))
+    defs = build_definitions(str(sample_copy))
     with dg.instance_for_test() as instance:
         result = defs.resolve_job_def(MAIN_JOB).execute_in_process(instance=instance)
     assert result.success

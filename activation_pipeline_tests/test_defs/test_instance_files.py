@@ -8,7 +8,6 @@ import pytest
 
 from activation_pipeline.defs.build import build_definitions
 from activation_pipeline.defs.jobs import MAIN_JOB
-from activation_pipeline.defs.resources import SAMPLE_WORKSPACE
 
 ROOT = Path(__file__).resolve().parents[2]
 RESYNC_LIMIT = {"key": "activation/resync_workspace", "value": {"applyLimitPerUniqueValue": True}, "limit": 1}
@@ -29,7 +28,7 @@ def test_local_instance_has_no_storage_and_the_resync_limit(tmp_path: Path) -> N
 
 @pytest.mark.postgres
 def test_production_instance_runs_on_postgres(
-    tmp_path: Path, pg_database: str, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, pg_database: str, monkeypatch: pytest.MonkeyPatch, sample_copy: Path
 ) -> None:
     """deploy/dagster.yaml, with credentials from the environment, stores a real run in PostgreSQL."""
     for name, value in {
@@ -46,7 +45,7 @@ def test_production_instance_runs_on_postgres(
         limits = instance.get_concurrency_config().run_queue_config.tag_concurrency_limits
         assert RESYNC_LIMIT in limits
         result = (
-            build_definitions(str(SAMPLE_WORKSPACE))
+            build_definitions(str(sample_copy))
             .resolve_job_def(MAIN_JOB)
             .execute_in_process(instance=instance)
         )
