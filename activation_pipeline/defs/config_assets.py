@@ -3,9 +3,9 @@
 import dagster as dg
 
 from activation_pipeline.config.summary import summarise
+from activation_pipeline.defs.resources import WorkspaceResource
 from activation_pipeline.state.settings_history import record_settings
 from activation_pipeline.state.store import open_state
-from activation_pipeline.defs.resources import WorkspaceResource
 
 CONFIG_GROUP = "config"
 

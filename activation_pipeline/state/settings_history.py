@@ -129,20 +129,21 @@ def record_settings(
         current: dict[str, dict[str, Any] | None] = {
             c.connection_id: tracked_settings(c) for c in workspace.connections
         }
-        for connection_id, row in latest.items():
-            if connection_id not in current and row.settings is not None:
+        for connection_id, last in latest.items():
+            if connection_id not in current and last.settings is not None:
                 current[connection_id] = None
         for connection_id, settings in sorted(current.items()):
-            row = latest.get(connection_id)
-            if row is not None and row.fingerprint == fingerprint(settings):
+            previous = latest.get(connection_id)
+            new_fingerprint = fingerprint(settings)
+            if previous is not None and previous.fingerprint == new_fingerprint:
                 continue
-            before = json.loads(row.settings) if row is not None and row.settings else {}
+            before = json.loads(previous.settings) if previous is not None and previous.settings else {}
             changes = diff(before, settings or {})
             values = {
                 "workspace": workspace.workspace,
                 "connection_id": connection_id,
                 "recorded_at": now,
-                "fingerprint": fingerprint(settings),
+                "fingerprint": new_fingerprint,
                 "settings": None if settings is None else json.dumps(settings, sort_keys=True),
                 "diff": json.dumps([c.__dict__ for c in changes]),
             }
@@ -152,7 +153,7 @@ def record_settings(
                     int(new_id[0]) if new_id else 0,
                     connection_id,
                     now,
-                    values["fingerprint"],
+                    new_fingerprint,
                     settings,
                     changes,
                 )
