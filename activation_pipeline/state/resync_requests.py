@@ -122,7 +122,7 @@ def requests(store: StateStore, statuses: frozenset[RequestStatus] | None = None
     if statuses is not None:
         query = query.where(resync_requests.c.status.in_([s.value for s in statuses]))
     with store.read() as connection:
-        return [_from_mapping(row._mapping) for row in connection.execute(query)]
+        return [_from_mapping(dict(row._mapping)) for row in connection.execute(query)]
 
 
 def mark(

@@ -1,0 +1,380 @@
+"""Facebook (Meta) Custom Audiences: customer-file members added and removed through the Marketing API.
+
+Wire format (Marketing API `/{audience_id}/users`): POST adds, DELETE removes, JSON body
+`{"payload": {"schema": [...], "data": [[...], ...]}, "session": {...}}` with the multi-key schema in Meta's
+order, at most 10,000 rows a request, every personal value normalised per Meta's table and SHA-256 hex;
+MADID and EXTERN_ID go unhashed. A record with several values of a key (e.g. two emails) becomes several
+rows, each row one way to match the same person.
+
+Sessions: each (sync, connection, operation) is one Meta upload session. `session_id` is derived from the
+sync id, so a retried sync reuses it; `batch_seq` counts this client's requests in the session (1, 2, 3, ...);
+`last_batch_flag` is set on the last request of the connection's last batch; `estimated_num_total` is the
+engine's estimate of the connection's records. A session is sent when the sync takes more than one request.
+
+Throttling is recognised from the error body (codes 4, 17, 32, 613, 80000-80014, or `is_transient`), not
+from the HTTP status, and waits for the `X-Business-Use-Case-Usage` / `X-Ad-Account-Usage` hint when given.
+
+Audience creation: `ensure_audience(connection_settings, connection_id)` returns the connection's
+`audience_id`, or finds the ad account's audience named `audience_name` (default: the connection id), or
+creates it; `send` calls it when a connection has no `audience_id`. The engine should persist the id it
+returns (it is also in every record's `sent`) so later runs skip the lookup.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import requests
+
+from activation_pipeline.config.destination_types import (
+    FacebookConnection,
+    FacebookDestination,
+    FacebookSettings,
+)
+from activation_pipeline.destinations.base import (
+    BatchContext,
+    BatchResult,
+    Operation,
+    OutboundRecord,
+    Outcome,
+    RecordResult,
+)
+from activation_pipeline.destinations.http import (
+    ClientOptions,
+    HttpResult,
+    HttpSender,
+    TokenSource,
+    Verdict,
+    is_retryable_status,
+    parse_retry_after,
+    short_body,
+)
+from activation_pipeline.destinations.normalise import FACEBOOK, FACEBOOK_SCHEMA, RecordNormaliser
+from activation_pipeline.destinations.normalise.figures import ListFigures
+from activation_pipeline.destinations.normalise.record import NormalisedRecord
+
+MAX_ROWS = 10_000
+THROTTLE_CODES = frozenset({4, 17, 32, 613, *range(80000, 80015)})
+"""Meta rate-limit error codes: app (4), user (17), page (32), ad account (613), business use case (8000x)."""
+TRANSIENT_CODES = frozenset({1, 2})
+MATCH_KEYS = frozenset({"EMAIL", "PHONE", "MADID", "EXTERN_ID"})
+METHOD = {Operation.ADD: "POST", Operation.REMOVE: "DELETE"}
+
+
+def session_id_for(sync_id: str, connection_id: str, operation: str) -> int:
+    """A positive int64 session id derived from the sync, connection and operation (stable across retries)."""
+    digest = hashlib.sha256(f"{sync_id}\x1f{connection_id}\x1f{operation}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") & 0x7FFF_FFFF_FFFF_FFFF or 1
+
+
+def _regain_seconds(headers: Mapping[str, str]) -> float | None:
+    """Seconds until Meta lets this ad account call again, from its usage headers (None if not given)."""
+    waits: list[float] = []
+    buc = headers.get("X-Business-Use-Case-Usage")
+    if buc:
+        try:
+            usage = json.loads(buc)
+            for entries in usage.values() if isinstance(usage, dict) else ():
+                for entry in entries if isinstance(entries, list) else ():
+                    minutes = (
+                        entry.get("estimated_time_to_regain_access") if isinstance(entry, dict) else None
+                    )
+                    if isinstance(minutes, int | float) and minutes > 0:
+                        waits.append(float(minutes) * 60.0)
+        except ValueError:
+            pass
+    account = headers.get("X-Ad-Account-Usage")
+    if account:
+        try:
+            reset = json.loads(account).get("reset_time_duration")
+            if isinstance(reset, int | float) and reset > 0:
+                waits.append(float(reset))
+        except (ValueError, AttributeError):
+            pass
+    return max(waits) if waits else None
+
+
+def meta_error(body: Any) -> Mapping[str, Any] | None:
+    """The `error` object of a Graph API answer, if any."""
+    if isinstance(body, dict) and isinstance(body.get("error"), dict):
+        return body["error"]
+    return None
+
+
+def classify_meta(response: requests.Response) -> Verdict:
+    """Judge a Graph API answer: throttle codes and transient errors retry whatever the HTTP status."""
+    status = response.status_code
+    if 200 <= status < 300:
+        return Verdict("ok")
+    try:
+        error = meta_error(response.json())
+    except ValueError:
+        error = None
+    if error is not None:
+        code = error.get("code")
+        subcode = error.get("error_subcode")
+        where = f"Meta error {code}" + (f"/{subcode}" if subcode else "")
+        if code in THROTTLE_CODES:
+            return Verdict("retry", _regain_seconds(response.headers), reason=f"{where}: rate limited")
+        if code in TRANSIENT_CODES or error.get("is_transient") is True:
+            return Verdict("retry", parse_retry_after(response.headers.get("Retry-After")), reason=where)
+        if not is_retryable_status(status):
+            message = str(error.get("error_user_title") or error.get("message") or "")[:200]
+            return Verdict("fail", reason=f"HTTP {status} {where}: {message}")
+    if is_retryable_status(status):
+        return Verdict(
+            "retry", parse_retry_after(response.headers.get("Retry-After")), reason=f"HTTP {status}"
+        )
+    return Verdict("fail", reason=f"HTTP {status}: {short_body(response)}")
+
+
+@dataclass
+class _Member:
+    record: OutboundRecord
+    values: NormalisedRecord
+    rows: list[dict[str, str]]
+
+
+def _rows(values: Mapping[str, list[str]]) -> list[dict[str, str]]:
+    """One row per position of the longest value list; single values repeat on every row."""
+    depth = max((len(v) for v in values.values()), default=0)
+    return [
+        {
+            key: (vals[i] if i < len(vals) else vals[0] if len(vals) == 1 else "")
+            for key, vals in values.items()
+        }
+        for i in range(depth)
+    ]
+
+
+def _matchable(values: Mapping[str, list[str]]) -> bool:
+    return any(values.get(k) for k in MATCH_KEYS) or bool(values.get("FN") and values.get("LN"))
+
+
+class _Sessions:
+    """Per-session request counters and batch counts of this client (thread-safe)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._seq: dict[int, int] = {}
+        self._batches: dict[tuple[str, str], int] = {}
+
+    def batch(self, context: BatchContext) -> bool:
+        """Register a batch of the connection's sync; True when it is the connection's last batch."""
+        key = (context.sync_id, context.connection_id)
+        with self._lock:
+            seen = self._batches.get(key, 0) + 1
+            self._batches[key] = seen
+        return seen >= context.batch_count
+
+    def next_seq(self, session_id: int) -> int:
+        """The next `batch_seq` of a session (1, 2, 3, ...)."""
+        with self._lock:
+            seq = self._seq.get(session_id, 0) + 1
+            self._seq[session_id] = seq
+            return seq
+
+
+class FacebookClient:
+    """`DestinationClient` for facebook_custom_audiences."""
+
+    max_batch = MAX_ROWS
+
+    def __init__(
+        self,
+        settings: FacebookSettings,
+        default_region: str = "US",
+        *,
+        options: ClientOptions | None = None,
+        destination_id: str | None = None,
+        rate_limiter: TokenSource | None = None,
+        sleep: Callable[[float], None] | None = None,
+        max_rows: int = MAX_ROWS,
+    ) -> None:
+        """Resolve the access token and prepare the sender (no request is made here)."""
+        opts = options or ClientOptions()
+        token = settings.access_token.resolve(
+            f"destinations.{destination_id or 'facebook_custom_audiences'}.settings.access_token"
+        )
+        self.settings = settings
+        self.version = settings.api_version
+        self.account = settings.ad_account_id.removeprefix("act_")
+        self.max_rows = max(1, min(max_rows, MAX_ROWS))
+        self.normaliser = RecordNormaliser(FACEBOOK, default_region)
+        self.sender = HttpSender(
+            settings.base_url,
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=opts.timeout,
+            rate_limiter=rate_limiter if rate_limiter is not None else opts.rate_limiter,
+            retry=opts.retry,
+            classify=classify_meta,
+            sleep=sleep if sleep is not None else opts.sleep,
+            session=opts.session,
+            pool_size=opts.pool_size,
+        )
+        self._sessions = _Sessions()
+        self._audiences: dict[str, str] = {}
+        self._audience_lock = threading.Lock()
+
+    @classmethod
+    def from_destination(
+        cls,
+        destination: FacebookDestination,
+        options: ClientOptions | None = None,
+        default_region: str = "US",
+    ) -> FacebookClient:
+        """Build from a configured destination (the registry's entry point)."""
+        return cls(destination.settings, default_region, options=options, destination_id=destination.id)
+
+    # ------------------------------------------------------------------ audiences
+    def ensure_audience(self, connection_settings: Mapping[str, Any], connection_id: str) -> str:
+        """The connection's custom audience id: configured, found by name in the ad account, or created."""
+        settings = FacebookConnection.model_validate(dict(connection_settings))
+        if settings.audience_id:
+            return settings.audience_id
+        with self._audience_lock:
+            cached = self._audiences.get(connection_id)
+            if cached:
+                return cached
+            name = settings.audience_name or connection_id
+            found = self._find_audience(name)
+            audience_id = found if found is not None else self._create_audience(name, connection_id)
+            self._audiences[connection_id] = audience_id
+            return audience_id
+
+    def _find_audience(self, name: str) -> str | None:
+        path: str | None = f"{self.version}/act_{self.account}/customaudiences"
+        params: dict[str, Any] | None = {"fields": "id,name", "limit": 500}
+        while path:
+            result = self.sender.request("GET", path, params=params)
+            if result.verdict != "ok":
+                raise RuntimeError(f"listing custom audiences failed: {result.reason}")
+            body = result.json() or {}
+            for audience in body.get("data", []):
+                if audience.get("name") == name:
+                    return str(audience["id"])
+            path = (body.get("paging") or {}).get("next")
+            params = None
+        return None
+
+    def _create_audience(self, name: str, connection_id: str) -> str:
+        body = {
+            "name": name,
+            "subtype": "CUSTOM",
+            "customer_file_source": self.settings.customer_file_source,
+            "description": f"Managed by activation-pipeline (connection {connection_id})",
+        }
+        result = self.sender.post_json(f"{self.version}/act_{self.account}/customaudiences", body)
+        created = result.json() or {}
+        if result.verdict != "ok" or "id" not in created:
+            raise RuntimeError(f"creating custom audience failed: {result.reason}")
+        return str(created["id"])
+
+    # ------------------------------------------------------------------ sending
+    def send(self, records: Sequence[OutboundRecord], context: BatchContext) -> BatchResult:
+        """Add/remove the batch's members; one result per record (all rows of a record go together)."""
+        figures = ListFigures(FACEBOOK)
+        results: list[RecordResult] = []
+        last_batch = self._sessions.batch(context)
+        try:
+            audience_id = self.ensure_audience(context.connection_settings, context.connection_id)
+        except RuntimeError as error:
+            reason = str(error)
+            return BatchResult([RecordResult(r.record_id, Outcome.RETRY, reason) for r in records])
+        normalised = self.normaliser.normalise_many([r.payload for r in records])
+        by_operation: dict[Operation, list[_Member]] = {}
+        for record, values in zip(records, normalised, strict=True):
+            figures.normalised(values)
+            if record.operation not in METHOD:
+                results.append(
+                    RecordResult(record.record_id, Outcome.FAILED, f"unsupported {record.operation}")
+                )
+                continue
+            if not _matchable(values.values):
+                figures.add("no_usable_identifier")
+                reason = "no usable identifier after normalisation"
+                if values.invalid:
+                    reason += f" ({sum(values.invalid.values())} invalid values left out)"
+                results.append(RecordResult(record.record_id, Outcome.FAILED, reason))
+                continue
+            member = _Member(record, values, _rows(values.values)[: self.max_rows])
+            by_operation.setdefault(record.operation, []).append(member)
+        for operation, members in by_operation.items():
+            chunks = self._chunks(members)
+            multi = context.batch_count > 1 or len(chunks) > 1
+            session_id = session_id_for(context.sync_id, context.connection_id, operation.value)
+            for index, chunk in enumerate(chunks):
+                session = None
+                if multi:
+                    session = {
+                        "session_id": session_id,
+                        "batch_seq": self._sessions.next_seq(session_id),
+                        "last_batch_flag": last_batch and index == len(chunks) - 1,
+                    }
+                    if context.estimated_total:
+                        session["estimated_num_total"] = int(context.estimated_total)
+                results += self._send_chunk(operation, audience_id, chunk, session, figures)
+        return BatchResult(results, figures.metrics())
+
+    def _chunks(self, members: list[_Member]) -> list[list[_Member]]:
+        chunks: list[list[_Member]] = [[]]
+        rows = 0
+        for member in members:
+            if rows + len(member.rows) > self.max_rows and chunks[-1]:
+                chunks.append([])
+                rows = 0
+            chunks[-1].append(member)
+            rows += len(member.rows)
+        return [c for c in chunks if c]
+
+    def _send_chunk(
+        self,
+        operation: Operation,
+        audience_id: str,
+        chunk: list[_Member],
+        session: dict[str, Any] | None,
+        figures: ListFigures,
+    ) -> list[RecordResult]:
+        used = {key for m in chunk for key in m.values.values}
+        schema = [key for key in FACEBOOK_SCHEMA if key in used]
+        data = [[row.get(key, "") for key in schema] for m in chunk for row in m.rows]
+        body: dict[str, Any] = {"payload": {"schema": schema, "data": data}}
+        if session is not None:
+            body["session"] = session
+        result: HttpResult = self.sender.request(
+            METHOD[operation], f"{self.version}/{audience_id}/users", json=body
+        )
+        figures.http(result)
+        answer = result.json() if result.verdict == "ok" else None
+        response = answer if isinstance(answer, dict) else None
+        if result.verdict == "ok":
+            figures.add("rows_sent", len(data))
+            figures.add("platform_received", float((response or {}).get("num_received", 0) or 0))
+            figures.add("platform_invalid", float((response or {}).get("num_invalid_entries", 0) or 0))
+        outcome = {"ok": Outcome.ACKNOWLEDGED, "fail": Outcome.FAILED}.get(result.verdict, Outcome.RETRY)
+        summary = {k: v for k, v in (response or {}).items() if k != "invalid_entry_samples"}
+        out: list[RecordResult] = []
+        for member in chunk:
+            if outcome is Outcome.ACKNOWLEDGED:
+                figures.sent(member.values)
+            sent = {
+                "audience_id": audience_id,
+                "operation": operation.value,
+                "keys": member.values.values,
+                **(
+                    {"session_id": session["session_id"], "batch_seq": session["batch_seq"]}
+                    if session
+                    else {}
+                ),
+            }
+            out.append(RecordResult(member.record.record_id, outcome, result.reason, sent, summary or None))
+        return out
+
+    def close(self) -> None:
+        """Close HTTP connections."""
+        self.sender.close()

@@ -1,0 +1,316 @@
+"""A small HTTP sender every destination client uses: base URL, headers, rate limiting and retries.
+
+Retries are hand-written rather than tenacity/urllib3 `Retry` because each attempt must take a rate-limit
+token, honour `Retry-After` (delta-seconds or HTTP-date) or a delay hinted in the body, classify bodies
+(throttling inside a 200 or a 4xx) and stop within a total wait budget; the code is short and testable
+with an injected `sleep`.
+
+Nothing here logs URLs, headers or bodies: URLs may carry tokens, bodies carry personal data.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import random
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+import requests
+from requests.adapters import HTTPAdapter
+
+VerdictKind = Literal["ok", "retry", "fail"]
+
+RETRYABLE_4XX = frozenset({408, 423, 429})
+
+
+class TokenSource(Protocol):
+    """A rate limiter: `acquire` blocks until one request may be sent."""
+
+    def acquire(self) -> None:
+        """Block until one more request is allowed."""
+        ...
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """How one HTTP answer is judged: ok, retry (transient) or fail (permanent), with an optional wait hint."""
+
+    kind: VerdictKind
+    delay: float | None = None
+    """Seconds the server asked us to wait before the next attempt (Retry-After, retryDelay, ...)."""
+    reason: str = ""
+
+
+Classifier = Callable[[requests.Response], Verdict]
+
+
+def is_retryable_status(status: int) -> bool:
+    """408, 423, 429 and every 5xx except 501 are transient (action-destinations' rule)."""
+    return status in RETRYABLE_4XX or (500 <= status <= 599 and status != 501)
+
+
+def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
+    """Seconds to wait from a `Retry-After` value (delta-seconds or HTTP-date); None when absent or invalid."""
+    if value is None:
+        return None
+    text = value.strip()
+    if not text:
+        return None
+    if text.isdigit():
+        return float(int(text))
+    try:
+        when = email.utils.parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    current = datetime.fromtimestamp(time.time() if now is None else now, tz=UTC)
+    return max(0.0, (when - current).total_seconds())
+
+
+def short_body(response: requests.Response, limit: int = 300) -> str:
+    """The start of a response body for a failure reason (stored in the ledger, never logged)."""
+    try:
+        text = response.text
+    except (UnicodeDecodeError, LookupError):
+        return "<binary body>"
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def default_classify(response: requests.Response) -> Verdict:
+    """2xx ok; 408/423/429/5xx-except-501 retry (honouring Retry-After); any other status fails."""
+    status = response.status_code
+    if 200 <= status < 300:
+        return Verdict("ok")
+    if is_retryable_status(status):
+        return Verdict(
+            "retry", parse_retry_after(response.headers.get("Retry-After")), reason=f"HTTP {status}"
+        )
+    return Verdict("fail", reason=f"HTTP {status}: {short_body(response)}")
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Bounded exponential backoff with full jitter; a server's wait hint replaces the backoff."""
+
+    max_attempts: int = 6
+    base_delay: float = 0.5
+    max_delay: float = 30.0
+    max_total_wait: float = 120.0
+    """Give up (outcome "retry": the next run sends again) rather than wait longer than this in total."""
+
+    def backoff(self, retry_number: int, rng: random.Random) -> float:
+        """Full jitter: uniform in [0, min(max_delay, base_delay * 2**(retry_number-1))]."""
+        ceiling = min(self.max_delay, self.base_delay * (2 ** max(0, retry_number - 1)))
+        return rng.uniform(0.0, ceiling)
+
+    def wait_for(self, retry_number: int, hint: float | None, rng: random.Random) -> float:
+        """The wait before retry `retry_number` (1-based): at least the hint, plus a little jitter."""
+        if hint is not None:
+            return hint + rng.uniform(0.0, min(self.base_delay, 1.0))
+        return self.backoff(retry_number, rng)
+
+
+@dataclass
+class SenderStats:
+    """Counters of one sender, safe to update from several threads."""
+
+    requests: int = 0
+    retries: int = 0
+    throttled: int = 0
+    waited_seconds: float = 0.0
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    def add(self, *, requests: int = 0, retries: int = 0, throttled: int = 0, waited: float = 0.0) -> None:
+        """Add to the counters."""
+        with self._lock:
+            self.requests += requests
+            self.retries += retries
+            self.throttled += throttled
+            self.waited_seconds += waited
+
+    def snapshot(self) -> dict[str, float]:
+        """The counters as plain numbers."""
+        with self._lock:
+            return {
+                "http_requests": float(self.requests),
+                "http_retries": float(self.retries),
+                "http_throttled": float(self.throttled),
+                "http_wait_seconds": round(self.waited_seconds, 3),
+            }
+
+
+@dataclass(frozen=True)
+class HttpResult:
+    """The end of one logical request after retries: verdict, last response (if any), attempts, reason."""
+
+    verdict: VerdictKind
+    """ok; fail (permanent); retry (still transient when attempts or the wait budget ran out)."""
+    response: requests.Response | None
+    attempts: int
+    retries: int
+    reason: str = ""
+
+    @property
+    def status(self) -> int | None:
+        """HTTP status of the last answer, None after a connection error or timeout."""
+        return None if self.response is None else self.response.status_code
+
+    def json(self) -> Any:
+        """The last answer's JSON body, or None when there is none or it is not JSON."""
+        if self.response is None or not self.response.content:
+            return None
+        try:
+            return self.response.json()
+        except ValueError:
+            return None
+
+
+class HttpSender:
+    """Sends requests to one base URL: a rate-limit token per attempt, retries per `RetryPolicy`."""
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        headers: Mapping[str, str] | None = None,
+        timeout: float = 30.0,
+        rate_limiter: TokenSource | None = None,
+        retry: RetryPolicy | None = None,
+        classify: Classifier = default_classify,
+        sleep: Callable[[float], None] = time.sleep,
+        session: requests.Session | None = None,
+        rng: random.Random | None = None,
+        pool_size: int = 16,
+    ) -> None:
+        self.raw_base_url = base_url
+        self.base_url = base_url.rstrip("/")
+        self.timeout = timeout
+        self.rate_limiter = rate_limiter
+        self.retry = retry or RetryPolicy()
+        self.classify = classify
+        self.sleep = sleep
+        self.rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography
+        self.stats = SenderStats()
+        self._owns_session = session is None
+        self.session = session or requests.Session()
+        if self._owns_session:
+            adapter = HTTPAdapter(pool_connections=pool_size, pool_maxsize=pool_size)
+            self.session.mount("http://", adapter)
+            self.session.mount("https://", adapter)
+            # Read proxy and CA-bundle settings from the environment once, not on every request (that
+            # lookup, .netrc included, is a third of requests' per-call cost).
+            environment = self.session.merge_environment_settings(self.base_url, {}, None, None, None)
+            self.session.proxies.update(environment.get("proxies") or {})
+            if isinstance(environment.get("verify"), str):
+                self.session.verify = environment["verify"]
+            self.session.trust_env = False
+        self.session.headers.update({"User-Agent": "activation-pipeline", **dict(headers or {})})
+
+    def url(self, path: str) -> str:
+        """The absolute URL of `path` (absolute URLs pass through)."""
+        if path.startswith(("http://", "https://")):
+            return path
+        return f"{self.base_url}/{path.lstrip('/')}" if path else self.raw_base_url
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        data: bytes | str | None = None,
+        params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+        files: Mapping[str, Any] | None = None,
+        classify: Classifier | None = None,
+    ) -> HttpResult:
+        """Send until ok, a permanent failure, or the attempt / wait budget is spent; never raises on HTTP."""
+        judge = classify or self.classify
+        policy = self.retry
+        waited = 0.0
+        attempt = 0
+        while True:
+            attempt += 1
+            if self.rate_limiter is not None:
+                self.rate_limiter.acquire()
+            response: requests.Response | None = None
+            try:
+                response = self.session.request(
+                    method,
+                    self.url(path),
+                    json=json,
+                    data=data,
+                    params=params,
+                    headers=dict(headers) if headers else None,
+                    files=files,
+                    timeout=self.timeout,
+                )
+            except (requests.ConnectionError, requests.Timeout) as error:
+                verdict = Verdict("retry", reason=f"{type(error).__name__} (connection error or timeout)")
+            else:
+                verdict = judge(response)
+            self.stats.add(requests=1, throttled=int(response is not None and response.status_code == 429))
+            if verdict.kind != "retry":
+                return HttpResult(verdict.kind, response, attempt, attempt - 1, verdict.reason)
+            wait = policy.wait_for(attempt, verdict.delay, self.rng)
+            if attempt >= policy.max_attempts or waited + wait > policy.max_total_wait:
+                reason = verdict.reason or "transient failure"
+                return HttpResult(
+                    "retry", response, attempt, attempt - 1, f"{reason}; gave up after {attempt} attempts"
+                )
+            if response is not None:
+                response.close()
+            self.stats.add(retries=1, waited=wait)
+            waited += wait
+            self.sleep(wait)
+
+    def post_json(self, path: str, body: Any, **kwargs: Any) -> HttpResult:
+        """POST `body` as JSON."""
+        return self.request("POST", path, json=body, **kwargs)
+
+    def close(self) -> None:
+        """Close the session if this sender created it."""
+        if self._owns_session:
+            self.session.close()
+
+
+@dataclass(frozen=True)
+class ClientOptions:
+    """What the delivery engine hands every destination client: limiter, retry policy, sleep, paths."""
+
+    rate_limiter: TokenSource | None = None
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    sleep: Callable[[float], None] = time.sleep
+    timeout: float = 30.0
+    base_dir: Path | None = None
+    """Directory relative paths in settings (function files) are resolved against."""
+    session: requests.Session | None = None
+    pool_size: int = 16
+
+    def sender(
+        self,
+        base_url: str,
+        *,
+        headers: Mapping[str, str] | None = None,
+        classify: Classifier = default_classify,
+        timeout: float | None = None,
+    ) -> HttpSender:
+        """An `HttpSender` wired with these options."""
+        return HttpSender(
+            base_url,
+            headers=headers,
+            timeout=self.timeout if timeout is None else timeout,
+            rate_limiter=self.rate_limiter,
+            retry=self.retry,
+            classify=classify,
+            sleep=self.sleep,
+            session=self.session,
+            pool_size=self.pool_size,
+        )

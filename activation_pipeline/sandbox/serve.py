@@ -1,0 +1,45 @@
+"""Run one sandbox in its own process: `python -m activation_pipeline.sandbox.serve webhook`.
+
+Prints one JSON line `{"url": ...}` when ready, then serves until stdin closes or the process is
+terminated. Recorded requests are read through `GET /__sandbox/requests`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import threading
+from types import FrameType
+
+from activation_pipeline.sandbox.catalog import SANDBOXES
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Start the sandbox named on the command line and serve until told to stop."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("kind", choices=sorted(SANDBOXES))
+    parser.add_argument("--port", type=int, default=0)
+    args = parser.parse_args(argv)
+    server = SANDBOXES[args.kind](port=args.port).start()
+    stop = threading.Event()
+
+    def _stop(_signum: int, _frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, _stop)
+
+    def _wait_for_stdin() -> None:
+        sys.stdin.read()
+        stop.set()
+
+    threading.Thread(target=_wait_for_stdin, daemon=True).start()
+    print(json.dumps({"url": server.url}), flush=True)
+    stop.wait()
+    server.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

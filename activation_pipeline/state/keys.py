@@ -1,0 +1,10 @@
+"""Search keys of identifier values: the ledger is searchable by any identifier without storing it raw."""
+
+from __future__ import annotations
+
+import hashlib
+
+
+def lookup_key(value: str) -> str:
+    """sha256 hex of the trimmed, lower-cased identifier value."""
+    return hashlib.sha256(value.strip().lower().encode()).hexdigest()

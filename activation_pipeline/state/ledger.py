@@ -1,0 +1,126 @@
+"""The delivery ledger: for a profile (by any identifier) and a destination, what was sent, when, in which
+batch, and what the destination answered. The ledger holds what was sent (personal data included) because
+answering that question needs it; identifiers are searchable through hashes only.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+
+from activation_pipeline.state.keys import lookup_key
+from activation_pipeline.state.schema import delivery_ledger, ledger_keys, sync_snapshots
+from activation_pipeline.state.store import StateStore, open_state
+
+
+@dataclass(frozen=True)
+class LedgerRow:
+    """One delivery attempt of one record."""
+
+    sent_at: datetime
+    destination_id: str
+    connection_id: str
+    profile_id: str
+    record_id: str
+    operation: str
+    batch_id: str
+    sync_id: str
+    attempt: int
+    outcome: str
+    reason: str | None
+    sent: Any
+    response: Any
+
+
+def profiles_for(connection: sa.Connection, identifier_value: str, destination_id: str | None) -> list[str]:
+    """Profile ids whose identifiers include `identifier_value` (the value itself may be a profile id)."""
+    query = sa.select(ledger_keys.c.profile_id).where(ledger_keys.c.key_hash == lookup_key(identifier_value))
+    if destination_id is not None:
+        query = query.where(ledger_keys.c.destination_id == destination_id)
+    found = {row[0] for row in connection.execute(query.distinct())}
+    return sorted(found | {identifier_value.strip()})
+
+
+def query_ledger(
+    store: StateStore, identifier_value: str, destination_id: str | None = None, limit: int = 500
+) -> list[LedgerRow]:
+    """Ledger rows of the profile(s) an identifier value belongs to, oldest first."""
+    with store.read() as connection:
+        profiles = profiles_for(connection, identifier_value, destination_id)
+        query = sa.select(delivery_ledger).where(delivery_ledger.c.profile_id.in_(profiles))
+        if destination_id is not None:
+            query = query.where(delivery_ledger.c.destination_id == destination_id)
+        rows = connection.execute(
+            query.order_by(delivery_ledger.c.sent_at, delivery_ledger.c.id).limit(limit)
+        ).all()
+    return [
+        LedgerRow(
+            sent_at=_aware(row.sent_at),
+            destination_id=row.destination_id,
+            connection_id=row.connection_id,
+            profile_id=row.profile_id,
+            record_id=row.record_id,
+            operation=row.operation,
+            batch_id=row.batch_id,
+            sync_id=row.sync_id,
+            attempt=row.attempt,
+            outcome=row.outcome,
+            reason=row.reason,
+            sent=row.sent,
+            response=row.response,
+        )
+        for row in rows
+    ]
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def show_ledger(
+    state_url: str | Path, destination_id: str | None, identifier_value: str, limit: int = 500
+) -> list[LedgerRow]:
+    """Open the state store at `state_url` and return the ledger of one profile (for the CLI)."""
+    store = open_state(state_url)
+    try:
+        return query_ledger(store, identifier_value, destination_id, limit)
+    finally:
+        store.dispose()
+
+
+def format_ledger(rows: list[LedgerRow], *, show_payloads: bool = True) -> str:
+    """Human-readable ledger: one block per delivery attempt."""
+    if not rows:
+        return "no deliveries recorded for this identifier"
+    lines: list[str] = []
+    for row in rows:
+        when = row.sent_at.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+        head = (
+            f"{when}  {row.destination_id}  {row.operation:<8} {row.outcome:<12} "
+            f"attempt {row.attempt}  batch {row.batch_id[:12]}  sync {row.sync_id}"
+        )
+        lines.append(head)
+        lines.append(f"    connection {row.connection_id}  profile {row.profile_id}  record {row.record_id}")
+        if row.reason:
+            lines.append(f"    reason: {row.reason}")
+        if show_payloads:
+            lines.append(f"    sent: {json.dumps(row.sent, sort_keys=True)}")
+            if row.response is not None:
+                lines.append(f"    answer: {json.dumps(row.response, sort_keys=True)}")
+    return "\n".join(lines)
+
+
+def read_snapshot(store: StateStore, connection_id: str) -> dict[str, Any]:
+    """A connection's sync snapshot: subject key -> membership or last acknowledged trait value."""
+    with store.read() as connection:
+        rows = connection.execute(
+            sa.select(sync_snapshots.c.subject_key, sync_snapshots.c.value).where(
+                sync_snapshots.c.connection_id == connection_id
+            )
+        )
+        return {row.subject_key: row.value for row in rows}

@@ -1,0 +1,396 @@
+"""The outbox: records staged before sending, claimed in batches, acknowledged or failed per record.
+
+Statuses: `pending` (to send), `in_flight` (claimed by a batch whose result is not recorded yet),
+`acknowledged`, `failed` (permanent; sent again only when staged again), `retry` (transient, retries
+exhausted; sent again by the next run). Completing a batch writes the ledger and advances the sync snapshot
+of every change whose records are all acknowledged, in the same transaction.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+
+from activation_pipeline.destinations.base import Operation, OutboundRecord, Outcome, RecordResult
+from activation_pipeline.state.schema import batches, delivery_ledger, ledger_keys, outbox, sync_snapshots
+from activation_pipeline.state.store import StateStore
+
+PENDING = "pending"
+IN_FLIGHT = "in_flight"
+ACKNOWLEDGED = "acknowledged"
+FAILED = "failed"
+RETRY = "retry"
+
+CHUNK = 500
+
+
+def _same(a: Any, b: Any) -> bool:
+    return json.dumps(a, sort_keys=True, default=str) == json.dumps(b, sort_keys=True, default=str)
+
+
+def _chunks(items: Sequence[Any], size: int = CHUNK) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+@dataclass(frozen=True)
+class StagedRecord:
+    """A record to stage with the change it belongs to and what the snapshot becomes once it is done."""
+
+    record: OutboundRecord
+    connection_id: str
+    change_id: str
+    subject_key: str
+    snapshot_value: Any
+    lookup_keys: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class StageCounts:
+    """What staging did."""
+
+    staged: int = 0
+    requeued: int = 0
+    already_acknowledged: int = 0
+    already_queued: int = 0
+    already_in_snapshot: int = 0
+
+
+@dataclass(frozen=True)
+class ClaimedRecord:
+    """A record claimed into a batch."""
+
+    row_id: int
+    record: OutboundRecord
+    connection_id: str
+    change_id: str
+    attempt: int
+
+
+def snapshot_values(connection: sa.Connection, connection_id: str, subjects: Sequence[str]) -> dict[str, Any]:
+    """The snapshot values of some subjects of a connection."""
+    found: dict[str, Any] = {}
+    for part in _chunks(sorted(set(subjects))):
+        rows = connection.execute(
+            sa.select(sync_snapshots.c.subject_key, sync_snapshots.c.value).where(
+                sync_snapshots.c.connection_id == connection_id, sync_snapshots.c.subject_key.in_(part)
+            )
+        )
+        found.update({row.subject_key: row.value for row in rows})
+    return found
+
+
+def stage(
+    store: StateStore,
+    connection: sa.Connection,
+    destination_id: str,
+    sync_id: str,
+    items: Iterable[StagedRecord],
+    now: datetime,
+) -> StageCounts:
+    """Put records in the outbox: new ones pending, failed/retry ones back to pending, acknowledged skipped.
+
+    A change the connection's snapshot already reflects (its value equals the change's) is not staged.
+    """
+    unique: dict[str, StagedRecord] = {}
+    for item in items:
+        unique.setdefault(item.record.record_id, item)
+    by_connection: dict[str, set[str]] = {}
+    for item in unique.values():
+        by_connection.setdefault(item.connection_id, set()).add(item.subject_key)
+    reflected = 0
+    candidates: list[StagedRecord] = []
+    snapshots = {
+        cid: snapshot_values(connection, cid, sorted(subjects)) for cid, subjects in by_connection.items()
+    }
+    for item in unique.values():
+        snapshot = snapshots[item.connection_id]
+        if item.subject_key in snapshot and _same(snapshot[item.subject_key], item.snapshot_value):
+            reflected += 1
+        else:
+            candidates.append(item)
+    existing: dict[str, str] = {}
+    ids = [c.record.record_id for c in candidates]
+    for part in _chunks(ids):
+        rows = connection.execute(
+            sa.select(outbox.c.record_id, outbox.c.status).where(
+                outbox.c.destination_id == destination_id, outbox.c.record_id.in_(part)
+            )
+        )
+        existing.update({row.record_id: row.status for row in rows})
+    inserts: list[dict[str, Any]] = []
+    requeue: list[str] = []
+    acknowledged = queued = 0
+    for item in candidates:
+        status = existing.get(item.record.record_id)
+        if status is None:
+            inserts.append(_outbox_row(destination_id, sync_id, item, now))
+        elif status == ACKNOWLEDGED:
+            acknowledged += 1
+        elif status in (FAILED, RETRY):
+            requeue.append(item.record.record_id)
+        else:
+            queued += 1
+    if inserts:
+        connection.execute(sa.insert(outbox), inserts)
+    for part in _chunks(requeue):
+        connection.execute(
+            sa.update(outbox)
+            .where(outbox.c.destination_id == destination_id, outbox.c.record_id.in_(part))
+            .values(status=PENDING, reason=None, sync_id=sync_id, updated_at=now)
+        )
+    keys = {(key, item.record.profile_id) for item in unique.values() for key in item.lookup_keys}
+    if keys:
+        statement = store.insert(ledger_keys).on_conflict_do_nothing()
+        key_rows = [
+            {"key_hash": k, "destination_id": destination_id, "profile_id": p} for k, p in sorted(keys)
+        ]
+        for part in _chunks(key_rows):
+            connection.execute(statement, list(part))
+    return StageCounts(len(inserts), len(requeue), acknowledged, queued, reflected)
+
+
+def _outbox_row(destination_id: str, sync_id: str, item: StagedRecord, now: datetime) -> dict[str, Any]:
+    record = item.record
+    return {
+        "destination_id": destination_id,
+        "record_id": record.record_id,
+        "connection_id": item.connection_id,
+        "change_id": item.change_id,
+        "subject_key": item.subject_key,
+        "profile_id": record.profile_id,
+        "operation": record.operation.value,
+        "payload": dict(record.payload),
+        "snapshot_value": item.snapshot_value,
+        "status": PENDING,
+        "attempts": 0,
+        "sync_id": sync_id,
+        "staged_at": now,
+        "updated_at": now,
+    }
+
+
+def recover(connection: sa.Connection, destination_id: str, now: datetime) -> int:
+    """After a crash: in-flight records go back to pending, retry ones too; returns how many were in flight."""
+    in_flight = connection.execute(
+        sa.update(outbox)
+        .where(outbox.c.destination_id == destination_id, outbox.c.status == IN_FLIGHT)
+        .values(status=PENDING, updated_at=now)
+    ).rowcount
+    connection.execute(
+        sa.update(outbox)
+        .where(outbox.c.destination_id == destination_id, outbox.c.status == RETRY)
+        .values(status=PENDING, updated_at=now)
+    )
+    connection.execute(
+        sa.update(batches)
+        .where(batches.c.destination_id == destination_id, batches.c.status == IN_FLIGHT)
+        .values(status="abandoned", finished_at=now)
+    )
+    return int(in_flight or 0)
+
+
+def pending_by_connection(connection: sa.Connection, destination_id: str) -> list[tuple[str, int]]:
+    """Connections with pending records and how many, oldest first."""
+    rows = connection.execute(
+        sa.select(outbox.c.connection_id, sa.func.count(), sa.func.min(outbox.c.id).label("first"))
+        .where(outbox.c.destination_id == destination_id, outbox.c.status == PENDING)
+        .group_by(outbox.c.connection_id)
+        .order_by(sa.text("first"))
+    )
+    return [(row[0], int(row[1])) for row in rows]
+
+
+def claim_batch(
+    connection: sa.Connection,
+    destination_id: str,
+    connection_id: str,
+    sync_id: str,
+    seq: int,
+    limit: int,
+    now: datetime,
+) -> tuple[str, list[ClaimedRecord]]:
+    """Claim up to `limit` pending records of one connection into a new in-flight batch."""
+    rows = connection.execute(
+        sa.select(
+            outbox.c.id,
+            outbox.c.record_id,
+            outbox.c.profile_id,
+            outbox.c.operation,
+            outbox.c.payload,
+            outbox.c.change_id,
+            outbox.c.attempts,
+        )
+        .where(
+            outbox.c.destination_id == destination_id,
+            outbox.c.connection_id == connection_id,
+            outbox.c.status == PENDING,
+        )
+        .order_by(outbox.c.id)
+        .limit(limit)
+    ).all()
+    batch_id = uuid.uuid4().hex
+    if not rows:
+        return batch_id, []
+    ids = [row.id for row in rows]
+    connection.execute(
+        sa.update(outbox)
+        .where(outbox.c.id.in_(ids))
+        .values(status=IN_FLIGHT, batch_id=batch_id, attempts=outbox.c.attempts + 1, updated_at=now)
+    )
+    connection.execute(
+        sa.insert(batches).values(
+            batch_id=batch_id,
+            destination_id=destination_id,
+            sync_id=sync_id,
+            seq=seq,
+            record_count=len(rows),
+            status=IN_FLIGHT,
+            started_at=now,
+        )
+    )
+    claimed = [
+        ClaimedRecord(
+            row.id,
+            OutboundRecord(row.record_id, row.profile_id, Operation(row.operation), row.payload),
+            connection_id,
+            row.change_id,
+            int(row.attempts) + 1,
+        )
+        for row in rows
+    ]
+    return batch_id, claimed
+
+
+_STATUS = {Outcome.ACKNOWLEDGED: ACKNOWLEDGED, Outcome.FAILED: FAILED, Outcome.RETRY: RETRY}
+
+
+def complete_batch(
+    store: StateStore,
+    connection: sa.Connection,
+    destination_id: str,
+    sync_id: str,
+    batch_id: str,
+    claimed: Sequence[ClaimedRecord],
+    results: Sequence[RecordResult],
+    metrics: Mapping[str, float],
+    now: datetime,
+) -> dict[Outcome, int]:
+    """Record a batch's results: outbox statuses, ledger rows, snapshots of completed changes, batch done."""
+    by_id = {r.record_id: r for r in results}
+    counts = dict.fromkeys(Outcome, 0)
+    updates: list[dict[str, Any]] = []
+    ledger_rows: list[dict[str, Any]] = []
+    for item in claimed:
+        result = by_id.get(item.record.record_id) or RecordResult(
+            item.record.record_id, Outcome.RETRY, "the client returned no result for this record"
+        )
+        counts[result.outcome] += 1
+        updates.append(
+            {"b_id": item.row_id, "b_status": _STATUS[result.outcome], "b_reason": result.reason or None}
+        )
+        ledger_rows.append(
+            {
+                "destination_id": destination_id,
+                "connection_id": item.connection_id,
+                "record_id": item.record.record_id,
+                "profile_id": item.record.profile_id,
+                "batch_id": batch_id,
+                "sync_id": sync_id,
+                "operation": item.record.operation.value,
+                "attempt": item.attempt,
+                "sent_at": now,
+                "outcome": result.outcome.value,
+                "reason": result.reason or None,
+                "sent": result.sent if result.sent is not None else item.record.payload,
+                "response": result.response,
+            }
+        )
+    if updates:
+        connection.execute(
+            sa.update(outbox)
+            .where(outbox.c.id == sa.bindparam("b_id"))
+            .values(status=sa.bindparam("b_status"), reason=sa.bindparam("b_reason"), updated_at=now),
+            updates,
+        )
+        connection.execute(sa.insert(delivery_ledger), ledger_rows)
+    acknowledged_changes = sorted(
+        {
+            item.change_id
+            for item in claimed
+            if by_id.get(item.record.record_id) is not None
+            and by_id[item.record.record_id].outcome is Outcome.ACKNOWLEDGED
+        }
+    )
+    _advance_snapshots(store, connection, destination_id, sync_id, acknowledged_changes, now)
+    connection.execute(
+        sa.update(batches)
+        .where(batches.c.batch_id == batch_id)
+        .values(status="done", finished_at=now, metrics=dict(metrics))
+    )
+    return counts
+
+
+def _advance_snapshots(
+    store: StateStore,
+    connection: sa.Connection,
+    destination_id: str,
+    sync_id: str,
+    change_ids: Sequence[str],
+    now: datetime,
+) -> None:
+    """Upsert the snapshot of each change whose records are now all acknowledged."""
+    rows_by_change: dict[str, list[Any]] = {}
+    for part in _chunks(change_ids):
+        rows = connection.execute(
+            sa.select(
+                outbox.c.change_id,
+                outbox.c.connection_id,
+                outbox.c.subject_key,
+                outbox.c.snapshot_value,
+                outbox.c.status,
+            )
+            .where(outbox.c.destination_id == destination_id, outbox.c.change_id.in_(part))
+            .order_by(outbox.c.id)
+        )
+        for row in rows:
+            rows_by_change.setdefault(row.change_id, []).append(row)
+    values = [
+        {
+            "connection_id": rows[0].connection_id,
+            "subject_key": rows[0].subject_key,
+            "destination_id": destination_id,
+            "value": rows[0].snapshot_value,
+            "change_id": change,
+            "sync_id": sync_id,
+            "updated_at": now,
+        }
+        for change, rows in rows_by_change.items()
+        if all(row.status == ACKNOWLEDGED for row in rows)
+    ]
+    if values:
+        statement = store.insert(sync_snapshots)
+        statement = statement.on_conflict_do_update(
+            index_elements=["connection_id", "subject_key"],
+            set_={
+                k: statement.excluded[k]
+                for k in ("destination_id", "value", "change_id", "sync_id", "updated_at")
+            },
+        )
+        connection.execute(statement, values)
+
+
+def status_counts(connection: sa.Connection, destination_id: str) -> dict[str, int]:
+    """How many outbox records of a destination are in each status."""
+    rows = connection.execute(
+        sa.select(outbox.c.status, sa.func.count())
+        .where(outbox.c.destination_id == destination_id)
+        .group_by(outbox.c.status)
+    )
+    return {row[0]: int(row[1]) for row in rows}
