@@ -194,8 +194,11 @@ def deliver(
     connection_settings: Mapping[str, Mapping[str, Any]] | None = None,
     after_batch: AfterBatch | None = None,
     lease_ttl: float = 600.0,
+    resend: bool = False,
 ) -> DeliveryReport:
-    """Stage `planned` and deliver everything pending for `destination_id`; returns the run's figures."""
+    """Stage `planned` and deliver everything pending for `destination_id`; returns the run's figures.
+
+    `resend` stages changes even when the snapshot already holds them (resyncs)."""
     started = time.monotonic()
     sync_id = sync_id or f"sync_{datetime.now(UTC):%Y%m%dT%H%M%S}_{uuid.uuid4().hex[:8]}"
     size = max(1, min(batch_size or client.max_batch, client.max_batch))
@@ -208,7 +211,9 @@ def deliver(
                 )
             )
             recovered = ob.recover(connection, destination_id, _now())
-            counts = ob.stage(store, connection, destination_id, sync_id, staged_records(planned), _now())
+            counts = ob.stage(
+                store, connection, destination_id, sync_id, staged_records(planned), _now(), resend=resend
+            )
         run = _Run(store, client, destination_id, sync_id, size, connection_settings or {}, after_batch)
         if concurrency <= 1:
             _send_serial(run, lease_ttl, lease)

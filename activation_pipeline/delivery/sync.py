@@ -58,8 +58,11 @@ def sync_destination(
     retry: RetryPolicy | None = None,
     sleep: Callable[[float], None] = time.sleep,
     after_batch: AfterBatch | None = None,
+    resend: bool = False,
 ) -> DeliveryReport:
-    """Deliver the changes of every connection of one destination (plus anything left from earlier runs)."""
+    """Deliver the changes of every connection of one destination (plus anything left from earlier runs).
+
+    `resend` sends changes the snapshot already holds too (a resync)."""
     planned = plan_for_destination(destination, changes, space=space)
     limiter = limiter_for(store, destination)
     options = ClientOptions(
@@ -76,6 +79,7 @@ def sync_destination(
             concurrency=concurrency,
             connection_settings={c.connection_id: dict(c.settings) for c, _ in changes},
             after_batch=after_batch,
+            resend=resend,
         )
     finally:
         client.close()

@@ -99,6 +99,7 @@ class _Both:
         self.second = second
 
     def acquire(self) -> None:
+        """Take a token from both, in order."""
         self.first.acquire()
         self.second.acquire()
 

@@ -170,6 +170,7 @@ class MarketoSandbox(SandboxServer):
             self._violation("client credentials sent in the query string")
 
         def one(name: str) -> str:
+            """The first value of a form field."""
             return (form.get(name) or [""])[0]
 
         if one("grant_type") != "client_credentials":

@@ -93,10 +93,13 @@ def stage(
     sync_id: str,
     items: Iterable[StagedRecord],
     now: datetime,
+    *,
+    resend: bool = False,
 ) -> StageCounts:
     """Put records in the outbox: new ones pending, failed/retry ones back to pending, acknowledged skipped.
 
-    A change the connection's snapshot already reflects (its value equals the change's) is not staged.
+    A change the connection's snapshot already reflects (its value equals the change's) is not staged,
+    unless `resend` (a resync sends every current member again with today's settings).
     """
     unique: dict[str, StagedRecord] = {}
     for item in items:
@@ -111,7 +114,11 @@ def stage(
     }
     for item in unique.values():
         snapshot = snapshots[item.connection_id]
-        if item.subject_key in snapshot and _same(snapshot[item.subject_key], item.snapshot_value):
+        if (
+            not resend
+            and item.subject_key in snapshot
+            and _same(snapshot[item.subject_key], item.snapshot_value)
+        ):
             reflected += 1
         else:
             candidates.append(item)
