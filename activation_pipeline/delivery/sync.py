@@ -59,6 +59,7 @@ def sync_destination(
     sleep: Callable[[float], None] = time.sleep,
     after_batch: AfterBatch | None = None,
     resend: bool = False,
+    default_region: str = "US",
 ) -> DeliveryReport:
     """Deliver the changes of every connection of one destination (plus anything left from earlier runs).
 
@@ -66,7 +67,11 @@ def sync_destination(
     planned = plan_for_destination(destination, changes, space=space)
     limiter = limiter_for(store, destination)
     options = ClientOptions(
-        rate_limiter=limiter, retry=retry or RetryPolicy(), sleep=sleep, base_dir=base_dir
+        rate_limiter=limiter,
+        retry=retry or RetryPolicy(),
+        sleep=sleep,
+        base_dir=base_dir,
+        default_region=default_region,
     )
     client = build_client(destination, options)
     try:

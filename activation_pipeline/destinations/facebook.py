@@ -226,10 +226,11 @@ class FacebookClient:
         cls,
         destination: FacebookDestination,
         options: ClientOptions | None = None,
-        default_region: str = "US",
+        default_region: str | None = None,
     ) -> FacebookClient:
         """Build from a configured destination (the registry's entry point)."""
-        return cls(destination.settings, default_region, options=options, destination_id=destination.id)
+        region = default_region or (options.default_region if options is not None else "US")
+        return cls(destination.settings, region, options=options, destination_id=destination.id)
 
     # ------------------------------------------------------------------ audiences
     def ensure_audience(self, connection_settings: Mapping[str, Any], connection_id: str) -> str:

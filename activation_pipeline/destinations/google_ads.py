@@ -212,10 +212,11 @@ class GoogleAdsClient:
         cls,
         destination: GoogleAdsDestination,
         options: ClientOptions | None = None,
-        default_region: str = "US",
+        default_region: str | None = None,
     ) -> GoogleAdsClient:
         """Build from a configured destination (the registry's entry point)."""
-        return cls(destination.settings, default_region, options=options, destination_id=destination.id)
+        region = default_region or (options.default_region if options is not None else "US")
+        return cls(destination.settings, region, options=options, destination_id=destination.id)
 
     def _destination(self, user_list_id: str) -> dict[str, Any]:
         destination: dict[str, Any] = {

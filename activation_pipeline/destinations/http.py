@@ -293,6 +293,8 @@ class ClientOptions:
     """Directory relative paths in settings (function files) are resolved against."""
     session: requests.Session | None = None
     pool_size: int = 16
+    default_region: str = "US"
+    """The workspace's `normalisation.default_region`: country of phone numbers written without one."""
 
     def sender(
         self,

@@ -196,10 +196,14 @@ class MarketoClient:
 
     @classmethod
     def from_destination(
-        cls, destination: MarketoDestination, options: ClientOptions | None = None, default_region: str = "US"
+        cls,
+        destination: MarketoDestination,
+        options: ClientOptions | None = None,
+        default_region: str | None = None,
     ) -> MarketoClient:
         """Build from a configured destination (the registry's entry point)."""
-        return cls(destination.settings, default_region, options=options, destination_id=destination.id)
+        region = default_region or (options.default_region if options is not None else "US")
+        return cls(destination.settings, region, options=options, destination_id=destination.id)
 
     # ------------------------------------------------------------------ auth
     def _access_token(self, refresh: bool = False, stale: str | None = None) -> str:
