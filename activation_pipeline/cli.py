@@ -1,4 +1,4 @@
-"""The `activation-pipeline` command line: validate, run, generate, history."""
+"""The `activation-pipeline` command line: validate, run, plan, ledger, history, generate."""
 
 from __future__ import annotations
 
@@ -8,10 +8,14 @@ import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from activation_pipeline.config import load_workspace, missing_environment, validate_file
 from activation_pipeline.config.problems import Problem
 from activation_pipeline.config.usage import referenced_events
+
+if TYPE_CHECKING:
+    from activation_pipeline.defs.headless import RunSummary
 
 
 def _timestamp(text: str) -> datetime:
@@ -49,27 +53,96 @@ def cmd_validate(args: argparse.Namespace) -> int:
     return 1 if problems else 0
 
 
+def _print_run(workspace_name: str, as_of: datetime, summary: RunSummary) -> None:
+    print(
+        f"workspace {workspace_name} as of {as_of.isoformat()}: {'succeeded' if summary.success else 'FAILED'}"
+    )
+    for asset_key, figures in summary.materialisations.items():
+        shown = ", ".join(f"{name}={value}" for name, value in figures.items() if not isinstance(value, str))
+        print(f"  {asset_key}: {shown}")
+    for failure in summary.failures:
+        print(f"  failed: {failure}")
+    print(f"  {len(summary.run_ids)} Dagster runs")
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     """Run the whole pipeline for a workspace headless and print a summary."""
     from activation_pipeline.defs.headless import pipeline_instance, run_pipeline
+    from activation_pipeline.sandbox.workspace import sandboxed
 
     workspace, problems = validate_file(args.path)
     if workspace is None:
         _print_problems(args.path, problems, as_json=False)
         return 1
     as_of = args.as_of or datetime.now(UTC).replace(microsecond=0)
+    level = "INFO" if args.verbose else "WARNING"
     with pipeline_instance() as instance:
-        summary = run_pipeline(
-            str(Path(args.path).resolve()), as_of, instance, log_level="INFO" if args.verbose else "WARNING"
-        )
-    print(
-        f"workspace {workspace.workspace} as of {as_of.isoformat()}: {'succeeded' if summary.success else 'FAILED'}"
-    )
-    for asset_key, figures in summary.materialisations.items():
-        shown = ", ".join(f"{name}={value}" for name, value in figures.items() if not isinstance(value, str))
-        print(f"  {asset_key}: {shown}")
-    print(f"  runs: {', '.join(summary.run_ids)}")
+        if args.sandbox:
+            with sandboxed(args.path) as session:
+                summary = run_pipeline(
+                    str(session.workspace_path), as_of, instance, level, sync=not args.no_sync
+                )
+                _print_run(workspace.workspace, as_of, summary)
+                print("  sandbox (local fake servers speaking each destination's API) received:")
+                for destination, count in session.delivered().items():
+                    print(f"    {destination}: {count} requests")
+        else:
+            summary = run_pipeline(
+                str(Path(args.path).resolve()), as_of, instance, level, sync=not args.no_sync
+            )
+            _print_run(workspace.workspace, as_of, summary)
     return 0 if summary.success else 1
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    """Print what a sync of every connection would send, sending nothing."""
+    from activation_pipeline.defs.sync_assets import sql_levels, state_dir
+    from activation_pipeline.state.store import open_state
+    from activation_pipeline.sync.compute_view import ResultsView, results_directory
+    from activation_pipeline.sync.delta import SyncMode
+    from activation_pipeline.sync.runner import plan_connection
+
+    workspace = load_workspace(args.path)
+    try:
+        view = ResultsView(results_directory(state_dir(workspace)), sql_levels(workspace))
+    except FileNotFoundError as error:
+        print(f"{error} (run `activation-pipeline run {args.path} --no-sync` first)", file=sys.stderr)
+        return 1
+    store = open_state(workspace.state_location())
+    mode = SyncMode(args.mode)
+    try:
+        plans = [plan_connection(store, view, workspace, c, view.as_of, mode) for c in workspace.connections]
+    finally:
+        store.dispose()
+    if args.json:
+        print(json.dumps([{**p.__dict__, "mode": p.mode.value} for p in plans], indent=2))
+        return 0
+    print(
+        f"{mode.value} plan for {workspace.workspace} (results as of {view.as_of.isoformat()}); nothing is sent"
+    )
+    header = (
+        f"{'connection':48} {'adds':>7} {'removes':>7} {'updates':>7} {'records':>8} {'calls':>6} {'time':>9}"
+    )
+    print(header)
+    for p in plans:
+        took = "no limit" if p.seconds is None else f"{p.seconds:.1f} s"
+        note = (
+            " (first sync: baseline only)" if p.baseline_only else (" (first sync)" if p.first_sync else "")
+        )
+        print(
+            f"{p.connection_id:48} {p.adds:>7} {p.removes:>7} {p.updates:>7} {p.records:>8} {p.api_calls:>6} {took:>9}{note}"
+        )
+    return 0
+
+
+def cmd_ledger(args: argparse.Namespace) -> int:
+    """Show what was sent to a destination about a profile, found by any identifier."""
+    from activation_pipeline.state.ledger import format_ledger, show_ledger
+
+    workspace = load_workspace(args.workspace)
+    rows = show_ledger(workspace.state_location(), args.destination, args.identifier)
+    print(format_ledger(rows, show_payloads=not args.brief))
+    return 0 if rows else 1
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
@@ -138,7 +211,30 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("path")
     run.add_argument("--as-of", type=_timestamp, help="evaluation time, ISO-8601 (default: now)")
     run.add_argument("--verbose", action="store_true", help="show Dagster's run log")
+    run.add_argument(
+        "--sandbox", action="store_true", help="send to local fake servers instead of the real APIs"
+    )
+    run.add_argument("--no-sync", action="store_true", help="compute only; send nothing")
     run.set_defaults(func=cmd_run)
+
+    plan = commands.add_parser("plan", help="dry run: what each connection's next sync would send")
+    plan.add_argument("path")
+    plan.add_argument("--mode", choices=["incremental", "resync"], default="incremental")
+    plan.add_argument("--json", action="store_true")
+    plan.set_defaults(func=cmd_plan)
+
+    ledger = commands.add_parser(
+        "ledger", help="what was sent about a profile, and what the destination answered"
+    )
+    ledger.add_argument(
+        "identifier", help="any identifier of the profile (email, phone, user id, ...) or its id"
+    )
+    ledger.add_argument("--destination", default=None, help="only this destination id")
+    ledger.add_argument(
+        "--workspace", default=None, help="workspace file (default: $ACTIVATION_WORKSPACE or the sample)"
+    )
+    ledger.add_argument("--brief", action="store_true", help="leave out the payloads")
+    ledger.set_defaults(func=cmd_ledger)
 
     generate = commands.add_parser("generate", help="generate deterministic sample events")
     generate.add_argument("path", nargs="?", help="workspace file (events go to its events source path)")

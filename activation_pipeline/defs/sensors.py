@@ -1,9 +1,9 @@
-"""Sensors: keep the connection partitions in step with the workspace file."""
+"""Sensors: keep each destination's connection partitions in step with the workspace file."""
 
 import dagster as dg
 
-from activation_pipeline.defs.partitions import CONNECTIONS, connections_partitions, partition_key
 from activation_pipeline.defs.resources import WorkspaceResource
+from activation_pipeline.defs.sync_assets import connection_keys, destination_partitions
 
 
 @dg.sensor(
@@ -14,16 +14,21 @@ from activation_pipeline.defs.resources import WorkspaceResource
 def connection_partitions_sensor(
     context: dg.SensorEvaluationContext, workspace: WorkspaceResource
 ) -> dg.SensorResult | dg.SkipReason:
-    """Register every configured connection as a dynamic partition; drop the ones no longer configured."""
-    wanted = {partition_key(c.connection_id) for c in workspace.workspace.connections}
-    existing = set(context.instance.get_dynamic_partitions(CONNECTIONS))
-    added, removed = sorted(wanted - existing), sorted(existing - wanted)
-    if not added and not removed:
-        return dg.SkipReason(f"{len(wanted)} connection partitions already match the workspace")
+    """Register every configured connection as a partition of its destination; drop those no longer there."""
+    ws = workspace.workspace
     requests: list[dg.AddDynamicPartitionsRequest | dg.DeleteDynamicPartitionsRequest] = []
-    if added:
-        requests.append(connections_partitions.build_add_request(added))
-    if removed:
-        requests.append(connections_partitions.build_delete_request(removed))
-    context.log.info("connection partitions: %d added, %d removed", len(added), len(removed))
+    added = removed = 0
+    for destination in ws.destinations:
+        partitions = destination_partitions(destination.id)
+        wanted = set(connection_keys(ws, destination.id))
+        existing = set(context.instance.get_dynamic_partitions(partitions.name or ""))
+        if wanted - existing:
+            requests.append(partitions.build_add_request(sorted(wanted - existing)))
+            added += len(wanted - existing)
+        if existing - wanted:
+            requests.append(partitions.build_delete_request(sorted(existing - wanted)))
+            removed += len(existing - wanted)
+    if not requests:
+        return dg.SkipReason(f"{len(ws.connections)} connection partitions already match the workspace")
+    context.log.info("connection partitions: %d added, %d removed", added, removed)
     return dg.SensorResult(dynamic_partitions_requests=requests)
