@@ -13,6 +13,22 @@ def canonical_json(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), default=_default, ensure_ascii=False)
 
 
+def same_value(a: Any, b: Any) -> bool:
+    """Equal as JSON values, with numbers compared by value (a JSON column gives 0 back for 0.0)."""
+    if (
+        isinstance(a, int | float)
+        and isinstance(b, int | float)
+        and not isinstance(a, bool)
+        and not isinstance(b, bool)
+    ):
+        return float(a) == float(b)
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(same_value(a[k], b[k]) for k in a)
+    if isinstance(a, list | tuple) and isinstance(b, list | tuple):
+        return len(a) == len(b) and all(same_value(x, y) for x, y in zip(a, b, strict=True))
+    return canonical_json(a) == canonical_json(b)
+
+
 def _default(value: Any) -> Any:
     if isinstance(value, datetime):
         return iso_timestamp(value)

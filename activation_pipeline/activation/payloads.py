@@ -26,11 +26,11 @@ from activation_pipeline.activation.id_sync import (
     select_identifiers,
 )
 from activation_pipeline.activation.ids import (
-    canonical_json,
     change_id,
     digest,
     iso_timestamp,
     message_id,
+    same_value,
 )
 from activation_pipeline.activation.model import Change, ChangeKind, PlannedChange, ProfileView
 from activation_pipeline.config.models import Connection
@@ -173,9 +173,7 @@ def _messages_for_variant(
 
 def is_noop(change: Change) -> bool:
     """A computed trait whose value did not change sends nothing."""
-    return change.kind is ChangeKind.TRAIT_CHANGED and canonical_json(change.old_value) == canonical_json(
-        change.new_value
-    )
+    return change.kind is ChangeKind.TRAIT_CHANGED and same_value(change.old_value, change.new_value)
 
 
 def _check_kind(change: Change, connection: Connection) -> None:

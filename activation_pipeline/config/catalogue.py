@@ -74,6 +74,8 @@ class DestinationSpec:
     connection_settings: type[Model]
     accepts_historical: bool = True
     platform_limits: str = ""
+    addressed_by: tuple[str, ...] = ()
+    """Identifier types of which a profile needs one to be sent at all; empty: any identifier will do."""
 
     @property
     def cadence(self) -> str:
@@ -115,6 +117,7 @@ CATALOGUE: Mapping[str, DestinationSpec] = MappingProxyType(
                 default_schedule=EVERY_SIX_HOURS,
                 max_batch=10_000,
                 connection_settings=GoogleAdsConnection,
+                addressed_by=("email", "phone", "ios.idfa", "android.id"),
                 platform_limits="Data Manager API quotas; RESOURCE_EXHAUSTED with retryDelay",
             ),
             DestinationSpec(
@@ -130,6 +133,7 @@ CATALOGUE: Mapping[str, DestinationSpec] = MappingProxyType(
                 default_schedule=HOURLY,
                 max_batch=300,
                 connection_settings=MarketoConnection,
+                addressed_by=("email",),
                 platform_limits="100 calls per 20 s, 10 concurrent, 50,000 calls a day",
             ),
             DestinationSpec(
@@ -145,6 +149,7 @@ CATALOGUE: Mapping[str, DestinationSpec] = MappingProxyType(
                 default_schedule=EVERY_FIVE_MINUTES,
                 max_batch=75,
                 connection_settings=NoConnectionSettings,
+                addressed_by=("user_id", "email", "phone"),
             ),
             DestinationSpec(
                 type_name="iterable",
@@ -159,6 +164,7 @@ CATALOGUE: Mapping[str, DestinationSpec] = MappingProxyType(
                 default_schedule=EVERY_FIVE_MINUTES,
                 max_batch=1000,
                 connection_settings=NoConnectionSettings,
+                addressed_by=("email", "user_id"),
             ),
             DestinationSpec(
                 type_name="function",
@@ -173,6 +179,7 @@ CATALOGUE: Mapping[str, DestinationSpec] = MappingProxyType(
                 default_schedule=EVERY_FIVE_MINUTES,
                 max_batch=100,
                 connection_settings=NoConnectionSettings,
+                addressed_by=("user_id", "anonymous_id"),
             ),
             DestinationSpec(
                 type_name="webhook",
@@ -187,6 +194,7 @@ CATALOGUE: Mapping[str, DestinationSpec] = MappingProxyType(
                 default_schedule=EVERY_FIVE_MINUTES,
                 max_batch=1000,
                 connection_settings=NoConnectionSettings,
+                addressed_by=("user_id", "anonymous_id"),
             ),
         )
     }

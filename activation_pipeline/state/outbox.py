@@ -8,7 +8,6 @@ of every change whose records are all acknowledged, in the same transaction.
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -17,6 +16,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from activation_pipeline.activation.ids import same_value
 from activation_pipeline.destinations.base import Operation, OutboundRecord, Outcome, RecordResult
 from activation_pipeline.state.schema import batches, delivery_ledger, ledger_keys, outbox, sync_snapshots
 from activation_pipeline.state.store import StateStore
@@ -28,10 +28,6 @@ FAILED = "failed"
 RETRY = "retry"
 
 CHUNK = 500
-
-
-def _same(a: Any, b: Any) -> bool:
-    return json.dumps(a, sort_keys=True, default=str) == json.dumps(b, sort_keys=True, default=str)
 
 
 def _chunks(items: Sequence[Any], size: int = CHUNK) -> Iterator[Sequence[Any]]:
@@ -117,7 +113,7 @@ def stage(
         if (
             not resend
             and item.subject_key in snapshot
-            and _same(snapshot[item.subject_key], item.snapshot_value)
+            and same_value(snapshot[item.subject_key], item.snapshot_value)
         ):
             reflected += 1
         else:

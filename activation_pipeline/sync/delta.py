@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Set
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+from activation_pipeline.activation.ids import same_value
 from activation_pipeline.activation.model import ChangeKind
 
 
@@ -30,10 +30,6 @@ class SubjectChange:
     new_value: Any = None
 
 
-def _same(a: Any, b: Any) -> bool:
-    return json.dumps(a, sort_keys=True, default=str) == json.dumps(b, sort_keys=True, default=str)
-
-
 def audience_delta(members: Set[str], snapshot: Mapping[str, Any], mode: SyncMode) -> list[SubjectChange]:
     """Entered: members the destination does not hold (all members on a resync); exited: held non-members."""
     entered = sorted(m for m in members if mode is SyncMode.RESYNC or snapshot.get(m) is not True)
@@ -52,7 +48,7 @@ def trait_delta(
     changes = [
         SubjectChange(s, ChangeKind.TRAIT_CHANGED, snapshot.get(s), v)
         for s, v in sorted(values.items())
-        if mode is SyncMode.RESYNC or s not in snapshot or not _same(snapshot[s], v)
+        if mode is SyncMode.RESYNC or s not in snapshot or not same_value(snapshot[s], v)
     ]
     changes += [
         SubjectChange(s, ChangeKind.TRAIT_CHANGED, held, None)

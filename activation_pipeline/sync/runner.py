@@ -66,7 +66,7 @@ class DestinationSync:
         """Numeric figures for Dagster (counts only, no personal data)."""
         figures: dict[str, float | int | str] = dict(self.report.metadata()) if self.report else {}
         figures["connections"] = len(self.connections)
-        for name in ("entered", "exited", "updated", "baselined"):
+        for name in ("entered", "exited", "updated", "baselined", "unaddressable"):
             figures[name] = sum(c.get(name, 0) for c in self.connections.values())
         return figures
 
@@ -128,6 +128,26 @@ def _to_changes(delta: ConnectionDelta, profiles: Mapping[str, ProfileView], as_
     return out
 
 
+def addressable(
+    workspace: Workspace, connection: Connection, profiles: Mapping[str, ProfileView], delta: ConnectionDelta
+) -> int:
+    """Drop changes of profiles the destination cannot address (e.g. Iterable without email or user id).
+
+    They are not failures: nothing could be sent for them. Returns how many were dropped."""
+    needed = CATALOGUE[workspace.destination(connection.destination).type].addressed_by
+    if not needed:
+        return 0
+    kept = [
+        c
+        for c in delta.changes
+        if c.subject_key.startswith("account:")
+        or any(i.type in needed for i in profiles.get(c.subject_key, ProfileView(c.subject_key)).identifiers)
+    ]
+    dropped = len(delta.changes) - len(kept)
+    delta.changes = kept
+    return dropped
+
+
 def _counts(delta: ConnectionDelta) -> dict[str, int]:
     kinds = [c.kind.value for c in delta.changes]
     if delta.baseline_only:
@@ -176,6 +196,8 @@ def sync_destination_of_workspace(
             mark_initialised(store, connection.connection_id, destination_id, "baseline")
             continue
         profiles = view.profiles([c.subject_key for c in delta.changes])
+        unaddressable = addressable(workspace, connection, profiles, delta)
+        result.connections[connection.connection_id] = {**_counts(delta), "unaddressable": unaddressable}
         to_send.append((connection, _to_changes(delta, profiles, as_of)))
     extra: dict[str, Any] = {}
     if sleep is not None:
@@ -217,6 +239,8 @@ class ConnectionPlan:
     """How long the destination's rate limit makes it take; None when the platform sets no fixed rate."""
     first_sync: bool
     baseline_only: bool
+    unaddressable: int = 0
+    """Profiles left out because the destination cannot address them (no identifier it takes)."""
 
 
 def _requests_for(workspace: Workspace, destination_id: str, records: int) -> int:
@@ -240,10 +264,12 @@ def plan_connection(
 ) -> ConnectionPlan:
     """Count the adds, removes, updates, records and API calls a sync would make, and how long it would take."""
     delta = connection_delta(store, view, workspace, connection, mode, dry_run=True)
-    counts = _counts(delta)
-    records = 0
+    records = unaddressable = 0
     if not delta.baseline_only and delta.changes:
         profiles = view.profiles([c.subject_key for c in delta.changes])
+        unaddressable = addressable(workspace, connection, profiles, delta)
+    counts = _counts(delta)
+    if not delta.baseline_only and delta.changes:
         kind = CATALOGUE[workspace.destination(connection.destination).type].kind
         planned = plan_changes(
             _to_changes(delta, profiles, as_of), connection, kind=kind, space=workspace.personas_space_id
@@ -263,4 +289,5 @@ def plan_connection(
         seconds=(calls / rate) if rate else None,
         first_sync=delta.first_sync,
         baseline_only=delta.baseline_only,
+        unaddressable=unaddressable,
     )
