@@ -159,7 +159,6 @@ def build_sync_definitions(
         job = dg.define_asset_job(
             sync_job_name(destination.id),
             selection=dg.AssetSelection.assets(asset),
-            partitions_def=destination_partitions(destination.id),
             tags={DESTINATION_TAG: destination.id},
             description=f"Sync connections of {destination.id} (incremental; first sync backfills).",
         )
