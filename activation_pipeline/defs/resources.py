@@ -33,9 +33,13 @@ class WorkspaceResource(dg.ConfigurableResource):
 
 
 def as_of_from_context(context: dg.OpExecutionContext | dg.AssetExecutionContext) -> datetime:
-    """The run's evaluation time: the `activation/as_of` run tag (ISO-8601), else now (UTC)."""
+    """The run's evaluation time: the `activation/as_of` run tag (ISO-8601), else when the run was created.
+
+    Every step of a run gets the same time, so the stages of one run always agree."""
     tag = context.run.tags.get(AS_OF_TAG) if context.run else None
     if not tag:
-        return datetime.now(UTC).replace(microsecond=0)
+        record = context.instance.get_run_record_by_id(context.run_id)
+        created = record.create_timestamp if record is not None else datetime.now(UTC)
+        return created.astimezone(UTC).replace(microsecond=0)
     moment = datetime.fromisoformat(tag.replace("Z", "+00:00"))
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)

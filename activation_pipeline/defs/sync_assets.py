@@ -188,6 +188,10 @@ def build_sync_schedule(workspace: Workspace, destination_id: str, job: "AssetJo
     )
     def _schedule(context: dg.ScheduleEvaluationContext, workspace: WorkspaceResource) -> list[dg.RunRequest]:
         tick = context.scheduled_execution_time.isoformat() if context.scheduled_execution_time else "now"
+        # Only connections the partition sensor has registered; a brand-new one is picked up next tick.
+        registered = set(
+            context.instance.get_dynamic_partitions(destination_partitions(destination_id).name or "")
+        )
         return [
             dg.RunRequest(
                 run_key=f"{tick}:{key}",
@@ -195,6 +199,7 @@ def build_sync_schedule(workspace: Workspace, destination_id: str, job: "AssetJo
                 tags={SYNC_MODE_TAG: SyncMode.INCREMENTAL.value, DESTINATION_TAG: destination_id},
             )
             for key in connection_keys(workspace.workspace, destination_id)
+            if key in registered
         ]
 
     return _schedule

@@ -1,16 +1,40 @@
-"""The connection-partition sensor follows the workspace file, on a real Dagster instance."""
+"""Sensors and schedules on a real Dagster instance: partitions follow the file, resyncs one per workspace."""
 
+import shutil
+from datetime import UTC, datetime
 from pathlib import Path
 
 import dagster as dg
+import pytest
 import yaml
 
-from activation_pipeline.defs.partitions import CONNECTIONS, partition_key
-from activation_pipeline.defs.resources import SAMPLE_WORKSPACE, WorkspaceResource
+from activation_pipeline.defs.build import build_definitions
+from activation_pipeline.defs.resources import WorkspaceResource
+from activation_pipeline.defs.resync import evaluate_resync_queue
 from activation_pipeline.defs.sensors import connection_partitions_sensor
+from activation_pipeline.defs.sync_assets import (
+    RESYNC_REQUEST_TAG,
+    RESYNC_WORKSPACE_TAG,
+    SYNC_MODE_TAG,
+    destination_partitions,
+    sync_job_name,
+)
+
+CONNECTION = "audience.high_value_recent.meta_ads"
 
 
-def _evaluate(instance: dg.DagsterInstance, path: Path) -> dg.SensorResult | dg.SkipReason:
+def _apply(instance: dg.DagsterInstance, result: dg.SensorResult | dg.SkipReason) -> None:
+    # build_sensor_context does not apply partition requests; the daemon would.
+    if isinstance(result, dg.SensorResult):
+        for request in result.dynamic_partitions_requests or []:
+            if isinstance(request, dg.AddDynamicPartitionsRequest):
+                instance.add_dynamic_partitions(request.partitions_def_name, list(request.partition_keys))
+            else:
+                for key in request.partition_keys:
+                    instance.delete_dynamic_partition(request.partitions_def_name, key)
+
+
+def _partitions_tick(instance: dg.DagsterInstance, path: Path) -> dg.SensorResult | dg.SkipReason:
     context = dg.build_sensor_context(
         instance=instance, resources={"workspace": WorkspaceResource(path=str(path))}
     )
@@ -19,42 +43,166 @@ def _evaluate(instance: dg.DagsterInstance, path: Path) -> dg.SensorResult | dg.
     return result
 
 
-def _apply(instance: dg.DagsterInstance, result: dg.SensorResult | dg.SkipReason) -> None:
-    # build_sensor_context does not apply partition requests; the daemon would.
-    if isinstance(result, dg.SensorResult):
-        for request in result.dynamic_partitions_requests or []:
-            if isinstance(request, dg.AddDynamicPartitionsRequest):
-                instance.add_dynamic_partitions(CONNECTIONS, list(request.partition_keys))
-            else:
-                for key in request.partition_keys:
-                    instance.delete_dynamic_partition(CONNECTIONS, key)
-
-
-def test_partitions_follow_the_config(tmp_path: Path) -> None:
-    """New connections are added, removed ones deleted, and an unchanged file skips."""
-    config = yaml.safe_load(SAMPLE_WORKSPACE.read_text())
-    path = tmp_path / "workspace.yml"
-    for folder in ("sql", "functions"):
-        (tmp_path / folder).symlink_to(SAMPLE_WORKSPACE.parent / folder)
-    path.write_text(yaml.safe_dump(config))
+def test_partitions_follow_the_config(sample_copy: Path) -> None:
+    """New connections become partitions of their destination, removed ones go, an unchanged file skips."""
+    config = yaml.safe_load(sample_copy.read_text())
     with dg.instance_for_test() as instance:
-        _apply(instance, _evaluate(instance, path))
-        keys = set(instance.get_dynamic_partitions(CONNECTIONS))
-        assert "audience.high_value_recent.meta_ads" in keys and len(keys) == len(config["connections"])
+        _apply(instance, _partitions_tick(instance, sample_copy))
+        meta = set(instance.get_dynamic_partitions(destination_partitions("meta_ads").name or ""))
+        hooks = set(instance.get_dynamic_partitions(destination_partitions("crm_hook").name or ""))
+        assert meta == {CONNECTION}
+        assert hooks == {"audience.vip_loyal.crm_hook", "trait.favourite_category.crm_hook"}
+        assert isinstance(_partitions_tick(instance, sample_copy), dg.SkipReason)
 
-        assert isinstance(_evaluate(instance, path), dg.SkipReason)
-
-        dropped = config["connections"].pop(0)
+        config["connections"] = [c for c in config["connections"] if c["destination"] != "meta_ads"]
         config["connections"].append(
             {"source": "audience:cart_abandoners", "destination": "crm_hook", "send_track": True}
         )
-        path.write_text(yaml.safe_dump(config))
-        _apply(instance, _evaluate(instance, path))
-        keys = set(instance.get_dynamic_partitions(CONNECTIONS))
-        assert "audience.cart_abandoners.crm_hook" in keys
-        assert f"audience.{dropped['source'].split(':')[1]}.{dropped['destination']}" not in keys
+        sample_copy.write_text(yaml.safe_dump(config))
+        _apply(instance, _partitions_tick(instance, sample_copy))
+        assert instance.get_dynamic_partitions(destination_partitions("meta_ads").name or "") == []
+        assert "audience.cart_abandoners.crm_hook" in instance.get_dynamic_partitions(
+            destination_partitions("crm_hook").name or ""
+        )
 
 
-def test_partition_keys_are_sanitised() -> None:
-    """Characters Dagster cannot use in multi-partition keys are replaced."""
-    assert partition_key("audience.a|b,c [x]") == "audience.a_b_c__x_"
+def _second_workspace(sample_copy: Path, tmp_path: Path) -> Path:
+    other = tmp_path / "other"
+    shutil.copytree(sample_copy.parent, other)
+    path = other / "workspace.yml"
+    path.write_text(path.read_text().replace("workspace: acme-shop", "workspace: other-shop"))
+    return path
+
+
+def _request(instance: dg.DagsterInstance, path: Path, workspace: str, connection: str, reason: str) -> None:
+    """Record a request the way the UI does: by running the request_resync job with its Launchpad config."""
+    job = build_definitions(str(path)).resolve_job_def("request_resync")
+    config = {"workspace": workspace, "connection": connection, "reason": reason}
+    result = job.execute_in_process(
+        instance=instance, run_config={"ops": {"record_resync_request": {"config": config}}}
+    )
+    assert result.success
+
+
+def _queue_tick(instance: dg.DagsterInstance, path: Path) -> dg.SensorResult:
+    from activation_pipeline.config import load_workspace
+
+    return evaluate_resync_queue(dg.build_sensor_context(instance=instance), load_workspace(path))
+
+
+def _start(instance: dg.DagsterInstance, request: dg.RunRequest) -> dg.DagsterRun:
+    """Stand in for the daemon: create the run the sensor asked for, already started."""
+    run = dg.DagsterRun(
+        job_name=request.job_name or "",
+        run_id=request.run_key or "",
+        tags=dict(request.tags),
+        status=dg.DagsterRunStatus.STARTED,
+    )
+    instance.add_run(run)
+    return run
+
+
+def test_one_resync_per_workspace_others_go_ahead(sample_copy: Path, tmp_path: Path) -> None:
+    """Two requests for one workspace run one after the other; another workspace is not held up;
+    a failed resync releases the line."""
+    other = _second_workspace(sample_copy, tmp_path)
+    with dg.instance_for_test() as instance:
+        _request(instance, sample_copy, "acme-shop", CONNECTION, "new enrichment")
+        _request(instance, sample_copy, "acme-shop", "audience.high_value_recent.google_ads", "new id sync")
+        _request(instance, other, "other-shop", CONNECTION, "first")
+
+        first = _queue_tick(instance, sample_copy)
+        [launch] = first.run_requests or []
+        assert launch.job_name == sync_job_name("meta_ads") and launch.partition_key == CONNECTION
+        assert launch.tags[SYNC_MODE_TAG] == "resync" and launch.tags[RESYNC_WORKSPACE_TAG] == "acme-shop"
+        run = _start(instance, launch)
+
+        waiting = _queue_tick(instance, sample_copy)
+        assert (
+            not waiting.run_requests
+            and waiting.skip_reason
+            and "in progress" in (waiting.skip_reason.skip_message or "")
+        )
+
+        [elsewhere] = _queue_tick(instance, other).run_requests or []
+        assert elsewhere.tags[RESYNC_WORKSPACE_TAG] == "other-shop"
+
+        instance.report_run_failed(run)
+        [second] = _queue_tick(instance, sample_copy).run_requests or []
+        assert second.partition_key == "audience.high_value_recent.google_ads"
+        assert second.tags[RESYNC_REQUEST_TAG] != launch.tags[RESYNC_REQUEST_TAG]
+
+
+def test_cancelling_run_still_counts(sample_copy: Path) -> None:
+    """A resync being cancelled, even one launched by hand, holds the line until it is finished."""
+    with dg.instance_for_test() as instance:
+        _request(instance, sample_copy, "acme-shop", CONNECTION, "x")
+        instance.add_run(
+            dg.DagsterRun(
+                job_name="sync_meta_ads",
+                run_id="manual",
+                tags={RESYNC_WORKSPACE_TAG: "acme-shop"},
+                status=dg.DagsterRunStatus.CANCELING,
+            )
+        )
+        assert not _queue_tick(instance, sample_copy).run_requests
+
+
+def test_request_for_unknown_connection_is_refused(sample_copy: Path) -> None:
+    """The Launchpad form is validated: a connection that does not exist fails the request run."""
+    job = build_definitions(str(sample_copy)).resolve_job_def("request_resync")
+    with dg.instance_for_test() as instance:
+        config = {"workspace": "acme-shop", "connection": "audience.nope.meta_ads", "reason": "x"}
+        result = job.execute_in_process(
+            instance=instance,
+            run_config={"ops": {"record_resync_request": {"config": config}}},
+            raise_on_error=False,
+        )
+    assert not result.success
+
+
+def test_audience_request_covers_all_its_connections(sample_copy: Path) -> None:
+    """Requesting by audience queues one resync per connection of that audience."""
+    with dg.instance_for_test() as instance:
+        job = build_definitions(str(sample_copy)).resolve_job_def("request_resync")
+        config = {"workspace": "acme-shop", "audience": "high_value_recent", "reason": "new settings"}
+        job.execute_in_process(
+            instance=instance, run_config={"ops": {"record_resync_request": {"config": config}}}
+        )
+        from activation_pipeline.config import load_workspace
+        from activation_pipeline.state.resync_requests import requests
+        from activation_pipeline.state.store import open_state
+
+        store = open_state(load_workspace(sample_copy).state_location())
+        assert [r.connection_id for r in requests(store)] == [
+            CONNECTION,
+            "audience.high_value_recent.google_ads",
+        ]
+        store.dispose()
+
+
+@pytest.mark.parametrize(
+    ("hour", "expected"),
+    [(6, {"audience.high_value_recent.google_ads"}), (7, None)],
+)
+def test_google_ads_ticks_every_six_hours(sample_copy: Path, hour: int, expected: set[str] | None) -> None:
+    """The Google Ads schedule is `0 */6 * * *` and requests an incremental sync of each of its connections."""
+    defs = build_definitions(str(sample_copy))
+    schedule = defs.resolve_schedule_def("sync_google_ads_schedule")
+    assert schedule.cron_schedule == "0 */6 * * *"
+    assert schedule.default_status == dg.DefaultScheduleStatus.STOPPED
+    assert defs.resolve_schedule_def("sync_meta_ads_schedule").cron_schedule == "0 * * * *"
+    assert defs.resolve_schedule_def("sync_crm_hook_schedule").cron_schedule == "*/15 * * * *"
+    if expected is None:
+        return
+    with dg.instance_for_test() as instance:
+        _apply(instance, _partitions_tick(instance, sample_copy))
+        context = dg.build_schedule_context(
+            instance=instance,
+            scheduled_execution_time=datetime(2026, 11, 2, hour, tzinfo=UTC),
+            resources={"workspace": WorkspaceResource(path=str(sample_copy))},
+            repository_def=defs.get_repository_def(),
+        )
+        requests = schedule.evaluate_tick(context).run_requests or []
+    assert {r.partition_key for r in requests} == expected
+    assert all(r.tags[SYNC_MODE_TAG] == "incremental" for r in requests)
