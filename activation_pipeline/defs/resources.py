@@ -38,7 +38,7 @@ def as_of_from_context(context: dg.OpExecutionContext | dg.AssetExecutionContext
     Every step of a run gets the same time, so the stages of one run always agree."""
     tag = context.run.tags.get(AS_OF_TAG) if context.run else None
     if not tag:
-        record = context.instance.get_run_record_by_id(context.run_id)
+        record = context.instance.get_run_record_by_id(context.run.run_id)
         created = record.create_timestamp if record is not None else datetime.now(UTC)
         return created.astimezone(UTC).replace(microsecond=0)
     moment = datetime.fromisoformat(tag.replace("Z", "+00:00"))
