@@ -140,3 +140,25 @@ def _resync_is_guarded_and_resends_everyone(
         figures["sent"].value == figures["entered"].value == audiences[f"{connection.split('.')[1]}/size"] > 0
     )
     assert len(marketo.requests) > before
+
+
+def test_plan_job_records_the_plan(session: SandboxSession, instance: dg.DagsterInstance) -> None:
+    """The plan job sends nothing and records one observation per connection on its sync asset."""
+    path = str(session.workspace_path)
+    before = {d: len(s.requests) for d, s in session.servers.items()}
+    result = (
+        build_definitions(path)
+        .resolve_job_def("plan_job")
+        .execute_in_process(
+            instance=instance, run_config={"ops": {"plan_syncs": {"config": {"mode": "resync"}}}}
+        )
+    )
+    assert result.success
+    observations = [
+        e.asset_observation_data.asset_observation
+        for e in result.all_events
+        if e.event_type_value == "ASSET_OBSERVATION"
+    ]
+    assert len(observations) == len(load_workspace(path).connections)
+    assert {d: len(s.requests) for d, s in session.servers.items()} == before
+    assert all(o.metadata["plan/records"].value >= 0 for o in observations)
