@@ -1,5 +1,6 @@
 """Resyncs: requested from the Launchpad, launched by a sensor one at a time per workspace."""
 
+import os
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
@@ -33,6 +34,12 @@ _FINISHED_AS = {
     dg.DagsterRunStatus.CANCELED: RequestStatus.CANCELED,
 }
 LAUNCH_GRACE = timedelta(minutes=10)
+SENSOR_INTERVAL_ENV = "ACTIVATION_SENSOR_INTERVAL_SECONDS"
+
+
+def sensor_interval(default: int) -> int:
+    """Seconds between sensor ticks: $ACTIVATION_SENSOR_INTERVAL_SECONDS, else the default."""
+    return int(os.environ.get(SENSOR_INTERVAL_ENV) or default)
 
 
 class ResyncRequestConfig(dg.Config):
@@ -104,7 +111,7 @@ def build_resync_sensor(jobs: "Sequence[AssetJob]") -> dg.SensorDefinition:
 
     @dg.sensor(
         jobs=list(jobs),
-        minimum_interval_seconds=30,
+        minimum_interval_seconds=sensor_interval(30),
         default_status=dg.DefaultSensorStatus.RUNNING,
         description="Launches pending resync requests oldest first, at most one resync in progress per workspace.",
     )

@@ -3,11 +3,12 @@
 import dagster as dg
 
 from activation_pipeline.defs.resources import WorkspaceResource
+from activation_pipeline.defs.resync import sensor_interval
 from activation_pipeline.defs.sync_assets import connection_keys, destination_partitions
 
 
 @dg.sensor(
-    minimum_interval_seconds=60,
+    minimum_interval_seconds=sensor_interval(60),
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="Adds a partition for each new connection in the workspace file and removes deleted ones.",
 )
