@@ -8,8 +8,11 @@ from functools import cached_property
 from pathlib import Path
 
 import dagster as dg
+from pydantic import PrivateAttr
 
-from activation_pipeline.config import Workspace, load_workspace
+from activation_pipeline.config import Workspace, WorkspaceInvalidError, load_workspace, validate_text
+from activation_pipeline.state.run_settings import pin_settings
+from activation_pipeline.state.store import open_state
 
 WORKSPACE_ENV = "ACTIVATION_WORKSPACE"
 SAMPLE_WORKSPACE = Path(__file__).resolve().parents[2] / "data" / "sample" / "workspace.yml"
@@ -22,14 +25,30 @@ def default_workspace_path() -> str:
 
 
 class WorkspaceResource(dg.ConfigurableResource):
-    """The validated workspace configuration a run works on."""
+    """The validated workspace configuration a run works on, pinned for the whole run."""
 
     path: str
+    _run_id: str | None = PrivateAttr(default=None)
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        """Remember which run this is, so every step of it reads the same settings."""
+        self._run_id = context.run_id
 
     @cached_property
     def workspace(self) -> Workspace:
-        """The workspace, validated (raises WorkspaceInvalidError listing every problem)."""
-        return load_workspace(self.path)
+        """The workspace, validated; within a run, as the file was when the run's first step read it."""
+        current = load_workspace(self.path)
+        if self._run_id is None:
+            return current
+        store = open_state(current.state_location())
+        try:
+            text = pin_settings(store, self._run_id, Path(self.path).read_text(encoding="utf-8"))
+        finally:
+            store.dispose()
+        workspace, problems = validate_text(text, self.path, base_dir=Path(self.path).resolve().parent)
+        if workspace is None:
+            raise WorkspaceInvalidError(self.path, problems)
+        return workspace
 
 
 def as_of_from_context(context: dg.OpExecutionContext | dg.AssetExecutionContext) -> datetime:
