@@ -3,6 +3,7 @@
 import json
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,7 @@ import yaml
 
 from activation_pipeline.cli import main
 from activation_pipeline.defs.resources import SAMPLE_WORKSPACE
+from activation_pipeline.synthetic.generator import GeneratorSpec, write_events
 from activation_pipeline_tests.test_config.conftest import base
 
 
@@ -61,17 +63,20 @@ def test_run_bad_timestamp() -> None:
         main(["run", str(SAMPLE_WORKSPACE), "--as-of", "yesterday"])
 
 
-def test_console_script_runs_headless() -> None:
-    """The installed command runs the sample through Dagster and prints a summary."""
+def test_console_script_runs_headless(sample_copy: Path) -> None:
+    """The command runs a copy of the sample end to end through Dagster into the sandbox and prints a summary."""
+    spec = GeneratorSpec(profiles=150, events=6000, seed=5, end=datetime(2026, 11, 1, tzinfo=UTC), days=8)
+    write_events(spec, sample_copy.parent / "events")
     done = subprocess.run(
         [
             sys.executable,
             "-m",
             "activation_pipeline.cli",
             "run",
-            str(SAMPLE_WORKSPACE),
+            str(sample_copy),
             "--as-of",
             "2026-11-01T00:00:00Z",
+            "--sandbox",
         ],
         capture_output=True,
         text=True,
@@ -81,6 +86,7 @@ def test_console_script_runs_headless() -> None:
     assert done.returncode == 0, done.stderr[-2000:]
     assert "workspace acme-shop as of 2026-11-01T00:00:00+00:00: succeeded" in done.stdout
     assert "workspace_config: " in done.stdout
+    assert "sync/meta_ads: " in done.stdout and "sandbox (local fake servers" in done.stdout
 
 
 def test_generate_is_deterministic(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -111,7 +117,7 @@ def test_generate_is_deterministic(tmp_path: Path, capsys: pytest.CaptureFixture
 
 def test_history_after_a_run(sample_copy: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """A run records the connections' settings; `history` shows them; an unknown connection exits 1."""
-    assert main(["run", str(sample_copy), "--as-of", "2026-11-01"]) == 0
+    assert main(["run", str(sample_copy), "--as-of", "2026-11-01", "--no-sync"]) == 0
     capsys.readouterr()
     assert main(["history", "audience.high_value_recent.meta_ads", "--workspace", str(sample_copy)]) == 0
     out = capsys.readouterr().out

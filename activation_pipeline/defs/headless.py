@@ -103,7 +103,9 @@ def run_pipeline(
         keys = list(connection_keys(workspace, destination.id))
         if not keys:
             continue
-        instance.add_dynamic_partitions(destination_partitions(destination.id).name or "", keys)
+        instance.add_dynamic_partitions(
+            destination_partitions(workspace.workspace, destination.id).name or "", keys
+        )
         job = defs.resolve_job_def(sync_job_name(destination.id))
         for key in keys:
             result = job.execute_in_process(

@@ -32,7 +32,7 @@ class WorkspaceResource(dg.ConfigurableResource):
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
         """Remember which run this is, so every step of it reads the same settings."""
-        self._run_id = context.run_id
+        self._run_id = context.run.run_id if context.run is not None else None
 
     @cached_property
     def workspace(self) -> Workspace:

@@ -178,6 +178,6 @@ def evaluate_resync_queue(context: dg.SensorEvaluationContext, ws: Workspace) ->
             )
         ],
         dynamic_partitions_requests=[
-            destination_partitions(destination).build_add_request([request.connection_id])
+            destination_partitions(ws.workspace, destination).build_add_request([request.connection_id])
         ],
     )

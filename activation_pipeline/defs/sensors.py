@@ -20,7 +20,7 @@ def connection_partitions_sensor(
     requests: list[dg.AddDynamicPartitionsRequest | dg.DeleteDynamicPartitionsRequest] = []
     added = removed = 0
     for destination in ws.destinations:
-        partitions = destination_partitions(destination.id)
+        partitions = destination_partitions(ws.workspace, destination.id)
         wanted = set(connection_keys(ws, destination.id))
         existing = set(context.instance.get_dynamic_partitions(partitions.name or ""))
         if wanted - existing:

@@ -67,9 +67,10 @@ def sync_inputs(context: dg.AssetExecutionContext, workspace: WorkspaceResource)
     return dg.MaterializeResult(metadata={f"{name}_rows": count for name, count in counts.items()})
 
 
-def destination_partitions(destination_id: str) -> dg.DynamicPartitionsDefinition:
-    """The dynamic partitions of one destination: its connections."""
-    return dg.DynamicPartitionsDefinition(name=f"connections_{destination_id}")
+def destination_partitions(workspace: str, destination_id: str) -> dg.DynamicPartitionsDefinition:
+    """The dynamic partitions of one destination of a workspace: its connections (named per workspace, as
+    partitions live in the instance that every workspace's code location shares)."""
+    return dg.DynamicPartitionsDefinition(name=f"connections_{workspace}_{destination_id}")
 
 
 def sync_job_name(destination_id: str) -> str:
@@ -105,7 +106,7 @@ def build_sync_asset(workspace: Workspace, destination_id: str) -> dg.AssetsDefi
     @dg.asset(
         key=["sync", destination_id],
         deps=[sync_inputs],
-        partitions_def=destination_partitions(destination_id),
+        partitions_def=destination_partitions(workspace.workspace, destination_id),
         group_name=SYNC_GROUP,
         kinds={destination.type.split("_")[0], spec.kind},
         description=f"What {spec.title} ({destination_id}) holds after the last acknowledged sync, per connection.",
@@ -190,7 +191,9 @@ def build_sync_schedule(workspace: Workspace, destination_id: str, job: "AssetJo
         tick = context.scheduled_execution_time.isoformat() if context.scheduled_execution_time else "now"
         # Only connections the partition sensor has registered; a brand-new one is picked up next tick.
         registered = set(
-            context.instance.get_dynamic_partitions(destination_partitions(destination_id).name or "")
+            context.instance.get_dynamic_partitions(
+                destination_partitions(workspace.workspace.workspace, destination_id).name or ""
+            )
         )
         return [
             dg.RunRequest(

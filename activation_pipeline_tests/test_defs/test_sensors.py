@@ -48,8 +48,12 @@ def test_partitions_follow_the_config(sample_copy: Path) -> None:
     config = yaml.safe_load(sample_copy.read_text())
     with dg.instance_for_test() as instance:
         _apply(instance, _partitions_tick(instance, sample_copy))
-        meta = set(instance.get_dynamic_partitions(destination_partitions("meta_ads").name or ""))
-        hooks = set(instance.get_dynamic_partitions(destination_partitions("crm_hook").name or ""))
+        meta = set(
+            instance.get_dynamic_partitions(destination_partitions("acme-shop", "meta_ads").name or "")
+        )
+        hooks = set(
+            instance.get_dynamic_partitions(destination_partitions("acme-shop", "crm_hook").name or "")
+        )
         assert meta == {CONNECTION}
         assert hooks == {"audience.vip_loyal.crm_hook", "trait.favourite_category.crm_hook"}
         assert isinstance(_partitions_tick(instance, sample_copy), dg.SkipReason)
@@ -60,9 +64,11 @@ def test_partitions_follow_the_config(sample_copy: Path) -> None:
         )
         sample_copy.write_text(yaml.safe_dump(config))
         _apply(instance, _partitions_tick(instance, sample_copy))
-        assert instance.get_dynamic_partitions(destination_partitions("meta_ads").name or "") == []
+        assert (
+            instance.get_dynamic_partitions(destination_partitions("acme-shop", "meta_ads").name or "") == []
+        )
         assert "audience.cart_abandoners.crm_hook" in instance.get_dynamic_partitions(
-            destination_partitions("crm_hook").name or ""
+            destination_partitions("acme-shop", "crm_hook").name or ""
         )
 
 

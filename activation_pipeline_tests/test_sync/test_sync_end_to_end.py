@@ -119,7 +119,9 @@ def _resync_is_guarded_and_resends_everyone(
         key=lambda cid: audiences[f"{cid.split('.')[1]}/size"],
     )
     job = build_definitions(path).resolve_job_def(sync_job_name("marketo"))
-    instance.add_dynamic_partitions(destination_partitions("marketo").name or "", [connection])
+    instance.add_dynamic_partitions(
+        destination_partitions(workspace.workspace, "marketo").name or "", [connection]
+    )
 
     refused = job.execute_in_process(
         partition_key=connection, instance=instance, tags={SYNC_MODE_TAG: "resync"}, raise_on_error=False

@@ -1,0 +1,160 @@
+"""The SQL engine the compute layer runs on (DuckDB by default, PostgreSQL), with its schema and tables."""
+
+from __future__ import annotations
+
+import io
+import re
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.csv as pa_csv
+import sqlalchemy as sa
+
+from activation_pipeline.compute.schema import Tables, build_tables
+from activation_pipeline.compute.sqlutil import quoted_name
+from activation_pipeline.config import Workspace
+from activation_pipeline.config.secrets import SecretRef
+
+
+def default_schema(workspace: Workspace) -> str:
+    """The compute schema of a workspace: `compute.schema`, else the workspace name made an identifier.
+
+    DuckDB names its catalog after the file, so a schema named like the file's stem would be ambiguous:
+    the default then gets a `_data` suffix, and an explicit one is refused.
+    """
+    stem = Path(workspace.compute.path).stem if workspace.compute.engine == "duckdb" else None
+    if workspace.compute.schema_:
+        if workspace.compute.schema_ == stem:
+            raise ValueError(f"compute.schema '{stem}' is also the DuckDB file's name: choose another schema")
+        return workspace.compute.schema_
+    name = re.sub(r"[^a-z0-9_]", "_", workspace.workspace.lower())
+    name = name if re.match(r"^[a-z_]", name) else f"ws_{name}"
+    return f"{name}_data" if name == stem else name
+
+
+def engine_url(workspace: Workspace) -> str:
+    """The SQLAlchemy URL of a workspace's compute engine (the DuckDB file's directory is created)."""
+    compute = workspace.compute
+    if compute.engine == "duckdb":
+        path = workspace.resolve_path(compute.path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return f"duckdb:///{path}"
+    url = compute.url
+    assert url is not None
+    return url.resolve("compute.url") if isinstance(url, SecretRef) else url
+
+
+@dataclass
+class ComputeEngine:
+    """A SQLAlchemy engine plus the schema the compute tables live in."""
+
+    url: str
+    schema: str
+    duckdb_settings: dict[str, str] | None = None
+    _engine: sa.Engine | None = field(default=None, init=False, repr=False)
+    _ready: bool = field(default=False, init=False, repr=False)
+    _tables: Tables | None = field(default=None, init=False, repr=False)
+
+    @classmethod
+    def for_workspace(cls, workspace: Workspace) -> ComputeEngine:
+        """The compute engine a workspace configures."""
+        return cls(url=engine_url(workspace), schema=default_schema(workspace))
+
+    @property
+    def engine(self) -> sa.Engine:
+        """The SQLAlchemy engine (created on first use; `dispose()` closes its pooled connection)."""
+        if self._engine is None:
+            self._engine = sa.create_engine(
+                self.url, poolclass=sa.pool.QueuePool, pool_size=1, max_overflow=4
+            )
+            if self.is_duckdb and self.duckdb_settings:
+                settings = dict(self.duckdb_settings)
+
+                @sa.event.listens_for(self._engine, "connect")
+                def _configure(dbapi_connection: Any, _record: object) -> None:
+                    for key, value in settings.items():
+                        dbapi_connection.execute(f"SET {key} = '{value}'")
+
+        return self._engine
+
+    @property
+    def is_duckdb(self) -> bool:
+        """True on DuckDB."""
+        return self.url.startswith("duckdb")
+
+    @property
+    def tables(self) -> Tables:
+        """The fixed tables of this schema (one set of Table objects per engine)."""
+        if self._tables is None:
+            self._tables = build_tables(self.schema)
+        return self._tables
+
+    @contextmanager
+    def begin(self) -> Iterator[sa.Connection]:
+        """A connection in a transaction, with the schema and fixed tables created."""
+        with self.engine.begin() as conn:
+            if not self._ready:
+                conn.execute(
+                    sa.text(
+                        f"CREATE SCHEMA IF NOT EXISTS {conn.dialect.identifier_preparer.quote_schema(self.schema)}"
+                    )
+                )
+                self.tables.metadata.create_all(conn)
+                self._ready = True
+            yield conn
+
+    def dispose(self) -> None:
+        """Close the engine (DuckDB has one writer: release the file between assets)."""
+        if self._engine is not None:
+            self._engine.dispose()
+            self._engine = None
+
+    def name(self, conn: sa.Connection, table: str) -> str:
+        """A table name of this schema, quoted for raw DDL."""
+        return quoted_name(conn, self.schema, table)
+
+
+def load_arrow(conn: sa.Connection, table: sa.Table, data: pa.Table) -> int:
+    """Append an Arrow table to `table` (columns by name): DuckDB reads it in place, PostgreSQL via COPY."""
+    if data.num_rows == 0:
+        return 0
+    columns = [c for c in data.column_names if c in table.c]
+    data = data.select(columns)
+    preparer = conn.dialect.identifier_preparer
+    target = (
+        f"{preparer.quote_schema(table.schema)}.{preparer.quote(table.name)}"
+        if table.schema
+        else preparer.quote(table.name)
+    )
+    column_list = ", ".join(preparer.quote(c) for c in columns)
+    if conn.dialect.name == "duckdb":
+        raw = conn.connection.driver_connection
+        view = f"_arrow_{uuid.uuid4().hex}"
+        raw.register(view, data)  # type: ignore[union-attr]
+        try:
+            conn.execute(sa.text(f"INSERT INTO {target} ({column_list}) SELECT {column_list} FROM {view}"))  # noqa: S608 (quoted identifiers)
+        finally:
+            raw.unregister(view)  # type: ignore[union-attr]
+        return data.num_rows
+    buffer = io.BytesIO()
+    pa_csv.write_csv(
+        data, buffer, write_options=pa_csv.WriteOptions(include_header=False, quoting_style="all_valid")
+    )
+    buffer.seek(0)
+    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    try:
+        cursor.copy_expert(f"COPY {target} ({column_list}) FROM STDIN WITH (FORMAT csv)", buffer)
+    finally:
+        cursor.close()
+    return data.num_rows
+
+
+def ensure_dir(path: Path) -> Path:
+    """Create a directory (and parents) and return it."""
+    path.mkdir(parents=True, exist_ok=True)
+    return path

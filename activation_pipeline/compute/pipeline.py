@@ -1,0 +1,172 @@
+"""The compute layer's facade: land events, resolve identities, compute traits and audiences, read results.
+
+pipeline = ComputePipeline.for_workspace(load_workspace("workspace.yml"))
+pipeline.land_all()
+summary = pipeline.evaluate(as_of)           # incremental when possible; evaluate(as_of, full=True) rebuilds
+pipeline.membership("high_value_recent")     # Arrow: audience_key, profile_id, as_of
+pipeline.changes(as_of)                      # Arrow: audience_key, profile_id, change, as_of
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from typing import Any
+
+import pyarrow as pa
+import sqlalchemy as sa
+
+from activation_pipeline.compute import state
+from activation_pipeline.compute.audiences import AudienceSummary, evaluate_audiences
+from activation_pipeline.compute.engine import ComputeEngine
+from activation_pipeline.compute.identity import IdentitySummary, resolve_identities
+from activation_pipeline.compute.landing import LandingSummary, land_day, land_days
+from activation_pipeline.compute.sources import source_days
+from activation_pipeline.compute.sql_traits import SqlTraitSummary, compute_sql_traits
+from activation_pipeline.compute.sqlutil import table_columns
+from activation_pipeline.compute.traits import TraitSummary, compute_computed_traits, compute_custom_traits
+from activation_pipeline.config import Workspace
+
+
+def naive_utc(moment: datetime) -> datetime:
+    """A datetime as naive UTC (naive input is taken as UTC already)."""
+    return moment.astimezone(UTC).replace(tzinfo=None) if moment.tzinfo else moment
+
+
+@dataclass(frozen=True)
+class EvaluationSummary:
+    """What one evaluation did, stage by stage."""
+
+    identity: IdentitySummary
+    custom: TraitSummary
+    computed: TraitSummary
+    sql: SqlTraitSummary
+    audiences: AudienceSummary
+
+
+def _arrow(conn: sa.Connection, query: Any) -> pa.Table:
+    result = conn.execute(query)
+    names = list(result.keys())
+    rows = result.all()
+    return pa.table({n: [r[i] for r in rows] for i, n in enumerate(names)})
+
+
+class ComputePipeline:
+    """Runs the compute stages of one workspace on its engine; every stage takes an as-of time."""
+
+    def __init__(self, workspace: Workspace, engine: ComputeEngine | None = None) -> None:
+        """Use the workspace's configured engine unless one is given (tests pass their own schema)."""
+        self.workspace = workspace
+        self.engine = engine or ComputeEngine.for_workspace(workspace)
+
+    @classmethod
+    def for_workspace(cls, workspace: Workspace) -> ComputePipeline:
+        """A pipeline on the workspace's configured compute engine."""
+        return cls(workspace)
+
+    def close(self) -> None:
+        """Release the engine (DuckDB allows one writer)."""
+        self.engine.dispose()
+
+    # ------------------------------------------------------------------ stages
+
+    def source_days(self) -> list[date]:
+        """Days the events source holds."""
+        return source_days(self.workspace)
+
+    def land_day(self, day: date) -> LandingSummary:
+        """Land one day of events (replacing what was landed for it)."""
+        return land_day(self.engine, self.workspace, day)
+
+    def land_days(self, days: list[date]) -> list[LandingSummary]:
+        """Land several days in one transaction."""
+        return land_days(self.engine, self.workspace, days)
+
+    def land_all(self) -> list[LandingSummary]:
+        """Land every day the source holds."""
+        return land_days(self.engine, self.workspace, self.source_days())
+
+    def resolve_identities(self, as_of: datetime) -> IdentitySummary:
+        """Bring profiles up to `as_of`."""
+        return resolve_identities(self.engine, self.workspace, naive_utc(as_of))
+
+    def custom_traits(self, as_of: datetime) -> TraitSummary:
+        """Custom and account traits as of `as_of`."""
+        return compute_custom_traits(self.engine, self.workspace, naive_utc(as_of))
+
+    def computed_traits(self, as_of: datetime) -> TraitSummary:
+        """Computed traits as of `as_of`."""
+        return compute_computed_traits(self.engine, self.workspace, naive_utc(as_of))
+
+    def sql_traits(self, as_of: datetime) -> SqlTraitSummary:
+        """SQL traits as of `as_of`."""
+        return compute_sql_traits(self.engine, self.workspace, naive_utc(as_of))
+
+    def audiences(self, as_of: datetime) -> AudienceSummary:
+        """Audience membership and changes as of `as_of`."""
+        return evaluate_audiences(self.engine, self.workspace, naive_utc(as_of))
+
+    def force_full(self) -> None:
+        """Make the next run rebuild profiles and recompute every trait and audience."""
+        tables = self.engine.tables
+        with self.engine.begin() as conn:
+            state.set_flag(conn, tables, state.IDENTITY_NEEDS_FULL, True)
+            state.set_flag(conn, tables, state.EVALUATION_NEEDS_FULL, True)
+
+    def evaluate(self, as_of: datetime, *, full: bool = False) -> EvaluationSummary:
+        """Run identity, every trait stage and audiences at `as_of` (incremental unless `full` or needed)."""
+        if full:
+            self.force_full()
+        return EvaluationSummary(
+            identity=self.resolve_identities(as_of),
+            custom=self.custom_traits(as_of),
+            computed=self.computed_traits(as_of),
+            sql=self.sql_traits(as_of),
+            audiences=self.audiences(as_of),
+        )
+
+    # ------------------------------------------------------------------ readers
+
+    def read(self, query: Any) -> pa.Table:
+        """Run a SELECT on the compute engine and return an Arrow table."""
+        with self.engine.begin() as conn:
+            return _arrow(conn, query)
+
+    def table(self, name: str) -> pa.Table:
+        """A whole compute table (e.g. `custom_traits`, `computed_traits`, `sqlt_<key>`), ordered by its first column."""
+        with self.engine.begin() as conn:
+            columns = table_columns(conn, self.engine.schema, name)
+            t = sa.table(name, *[sa.column(c) for c in columns], schema=self.engine.schema)
+            return _arrow(conn, sa.select(t).order_by(*[t.c[c] for c in columns[:1]]))
+
+    def membership(self, audience_key: str | None = None) -> pa.Table:
+        """Current members (audience_key, profile_id, as_of)."""
+        m = self.engine.tables.membership
+        query = sa.select(m).order_by(m.c.audience_key, m.c.profile_id)
+        if audience_key is not None:
+            query = query.where(m.c.audience_key == audience_key)
+        return self.read(query)
+
+    def changes(self, as_of: datetime | None = None, audience_key: str | None = None) -> pa.Table:
+        """Entered/exited changes (audience_key, profile_id, change, as_of), optionally of one run or audience."""
+        c = self.engine.tables.changes
+        query = sa.select(c).order_by(c.c.as_of, c.c.audience_key, c.c.change, c.c.profile_id)
+        if as_of is not None:
+            query = query.where(c.c.as_of == naive_utc(as_of))
+        if audience_key is not None:
+            query = query.where(c.c.audience_key == audience_key)
+        return self.read(query)
+
+    def identities(self) -> pa.Table:
+        """The identity graph (profile_id, identifier_type, value, first_seen, last_seen) of attached identifiers."""
+        i = self.engine.tables.identities
+        return self.read(
+            sa.select(i.c.profile_id, i.c.identifier_type, i.c.value, i.c.first_seen, i.c.last_seen)
+            .where(i.c.profile_id.isnot(None))
+            .order_by(i.c.profile_id, i.c.identifier_type, i.c.first_seen, i.c.value)
+        )
+
+    def quarantine(self) -> pa.Table:
+        """Quarantined lines (day, source, line, reason, raw)."""
+        q = self.engine.tables.quarantine
+        return self.read(sa.select(q).order_by(q.c.day, q.c.source, q.c.line))

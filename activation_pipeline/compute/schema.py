@@ -1,0 +1,198 @@
+"""Table definitions of the compute engine: landed events, quarantine, identity graph, state and audiences.
+
+Trait tables have one column per configured trait and are created by `CREATE TABLE ... AS` in their modules;
+the tables here have fixed columns. All timestamps are naive UTC.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import JSONB
+
+JsonType = sa.JSON().with_variant(JSONB(), "postgresql")
+
+
+@dataclass(frozen=True)
+class Tables:
+    """The fixed tables of one compute schema."""
+
+    metadata: sa.MetaData
+    events: sa.Table
+    quarantine: sa.Table
+    landings: sa.Table
+    state: sa.Table
+    identities: sa.Table
+    identity_sets: sa.Table
+    set_keys: sa.Table
+    profiles: sa.Table
+    profile_merges: sa.Table
+    profile_aliases: sa.Table
+    pending_affected: sa.Table
+    membership: sa.Table
+    membership_previous: sa.Table
+    changes: sa.Table
+    audience_runs: sa.Table
+
+
+def build_tables(schema: str | None) -> Tables:
+    """Define the fixed tables in `schema`."""
+    md = sa.MetaData(schema=schema)
+    events = sa.Table(
+        "events",
+        md,
+        sa.Column("message_id", sa.Text, nullable=False),
+        sa.Column("type", sa.Text, nullable=False),
+        sa.Column("event", sa.Text),
+        sa.Column("user_id", sa.Text),
+        sa.Column("anonymous_id", sa.Text),
+        sa.Column("group_id", sa.Text),
+        sa.Column("previous_id", sa.Text),
+        sa.Column("timestamp", sa.DateTime, nullable=False),
+        sa.Column("received_at", sa.DateTime),
+        sa.Column("day", sa.Date, nullable=False),
+        sa.Column("batch", sa.BigInteger, nullable=False),
+        sa.Column("set_hash", sa.BigInteger),
+        sa.Column("ids", sa.Text),
+        sa.Column("traits", JsonType),
+        sa.Column("properties", JsonType),
+        sa.Column("context", JsonType),
+        sa.Index("events_timestamp", "timestamp").ddl_if(dialect="postgresql"),
+        sa.Index("events_set_hash", "set_hash").ddl_if(dialect="postgresql"),
+        sa.Index("events_day", "day").ddl_if(dialect="postgresql"),
+    )
+    quarantine = sa.Table(
+        "quarantine",
+        md,
+        sa.Column("day", sa.Date),
+        sa.Column("source", sa.Text, nullable=False),
+        sa.Column("line", sa.BigInteger, nullable=False),
+        sa.Column("reason", sa.Text, nullable=False),
+        sa.Column("raw", sa.Text, nullable=False),
+    )
+    landings = sa.Table(
+        "landings",
+        md,
+        sa.Column("day", sa.Date, primary_key=True),
+        sa.Column("batch", sa.BigInteger, nullable=False),
+        sa.Column("content_hash", sa.Text, nullable=False),
+        sa.Column("events", sa.BigInteger, nullable=False),
+        sa.Column("quarantined", sa.BigInteger, nullable=False),
+        sa.Column("landed_at", sa.DateTime, nullable=False),
+    )
+    state = sa.Table(
+        "compute_state",
+        md,
+        sa.Column("key", sa.Text, primary_key=True),
+        sa.Column("value", sa.Text),
+    )
+    identities = sa.Table(
+        "identities",
+        md,
+        sa.Column("identifier_type", sa.Text, nullable=False),
+        sa.Column("value", sa.Text, nullable=False),
+        sa.Column("profile_id", sa.BigInteger),
+        sa.Column("first_seen", sa.DateTime, nullable=False),
+        sa.Column("last_seen", sa.DateTime, nullable=False),
+        sa.Index("identities_key", "identifier_type", "value").ddl_if(dialect="postgresql"),
+        sa.Index("identities_profile", "profile_id").ddl_if(dialect="postgresql"),
+    )
+    identity_sets = sa.Table(
+        "identity_sets",
+        md,
+        sa.Column("set_hash", sa.BigInteger, nullable=False),
+        sa.Column("profile_id", sa.BigInteger),
+        sa.Column("first_seen", sa.DateTime, nullable=False),
+        sa.Column("last_seen", sa.DateTime, nullable=False),
+        sa.Index("identity_sets_hash", "set_hash").ddl_if(dialect="postgresql"),
+        sa.Index("identity_sets_profile", "profile_id").ddl_if(dialect="postgresql"),
+    )
+    set_keys = sa.Table(
+        "set_keys",
+        md,
+        sa.Column("set_hash", sa.BigInteger, nullable=False),
+        sa.Column("pos", sa.Integer, nullable=False),
+        sa.Column("identifier_type", sa.Text, nullable=False),
+        sa.Column("value", sa.Text, nullable=False),
+        sa.Index("set_keys_hash", "set_hash").ddl_if(dialect="postgresql"),
+    )
+    profiles = sa.Table(
+        "profiles",
+        md,
+        sa.Column("profile_id", sa.BigInteger, nullable=False),
+        sa.Column("created_at", sa.DateTime, nullable=False),
+        sa.Index("profiles_id", "profile_id").ddl_if(dialect="postgresql"),
+    )
+    profile_merges = sa.Table(
+        "profile_merges",
+        md,
+        sa.Column("merged_profile_id", sa.BigInteger, nullable=False),
+        sa.Column("into_profile_id", sa.BigInteger, nullable=False),
+        sa.Column("merged_at", sa.DateTime, nullable=False),
+    )
+    profile_aliases = sa.Table(
+        "profile_aliases",
+        md,
+        sa.Column("old_profile_id", sa.BigInteger, nullable=False),
+        sa.Column("profile_id", sa.BigInteger, nullable=False),
+        sa.Index("profile_aliases_old", "old_profile_id").ddl_if(dialect="postgresql"),
+    )
+    pending_affected = sa.Table(
+        "pending_affected",
+        md,
+        sa.Column("profile_id", sa.BigInteger, nullable=False),
+    )
+    membership = sa.Table(
+        "audience_membership",
+        md,
+        sa.Column("audience_key", sa.Text, nullable=False),
+        sa.Column("profile_id", sa.BigInteger, nullable=False),
+        sa.Column("as_of", sa.DateTime, nullable=False),
+        sa.Index("audience_membership_key", "audience_key", "profile_id").ddl_if(dialect="postgresql"),
+    )
+    membership_previous = sa.Table(
+        "audience_membership_previous",
+        md,
+        sa.Column("audience_key", sa.Text, nullable=False),
+        sa.Column("profile_id", sa.BigInteger, nullable=False),
+        sa.Column("as_of", sa.DateTime, nullable=False),
+    )
+    changes = sa.Table(
+        "audience_changes",
+        md,
+        sa.Column("audience_key", sa.Text, nullable=False),
+        sa.Column("profile_id", sa.BigInteger, nullable=False),
+        sa.Column("change", sa.Text, nullable=False),
+        sa.Column("as_of", sa.DateTime, nullable=False),
+        sa.Index("audience_changes_as_of", "as_of", "audience_key").ddl_if(dialect="postgresql"),
+    )
+    audience_runs = sa.Table(
+        "audience_runs",
+        md,
+        sa.Column("audience_key", sa.Text, nullable=False),
+        sa.Column("as_of", sa.DateTime, nullable=False),
+        sa.Column("size", sa.BigInteger, nullable=False),
+        sa.Column("previous_size", sa.BigInteger),
+        sa.Column("entered", sa.BigInteger, nullable=False),
+        sa.Column("exited", sa.BigInteger, nullable=False),
+        sa.Column("duplicates", sa.BigInteger, nullable=False),
+    )
+    return Tables(
+        metadata=md,
+        events=events,
+        quarantine=quarantine,
+        landings=landings,
+        state=state,
+        identities=identities,
+        identity_sets=identity_sets,
+        set_keys=set_keys,
+        profiles=profiles,
+        profile_merges=profile_merges,
+        profile_aliases=profile_aliases,
+        pending_affected=pending_affected,
+        membership=membership,
+        membership_previous=membership_previous,
+        changes=changes,
+        audience_runs=audience_runs,
+    )

@@ -1,0 +1,311 @@
+"""Custom traits (latest identify value), account traits (latest group value) and computed traits, as SQL.
+
+Tables (one row per profile or account, one column per trait, named by the trait key):
+`custom_traits`, `computed_traits` (user level, incremental), and `account_traits`,
+`account_computed_traits` (account level, always recomputed: accounts are few).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+
+from activation_pipeline.compute.engine import ComputeEngine
+from activation_pipeline.compute.incremental import Plan, plan_stage, stage_done
+from activation_pipeline.compute.schema import Tables
+from activation_pipeline.compute.sqlutil import (
+    CountIf,
+    JsonText,
+    PickBy,
+    SortedUnique,
+    agg_where,
+    compare,
+    create_table_as,
+    json_number,
+    path_parts,
+)
+from activation_pipeline.config import Workspace
+from activation_pipeline.config.models import (
+    AggregationTrait,
+    AnyComputedTrait,
+    CounterTrait,
+    FirstValueTrait,
+    LastValueTrait,
+    MostFrequentTrait,
+    PropertyFilter,
+    UniqueListTrait,
+)
+
+BUCKET_PROFILES = 1_000_000
+"""A full run of computed traits aggregates at most about this many profiles per query (bounded memory)."""
+
+
+@dataclass(frozen=True)
+class TraitSummary:
+    """Counts from one trait stage."""
+
+    mode: str
+    rows: int
+    accounts: int
+    recomputed: int
+
+
+def property_filter(properties: Any, flt: PropertyFilter) -> sa.ColumnElement[bool]:
+    """A property filter on an event's `properties` JSON."""
+    return compare(JsonText(properties, path_parts(flt.property)), flt)
+
+
+def _events_with_profiles(tables: Tables) -> Any:
+    e, s = tables.events, tables.identity_sets
+    return e.join(s, s.c.set_hash == e.c.set_hash)
+
+
+def _restrict(query: sa.Select[Any], profile_column: Any, plan: Plan) -> sa.Select[Any]:
+    if plan.affected is None:
+        return query
+    return query.where(profile_column.in_(sa.select(plan.affected.c.profile_id)))
+
+
+def _replace_rows(
+    conn: sa.Connection,
+    engine: ComputeEngine,
+    name: str,
+    query: sa.Select[Any],
+    plan: Plan,
+    key: str = "profile_id",
+) -> int:
+    """Write `query` as table `name`: whole (full plan) or only the affected profiles' rows."""
+    if plan.affected is None:
+        create_table_as(conn, engine.schema, name, query)
+    else:
+        target = sa.table(name, sa.column(key), schema=engine.schema)
+        conn.execute(sa.delete(target).where(target.c[key].in_(sa.select(plan.affected.c.profile_id))))
+        columns = [c.name for c in query.selected_columns]
+        target_cols = sa.table(name, *[sa.column(c) for c in columns], schema=engine.schema)
+        conn.execute(sa.insert(target_cols).from_select(columns, query))
+    return int(
+        conn.execute(sa.select(sa.func.count()).select_from(sa.table(name, schema=engine.schema))).scalar()
+        or 0
+    )
+
+
+def _affected_count(conn: sa.Connection, plan: Plan) -> int:
+    if plan.affected is None:
+        return -1
+    return int(conn.execute(sa.select(sa.func.count()).select_from(plan.affected)).scalar() or 0)
+
+
+# ------------------------------------------------------------------------------------------ custom traits
+
+
+def _latest_values(traits_column: Any, keys: list[str], e: Any, where: Any) -> list[Any]:
+    columns = []
+    for key in keys:
+        value = JsonText(traits_column, path_parts(key))
+        columns.append(
+            PickBy(value, [e.timestamp, e.message_id], sa.and_(where, value.isnot(None)), last=True).label(
+                key
+            )
+        )
+    return columns
+
+
+def compute_custom_traits(engine: ComputeEngine, workspace: Workspace, as_of: datetime) -> TraitSummary:
+    """Custom user traits and account traits, as of `as_of`."""
+    tables = engine.tables
+    e, s = tables.events.c, tables.identity_sets.c
+    keys = list(workspace.traits.custom)
+    with engine.begin() as conn:
+        plan = plan_stage(conn, engine, workspace, "custom_traits", as_of)
+        is_identify = e.type == "identify"
+        query = (
+            sa.select(s.profile_id, *_latest_values(e.traits, keys, e, is_identify))
+            .select_from(_events_with_profiles(tables))
+            .where(is_identify, e.timestamp <= as_of, s.profile_id.isnot(None))
+            .group_by(s.profile_id)
+        )
+        rows = _replace_rows(conn, engine, "custom_traits", _restrict(query, s.profile_id, plan), plan)
+        is_group = e.type == "group"
+        account_traits = (
+            sa.select(e.group_id, *_latest_values(e.traits, list(workspace.traits.account), e, is_group))
+            .where(is_group, e.timestamp <= as_of)
+            .group_by(e.group_id)
+        )
+        create_table_as(conn, engine.schema, "account_traits", account_traits)
+        accounts = int(
+            conn.execute(
+                sa.select(sa.func.count()).select_from(sa.table("account_traits", schema=engine.schema))
+            ).scalar()
+            or 0
+        )
+        recomputed = _affected_count(conn, plan)
+        stage_done(conn, engine, "custom_traits", as_of)
+    return TraitSummary(plan.mode, rows, accounts, recomputed)
+
+
+# ------------------------------------------------------------------------------------------ computed traits
+
+
+def _condition(trait: AnyComputedTrait, e: Any, as_of: datetime) -> sa.ColumnElement[bool]:
+    parts: list[Any] = [e.event == trait.event]
+    if trait.window is not None:
+        parts.append(e.timestamp > as_of - trait.window)
+    parts += [property_filter(e.properties, f) for f in trait.where]
+    return sa.and_(*parts)
+
+
+def _aggregate(trait: AnyComputedTrait, e: Any, as_of: datetime) -> Any | None:
+    cond = _condition(trait, e, as_of)
+    if isinstance(trait, CounterTrait):
+        return CountIf(cond)
+    if isinstance(trait, AggregationTrait):
+        value = json_number(e.properties, trait.property)
+        return agg_where(trait.function, value, sa.and_(cond, value.isnot(None)))
+    if isinstance(trait, FirstValueTrait | LastValueTrait):
+        text = JsonText(e.properties, path_parts(trait.property))
+        return PickBy(
+            text,
+            [e.timestamp, e.message_id],
+            sa.and_(cond, text.isnot(None)),
+            last=isinstance(trait, LastValueTrait),
+        )
+    if isinstance(trait, UniqueListTrait):
+        text = JsonText(e.properties, path_parts(trait.property))
+        return SortedUnique(text, sa.and_(cond, text.isnot(None)), trait.max_items)
+    return None
+
+
+def _most_frequent(
+    trait: MostFrequentTrait, key: Any, source: Any, where: Any, e: Any, as_of: datetime
+) -> sa.Subquery:
+    value = JsonText(e.properties, path_parts(trait.property))
+    counted = (
+        sa.select(
+            key.label("k"),
+            value.label("value"),
+            sa.func.count().label("n"),
+            sa.func.max(e.timestamp).label("last_ts"),
+        )
+        .select_from(source)
+        .where(where, _condition(trait, e, as_of), value.isnot(None))
+        .group_by(key, value)
+        .subquery()
+    )
+    ranked = (
+        sa.select(
+            counted.c.k,
+            counted.c.value,
+            sa.func.row_number()
+            .over(
+                partition_by=counted.c.k,
+                order_by=[counted.c.n.desc(), counted.c.last_ts.desc(), counted.c.value],
+            )
+            .label("rn"),
+        )
+        .where(counted.c.n >= trait.min_count)
+        .subquery()
+    )
+    return sa.select(ranked.c.k, ranked.c.value).where(ranked.c.rn == 1).subquery(f"mf_{trait.key}")
+
+
+def computed_query(
+    traits: list[AnyComputedTrait],
+    base: Any,
+    base_key: Any,
+    key: Any,
+    source: Any,
+    where: Any,
+    e: Any,
+    as_of: datetime,
+) -> sa.Select[Any]:
+    """One row per base row (profiles or accounts) with a column per computed trait."""
+    events = sorted({t.event for t in traits})
+    scan = sa.and_(where, e.type == "track", e.timestamp <= as_of, e.event.in_(events))
+    plain = [(t, agg) for t in traits if (agg := _aggregate(t, e, as_of)) is not None]
+    columns: list[Any] = [base_key]
+    joined = base
+    if plain:
+        agg = (
+            sa.select(key.label("k"), *[a.label(t.key) for t, a in plain])
+            .select_from(source)
+            .where(scan)
+            .group_by(key)
+            .subquery("agg")
+        )
+        joined = joined.outerjoin(agg, agg.c.k == base_key)
+        for t, _ in plain:
+            column: Any = agg.c[t.key]
+            if isinstance(t, CounterTrait):
+                column = sa.func.coalesce(column, 0)
+            elif isinstance(t, AggregationTrait) and t.function == "sum":
+                column = sa.func.coalesce(column, sa.cast(0, sa.Float))
+            columns.append(column.label(t.key))
+    for t in traits:
+        if isinstance(t, MostFrequentTrait):
+            mf = _most_frequent(t, key, source, scan, e, as_of)
+            joined = joined.outerjoin(mf, mf.c.k == base_key)
+            columns.append(mf.c.value.label(t.key))
+    return sa.select(*columns).select_from(joined)
+
+
+def compute_computed_traits(engine: ComputeEngine, workspace: Workspace, as_of: datetime) -> TraitSummary:
+    """Every computed trait of the workspace (user and account level), as of `as_of`."""
+    tables = engine.tables
+    e, s = tables.events.c, tables.identity_sets.c
+    user = [t for t in workspace.traits.computed if t.level == "user"]
+    account = [t for t in workspace.traits.computed if t.level == "account"]
+    with engine.begin() as conn:
+        plan = plan_stage(conn, engine, workspace, "computed_traits", as_of)
+        p = tables.profiles
+        base_where: Any = s.profile_id.isnot(None)
+        if plan.affected is not None:
+            base_where = sa.and_(base_where, s.profile_id.in_(sa.select(plan.affected.c.profile_id)))
+            buckets = 1
+        else:
+            profiles = int(conn.execute(sa.select(sa.func.count()).select_from(p)).scalar() or 0)
+            buckets = max(1, -(-profiles // BUCKET_PROFILES))
+        for bucket in range(buckets):
+            where, restrict = base_where, _restrict
+            if buckets > 1:
+                # Large full runs aggregate a slice of profiles at a time so the per-profile state fits memory.
+                where = sa.and_(base_where, s.profile_id % buckets == bucket)
+            query = computed_query(
+                user, p, p.c.profile_id, s.profile_id, _events_with_profiles(tables), where, e, as_of
+            )
+            query = restrict(query, p.c.profile_id, plan)
+            if buckets > 1:
+                query = query.where(p.c.profile_id % buckets == bucket)
+            if bucket == 0:
+                rows = _replace_rows(conn, engine, "computed_traits", query, plan)
+            else:
+                columns = [c.name for c in query.selected_columns]
+                target = sa.table("computed_traits", *[sa.column(c) for c in columns], schema=engine.schema)
+                conn.execute(sa.insert(target).from_select(columns, query))
+        if buckets > 1:
+            rows = int(
+                conn.execute(
+                    sa.select(sa.func.count()).select_from(sa.table("computed_traits", schema=engine.schema))
+                ).scalar()
+                or 0
+            )
+        au = sa.table("account_users", sa.column("group_id"), sa.column("profile_id"), schema=engine.schema)
+        accounts_base = sa.select(au.c.group_id).distinct().subquery("accounts")
+        source = _events_with_profiles(tables).join(au, au.c.profile_id == s.profile_id)
+        account_query = computed_query(
+            account, accounts_base, accounts_base.c.group_id, au.c.group_id, source, sa.true(), e, as_of
+        )
+        create_table_as(conn, engine.schema, "account_computed_traits", account_query)
+        accounts = int(
+            conn.execute(
+                sa.select(sa.func.count()).select_from(
+                    sa.table("account_computed_traits", schema=engine.schema)
+                )
+            ).scalar()
+            or 0
+        )
+        recomputed = _affected_count(conn, plan)
+        stage_done(conn, engine, "computed_traits", as_of)
+    return TraitSummary(plan.mode, rows, accounts, recomputed)
