@@ -14,11 +14,10 @@ from activation_pipeline.compute.pipeline import ComputePipeline
 from activation_pipeline.config.catalogue import CATALOGUE
 from activation_pipeline.config.workspace import Workspace
 from activation_pipeline.defs.resources import WorkspaceResource, as_of_from_context
-from activation_pipeline.destinations.base import BatchResult
 from activation_pipeline.state.store import open_state
 from activation_pipeline.sync.compute_view import ResultsView, export_results, results_directory
 from activation_pipeline.sync.delta import SyncMode
-from activation_pipeline.sync.runner import sync_destination_of_workspace
+from activation_pipeline.sync.runner import Progress, sync_destination_of_workspace
 
 if TYPE_CHECKING:  # not exported by dagster 1.13; the type of define_asset_job()
     from dagster._core.definitions.unresolved_asset_job_definition import (
@@ -125,8 +124,8 @@ def build_sync_asset(workspace: Workspace, destination_id: str) -> dg.AssetsDefi
         view = ResultsView(results_directory(state_dir(ws)), sql_levels(ws))
         store = open_state(ws.state_location())
 
-        def progress(seq: int, batch: BatchResult) -> None:
-            context.log.info(f"batch {seq} done: {len(batch.results)} records")
+        def progress(tracker: Progress) -> None:
+            context.log.info(f"{mode.value} sync of {connection_id}: {tracker.describe()}")
 
         try:
             result = sync_destination_of_workspace(
@@ -137,7 +136,7 @@ def build_sync_asset(workspace: Workspace, destination_id: str) -> dg.AssetsDefi
                 view.as_of,
                 mode=mode,
                 connection_ids=[connection_id],
-                after_batch=progress,
+                progress=progress,
             )
         finally:
             store.dispose()

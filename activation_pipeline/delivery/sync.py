@@ -60,11 +60,13 @@ def sync_destination(
     after_batch: AfterBatch | None = None,
     resend: bool = False,
     default_region: str = "US",
+    planned: Sequence[PlannedChange] | None = None,
 ) -> DeliveryReport:
     """Deliver the changes of every connection of one destination (plus anything left from earlier runs).
 
     `resend` sends changes the snapshot already holds too (a resync)."""
-    planned = plan_for_destination(destination, changes, space=space)
+    if planned is None:
+        planned = plan_for_destination(destination, changes, space=space)
     limiter = limiter_for(store, destination)
     options = ClientOptions(
         rate_limiter=limiter,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence, Set
 from dataclasses import dataclass, field
@@ -15,7 +16,8 @@ from activation_pipeline.config.catalogue import CATALOGUE
 from activation_pipeline.config.models import Connection
 from activation_pipeline.config.workspace import Workspace
 from activation_pipeline.delivery.engine import AfterBatch, DeliveryReport
-from activation_pipeline.delivery.sync import rate_limit_for, sync_destination
+from activation_pipeline.delivery.sync import plan_for_destination, rate_limit_for, sync_destination
+from activation_pipeline.destinations.base import BatchResult
 from activation_pipeline.destinations.http import RetryPolicy
 from activation_pipeline.state.ledger import read_snapshot
 from activation_pipeline.state.store import StateStore
@@ -54,6 +56,38 @@ class ConnectionDelta:
 
 
 @dataclass
+class Progress:
+    """How far a sync is: batches done of the total planned, and the estimated time left."""
+
+    total_batches: int
+    records: int
+    done_batches: int = 0
+    done_records: int = 0
+    started: float = field(default_factory=time.monotonic)
+
+    def batch_done(self, records: int) -> None:
+        """Count one more batch as finished."""
+        self.done_batches += 1
+        self.done_records += records
+
+    @property
+    def seconds_left(self) -> float | None:
+        """Estimated seconds to finish, from the pace so far (None before the first batch)."""
+        if not self.done_records:
+            return None
+        elapsed = time.monotonic() - self.started
+        return max(0.0, elapsed / self.done_records * (self.records - self.done_records))
+
+    def describe(self) -> str:
+        """`batches 3/10 (1,500/5,000 records), about 12 s left`."""
+        left = "" if self.seconds_left is None else f", about {self.seconds_left:.0f} s left"
+        return (
+            f"batches {self.done_batches}/{max(self.total_batches, self.done_batches)} "
+            f"({self.done_records:,}/{self.records:,} records){left}"
+        )
+
+
+@dataclass
 class DestinationSync:
     """What a destination's sync did."""
 
@@ -61,11 +95,15 @@ class DestinationSync:
     mode: SyncMode
     report: DeliveryReport | None
     connections: dict[str, dict[str, int]] = field(default_factory=dict)
+    progress: Progress | None = None
 
     def metadata(self) -> dict[str, float | int | str]:
         """Numeric figures for Dagster (counts only, no personal data)."""
         figures: dict[str, float | int | str] = dict(self.report.metadata()) if self.report else {}
         figures["connections"] = len(self.connections)
+        if self.progress is not None:
+            figures["batches_planned"] = self.progress.total_batches
+            figures["records_planned"] = self.progress.records
         for name in ("entered", "exited", "updated", "baselined", "unaddressable"):
             figures[name] = sum(c.get(name, 0) for c in self.connections.values())
         return figures
@@ -172,8 +210,11 @@ def sync_destination_of_workspace(
     retry: RetryPolicy | None = None,
     sleep: Callable[[float], None] | None = None,
     after_batch: AfterBatch | None = None,
+    progress: Callable[[Progress], None] | None = None,
 ) -> DestinationSync:
-    """Send each (chosen) connection of one destination what it needs, and deliver anything left over."""
+    """Send each (chosen) connection of one destination what it needs, and deliver anything left over.
+
+    `progress` is told after every batch how many batches of the total are done and the time left."""
     sync_id = sync_id or f"{mode.value}_{as_of:%Y%m%dT%H%M%S}_{uuid.uuid4().hex[:8]}"
     connections = [
         c
@@ -202,6 +243,21 @@ def sync_destination_of_workspace(
     extra: dict[str, Any] = {}
     if sleep is not None:
         extra["sleep"] = sleep
+    destination = workspace.destination(destination_id)
+    planned = plan_for_destination(destination, to_send, space=workspace.personas_space_id)
+    records = sum(len(p.records) for p in planned)
+    batch_size = CATALOGUE[destination.type].max_batch
+    tracker = Progress(total_batches=math.ceil(records / batch_size) if records else 0, records=records)
+    if progress is not None:
+        progress(tracker)
+
+    def on_batch(seq: int, batch: BatchResult) -> None:
+        tracker.batch_done(len(batch.results))
+        if progress is not None:
+            progress(tracker)
+        if after_batch is not None:
+            after_batch(seq, batch)
+
     result.report = sync_destination(
         store,
         workspace.destination(destination_id),
@@ -210,11 +266,13 @@ def sync_destination_of_workspace(
         sync_id=sync_id,
         base_dir=workspace.base_dir,
         retry=retry,
-        after_batch=after_batch,
+        after_batch=on_batch,
         resend=mode is SyncMode.RESYNC,
         default_region=workspace.normalisation.default_region,
+        planned=planned,
         **extra,
     )
+    result.progress = tracker
     for connection, _ in to_send:
         mark_initialised(store, connection.connection_id, destination_id, "backfill")
     return result

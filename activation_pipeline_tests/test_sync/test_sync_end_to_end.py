@@ -142,6 +142,7 @@ def _resync_is_guarded_and_resends_everyone(
         figures["sent"].value == figures["entered"].value == audiences[f"{connection.split('.')[1]}/size"] > 0
     )
     assert len(marketo.requests) > before
+    assert figures["batches_planned"].value >= 1 and figures["records_planned"].value >= figures["sent"].value
 
 
 def test_plan_job_records_the_plan(session: SandboxSession, instance: dg.DagsterInstance) -> None:
