@@ -58,7 +58,11 @@ def _print_run(workspace_name: str, as_of: datetime, summary: RunSummary) -> Non
         f"workspace {workspace_name} as of {as_of.isoformat()}: {'succeeded' if summary.success else 'FAILED'}"
     )
     for asset_key, figures in summary.materialisations.items():
-        shown = ", ".join(f"{name}={value}" for name, value in figures.items() if not isinstance(value, str))
+        shown = ", ".join(
+            f"{name}={value:.6g}" if isinstance(value, float) else f"{name}={value}"
+            for name, value in figures.items()
+            if not isinstance(value, str)
+        )
         print(f"  {asset_key}: {shown}")
     for failure in summary.failures:
         print(f"  failed: {failure}")
