@@ -18,6 +18,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from activation_pipeline.compute import traits as trait_stage
 from activation_pipeline.compute.engine import ComputeEngine
 from activation_pipeline.compute.incremental import Plan, finish_evaluation, plan_stage, require_stages
 from activation_pipeline.compute.schema import Tables
@@ -311,11 +312,24 @@ def evaluate_audiences(engine: ComputeEngine, workspace: Workspace, as_of: datet
         source = tables.events.join(tables.identity_sets, s.set_hash == e.set_hash)
         user_counts = _Counts(user_audiences)
         where: Any = s.profile_id.isnot(None)
+        buckets = 1
         if plan.affected is not None:
             where = sa.and_(where, s.profile_id.in_(sa.select(plan.affected.c.profile_id)))
-        create_table_as(
-            conn, schema, "_event_counts", user_counts.query(tables, s.profile_id, source, where, as_of)
-        )
+        else:
+            profiles = int(
+                conn.execute(sa.select(sa.func.count()).select_from(tables.profiles)).scalar() or 0
+            )
+            buckets = max(1, -(-profiles // trait_stage.BUCKET_PROFILES))
+        for bucket in range(buckets):
+            # Large full runs count a slice of profiles at a time, so the join and its state fit memory.
+            sliced = sa.and_(where, s.profile_id % buckets == bucket) if buckets > 1 else where
+            counts = user_counts.query(tables, s.profile_id, source, sliced, as_of)
+            if bucket == 0:
+                create_table_as(conn, schema, "_event_counts", counts)
+            else:
+                names = [c.name for c in counts.selected_columns]
+                target = sa.table("_event_counts", *[sa.column(n) for n in names], schema=schema)
+                conn.execute(sa.insert(target).from_select(names, counts))
         counts_table = sa.table(
             "_event_counts",
             sa.column("k"),

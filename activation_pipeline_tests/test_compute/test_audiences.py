@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from activation_pipeline.compute import traits as trait_stage
 from activation_pipeline.compute.audiences import topological
 from activation_pipeline.compute.engine import ComputeEngine
 from activation_pipeline.compute.identity import profile_id_for
@@ -100,10 +101,20 @@ EXPECTED = {
 }
 
 
-@pytest.mark.parametrize("full", [True, False], ids=["full", "incremental"])
+@pytest.mark.parametrize(
+    ("full", "bucket_profiles"),
+    [(True, 1_000_000), (True, 3), (False, 1_000_000)],
+    ids=["full", "full-in-slices", "incremental"],
+)
 def test_every_condition_kind(
-    tmp_path: Path, compute_engine: ComputeEngine, messages: Messages, full: bool
+    tmp_path: Path,
+    compute_engine: ComputeEngine,
+    messages: Messages,
+    full: bool,
+    bucket_profiles: int,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    monkeypatch.setattr(trait_stage, "BUCKET_PROFILES", bucket_profiles)
     _people(messages)
     workspace = make_workspace(tmp_path, AUDIENCES)
     pipeline = run(workspace, compute_engine, messages, "2026-10-01T00:00")
