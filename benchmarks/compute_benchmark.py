@@ -150,30 +150,29 @@ def new_events_sql(profiles: int) -> list[str]:
     ]
 
 
-def reference_sql(as_of: datetime) -> list[str]:
-    """The hand-written DuckDB script: the bench workspace's traits, audiences and changes."""
+def reference_sql(as_of: datetime, slices: int = 1) -> list[str]:
+    """The hand-written DuckDB script: the bench workspace's traits, audiences and changes.
+
+    With `slices` > 1 the per-profile aggregation runs on one slice of profiles at a time (as the
+    pipeline does above 1M profiles); in one piece it does not fit in 8 GB at 10M profiles.
+    """
     s = SCHEMA
     t = f"TIMESTAMP '{as_of}'"
 
     def ago(days: int) -> str:
         return f"{t} - INTERVAL {days} DAY"
 
-    return [
-        f"""
-        CREATE OR REPLACE TABLE {s}.ref_custom AS
-        SELECT s.profile_id, arg_max(e.traits->>'$.plan', (e.timestamp, e.message_id))
-                   FILTER (WHERE e.traits->>'$.plan' IS NOT NULL) AS plan
-        FROM {s}.events e JOIN {s}.identity_sets s USING (set_hash)
-        WHERE e.type = 'identify' AND e.timestamp <= {t} GROUP BY s.profile_id
-        """,
-        f"""
-        CREATE OR REPLACE TABLE {s}.ref_agg AS
+    def agg_statement(head: str, k: int) -> str:
+        slice_filter = f"AND s.profile_id % {slices} = {k}" if slices > 1 else ""
+        profile_filter = f"WHERE p.profile_id % {slices} = {k}" if slices > 1 else ""
+        return f"""
+        {head}
         WITH ev AS (
             SELECT s.profile_id, e.event, e.timestamp AS ts, e.message_id,
                    TRY_CAST(e.properties->>'$.revenue' AS DOUBLE) AS revenue,
                    e.properties->>'$.category' AS category, e.properties->>'$.campaign' AS campaign
             FROM {s}.events e JOIN {s}.identity_sets s USING (set_hash)
-            WHERE e.type = 'track' AND e.timestamp <= {t}
+            WHERE e.type = 'track' AND e.timestamp <= {t} {slice_filter}
               AND e.event IN ('Order Completed', 'Product Viewed', 'Product Added', 'Email Opened')
         ), mf AS (
             SELECT profile_id, arg_max(category, (n, last_ts, -rank)) AS favourite_category FROM (
@@ -204,8 +203,23 @@ def reference_sql(as_of: datetime) -> list[str]:
                a.first_order_revenue, a.last_campaign, a.categories_30d,
                coalesce(a.c_pv30, 0) AS c_pv30, coalesce(a.c_pa7, 0) AS c_pa7, coalesce(a.c_oc7, 0) AS c_oc7,
                coalesce(a.c_oc90, 0) AS c_oc90, coalesce(a.c_eo30, 0) AS c_eo30
-        FROM {s}.profiles p LEFT JOIN agg a USING (profile_id) LEFT JOIN mf USING (profile_id)
+        FROM {s}.profiles p LEFT JOIN agg a USING (profile_id) LEFT JOIN mf USING (profile_id) {profile_filter}
+        """
+
+    return [
+        f"""
+        CREATE OR REPLACE TABLE {s}.ref_custom AS
+        SELECT s.profile_id, arg_max(e.traits->>'$.plan', (e.timestamp, e.message_id))
+                   FILTER (WHERE e.traits->>'$.plan' IS NOT NULL) AS plan
+        FROM {s}.events e JOIN {s}.identity_sets s USING (set_hash)
+        WHERE e.type = 'identify' AND e.timestamp <= {t} GROUP BY s.profile_id
         """,
+        *[
+            agg_statement(
+                f"CREATE OR REPLACE TABLE {s}.ref_agg AS" if k == 0 else f"INSERT INTO {s}.ref_agg", k
+            )
+            for k in range(slices)
+        ],
         f"""
         CREATE OR REPLACE TABLE {s}.ref_members AS
         WITH t AS (SELECT a.*, c.plan FROM {s}.ref_agg a LEFT JOIN {s}.ref_custom c USING (profile_id)),
@@ -325,8 +339,20 @@ def _child(queue: Any, fn: Callable[..., dict[str, Any]], args: tuple[Any, ...])
     queue.put(result)
 
 
+SAVED: Path | None = None
+"""Directory where each phase's result is saved (and, with --resume, read back instead of re-running)."""
+RESUME = False
+
+
 def run_phase(name: str, fn: Callable[..., dict[str, Any]], *args: Any) -> dict[str, Any]:
     """Run one phase in a fresh process; return its result with wall time and peak RSS."""
+    saved = SAVED / f"phase_{name.replace(' ', '_')}.json" if SAVED else None
+    if RESUME and saved is not None and saved.exists():
+        result = json.loads(saved.read_text())
+        print(
+            f"  {name:<12} {result['wall_s']:8.1f} s   peak {result['peak_mb']:7.0f} MB   (from an earlier run)"
+        )
+        return result
     ctx = mp.get_context("spawn")
     queue = ctx.Queue()
     process = ctx.Process(target=_child, args=(queue, fn, args))
@@ -335,6 +361,8 @@ def run_phase(name: str, fn: Callable[..., dict[str, Any]], *args: Any) -> dict[
     process.join()
     if "error" in result:
         raise SystemExit(f"phase {name} failed: {result['error']}")
+    if saved is not None:
+        saved.write_text(json.dumps(result, default=str))
     print(f"  {name:<12} {result['wall_s']:8.1f} s   peak {result['peak_mb']:7.0f} MB", flush=True)
     return result
 
@@ -355,6 +383,11 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "out")
     parser.add_argument("--reuse", action="store_true", help="reuse events synthesised by an earlier run")
     parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="with --reuse: also reuse the earlier run's synth and full phases",
+    )
+    parser.add_argument(
         "--skip-full-again",
         action="store_true",
         help="compare the incremental run with the first full run instead of running a second one",
@@ -371,7 +404,12 @@ def main() -> None:
         f"compute benchmark: {args.profiles:,} profiles, {args.events:,} events, DuckDB on 2 threads",
         flush=True,
     )
-    if reuse:
+    global SAVED, RESUME
+    SAVED, RESUME = out, reuse and args.resume
+    if RESUME:
+        synth = run_phase("synth", _phase_synth, db, args.profiles, args.events, args.memory_limit)
+        run_phase("reset", _phase_sql, db, "reset", args.profiles, t1, args.memory_limit)
+    elif reuse:
         synth = run_phase("reuse", _phase_sql, db, "reset", args.profiles, t1, args.memory_limit)
     else:
         synth = run_phase("synth", _phase_synth, db, args.profiles, args.events, args.memory_limit)
