@@ -128,25 +128,26 @@ def synth_sql(profiles: int, events: int) -> list[str]:
     ]
 
 
-def new_events_sql(profiles: int) -> list[str]:
-    """SQL adding 5 events for each of 1% of profiles in (T, T + 1h], as landing batch 2."""
+def new_events_sql(profiles: int, start: datetime = AS_OF, batch: int = 2) -> list[str]:
+    """SQL adding 5 events for each of 1% of profiles in (start, start + 1h], as a new landing batch."""
     changed = max(1, profiles // 100)
     s = SCHEMA
+    end = start + timedelta(hours=1)
     return [
         f"""
         INSERT INTO {s}.events
         SELECT 'n' || i, 'track', CASE WHEN i % 5 = 0 THEN 'Order Completed' ELSE 'Product Viewed' END,
-               'u' || p, 'a' || p, NULL, NULL, ts, ts, ts::DATE, 2,
+               'u' || p, 'a' || p, NULL, NULL, ts, ts, ts::DATE, {batch},
                (hash('[["user_id","u' || p || '"],["anonymous_id","a' || p || '"]]') >> 1)::BIGINT,
                '[["user_id","u' || p || '"],["anonymous_id","a' || p || '"]]', '{{}}'::JSON,
                (CASE WHEN i % 5 = 0 THEN '{{"revenue":300.0}}' ELSE '{{"category":"Electronics"}}' END)::JSON, '{{}}'::JSON
-        FROM (SELECT i, (hash(i * 101 + 1) % {profiles})::BIGINT AS p,
-                     TIMESTAMP '{AS_OF}' + to_microseconds(1 + (hash(i * 7 + 5) % 3599000000)::BIGINT) AS ts
+        FROM (SELECT i, (hash(i * 101 + {batch}) % {profiles})::BIGINT AS p,
+                     TIMESTAMP '{start}' + to_microseconds(1 + (hash(i * 7 + 5) % 3599000000)::BIGINT) AS ts
               FROM range({changed * 5}) t(i))
         ORDER BY ts
         """,
-        f"DELETE FROM {s}.landings WHERE day = DATE '{AS_OF_2.date()}'",
-        f"INSERT INTO {s}.landings VALUES (DATE '{AS_OF_2.date()}', 2, 'synthetic', 0, 0, now()::TIMESTAMP)",
+        f"DELETE FROM {s}.landings WHERE day = DATE '{end.date()}'",
+        f"INSERT INTO {s}.landings VALUES (DATE '{end.date()}', {batch}, 'synthetic', 0, 0, now()::TIMESTAMP)",
     ]
 
 
@@ -388,6 +389,11 @@ def main() -> None:
         help="with --reuse: also reuse the earlier run's synth and full phases",
     )
     parser.add_argument(
+        "--second-incremental",
+        action="store_true",
+        help="after the incremental run, add another 1% of changes in the next hour and run incrementally again",
+    )
+    parser.add_argument(
         "--skip-full-again",
         action="store_true",
         help="compare the incremental run with the first full run instead of running a second one",
@@ -418,6 +424,11 @@ def main() -> None:
     reference = run_phase("reference", _phase_sql, db, "reference", args.profiles, t1, reference_limit)
     run_phase("new events", _phase_sql, db, "new_events", args.profiles, t2, args.memory_limit)
     incremental = run_phase("incremental", _phase_evaluate, db, t2, False, args.memory_limit)
+    if args.second_incremental:
+        run_phase("new events 2", _phase_sql, db, "new_events_2", args.profiles, t2, args.memory_limit)
+        t3 = (AS_OF_2 + timedelta(hours=1)).isoformat(sep=" ")
+        second = run_phase("incremental 2", _phase_evaluate, db, t3, False, args.memory_limit)
+        print(f"  second incremental: {second['wall_s']:.1f} s, peak {second['peak_mb']:.0f} MB", flush=True)
     full2 = (
         full
         if args.skip_full_again

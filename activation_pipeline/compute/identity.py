@@ -518,7 +518,15 @@ def _write(
     if not full:
         gone = merged_away | {pid for pid in resolver.touched if pid in resolver.created}
         if gone:
-            conn.execute(sa.delete(p).where(p.c.profile_id.in_(sorted(gone))))
+            # A work table, not an IN list: an incremental run may touch 100k+ profiles.
+            doomed = scratch_table(
+                conn,
+                engine.schema,
+                "_scratch_profiles",
+                pa.table({"profile_id": sorted(gone)}, schema=pa.schema([("profile_id", pa.int64())])),
+            )
+            conn.execute(sa.delete(p).where(p.c.profile_id.in_(sa.select(doomed.c.profile_id))))
+            drop_table(conn, engine.schema, "_scratch_profiles")
         live = [pid for pid in resolver.touched if pid in resolver.created]
     else:
         live = list(resolver.created)
