@@ -141,12 +141,15 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
 def cmd_ledger(args: argparse.Namespace) -> int:
     """Show what was sent to a destination about a profile, found by any identifier."""
-    from activation_pipeline.state.ledger import format_ledger, show_ledger
+    from activation_pipeline.state.ledger import find_in_ledger, format_lookup
 
     workspace = load_workspace(args.workspace)
-    rows = show_ledger(workspace.state_location(), args.destination, args.identifier)
-    print(format_ledger(rows, show_payloads=not args.brief))
-    return 0 if rows else 1
+    region = workspace.normalisation.default_region
+    lookup = find_in_ledger(workspace.state_location(), args.destination, args.identifier, region=region)
+    print(
+        format_lookup(lookup, args.identifier, args.destination, region=region, show_payloads=not args.brief)
+    )
+    return 0 if lookup.rows else 1
 
 
 def cmd_generate(args: argparse.Namespace) -> int:

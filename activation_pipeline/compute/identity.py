@@ -25,7 +25,7 @@ import sqlalchemy as sa
 
 from activation_pipeline.compute import state
 from activation_pipeline.compute.engine import ComputeEngine, load_arrow
-from activation_pipeline.compute.ingest import PREVIOUS_ID, normalise_phone
+from activation_pipeline.compute.ingest import PREVIOUS_ID
 from activation_pipeline.compute.schema import Tables
 from activation_pipeline.compute.scratch import scratch_table
 from activation_pipeline.compute.sqlutil import (
@@ -36,6 +36,7 @@ from activation_pipeline.compute.sqlutil import (
     rename_table,
 )
 from activation_pipeline.config import Workspace
+from activation_pipeline.identifiers import canonical_identifier
 
 Key = tuple[str, str]
 _MASK = (1 << 63) - 1
@@ -93,12 +94,7 @@ class Resolver:
         region = workspace.normalisation.default_region
 
         def norm(kind: str, value: str) -> str:
-            value = value.strip()
-            if kind == "email":
-                return value.lower()
-            if kind == "phone":
-                return normalise_phone(value, region)
-            return value
+            return canonical_identifier(kind, value, region) or value
 
         kinds = [*identity.identifiers, PREVIOUS_ID]
         blocked: dict[str, frozenset[str]] = {}

@@ -7,13 +7,12 @@ import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
-from functools import lru_cache
 from typing import Any
 
-import phonenumbers
 import pyarrow as pa
 
 from activation_pipeline.config import Workspace
+from activation_pipeline.identifiers import canonical_phone
 
 MESSAGE_TYPES = frozenset({"identify", "track", "group", "alias", "page", "screen"})
 PREVIOUS_ID = "previous_id"
@@ -82,17 +81,8 @@ def set_hash(ids_json: str) -> int:
     )
 
 
-@lru_cache(maxsize=200_000)
-def normalise_phone(raw: str, region: str) -> str:
-    """E.164 form of a phone number when it parses (national forms use the default region), else its digits."""
-    try:
-        number = phonenumbers.parse(raw, region)
-        if phonenumbers.is_possible_number(number):
-            return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
-    except phonenumbers.NumberParseException:
-        pass
-    digits = "".join(ch for ch in raw if ch.isdigit() or ch == "+")
-    return digits or raw.strip()
+normalise_phone = canonical_phone
+"""Kept for callers of ingest: the canonical phone form lives in `activation_pipeline.identifiers`."""
 
 
 def _text(value: Any) -> str | None:
