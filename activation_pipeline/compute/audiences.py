@@ -182,7 +182,7 @@ class _Counts:
                 parts.append(e.timestamp > as_of - node.within)
             if not audience.historical and audience.created_at is not None:
                 parts.append(e.timestamp >= _utc(audience.created_at))
-            parts += [property_filter(e.properties, f) for f in node.where]
+            parts += [property_filter(e, f) for f in node.where]
             counts.append(CountIf(sa.and_(*parts)).label(name))
         events = sorted({node.event for _, _, node in self.specs})
         return (

@@ -19,6 +19,7 @@ import sqlalchemy as sa
 
 from activation_pipeline.compute import state
 from activation_pipeline.compute.engine import ComputeEngine
+from activation_pipeline.compute.event_columns import ensure_event_columns
 from activation_pipeline.compute.sqlutil import create_table_as, drop_table
 from activation_pipeline.config import Workspace
 from activation_pipeline.config.models import (
@@ -92,6 +93,7 @@ def plan_stage(
     """Decide full or incremental for `stage` at `as_of`, materialising the affected profiles if incremental."""
     tables = engine.tables
     require_identity(conn, engine, as_of)
+    ensure_event_columns(conn, tables.events, workspace)  # every stage reads the typed event columns
     previous = state.get_time(conn, tables, state.EVALUATED_AS_OF)
     stage_as_of = state.get_time(conn, tables, state.stage_key(stage))
     full = (

@@ -1,326 +1,266 @@
-"""Parse and validate Segment-spec messages into typed event rows; unusable ones go to quarantine with a reason."""
+"""Parse Segment-spec messages with DuckDB: raw JSON texts in, typed event rows and quarantined lines out.
+
+Every message is parsed once by DuckDB's JSON reader (no Python per line). A message that cannot be used is
+quarantined with the first reason that applies, in this order: not valid JSON, not a JSON object, no type,
+unknown type, no userId or anonymousId, track without event, group without groupId, alias without
+previousId, no timestamp (`timestamp`, else `originalTimestamp`, else `receivedAt`), timestamp not ISO-8601,
+traits / properties / context not an object. Identifiers are read per the workspace's identity settings and
+canonicalised (emails trimmed and lowercased, phones in E.164 where they parse); the identifier set of a
+message is its `ids` (JSON, most trusted first) and `set_hash`.
+"""
 
 from __future__ import annotations
 
-import hashlib
-import json
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
-from typing import Any
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 
+import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
+from duckdb.sqltypes import VARCHAR
 
+from activation_pipeline.compute.event_columns import EventColumn
 from activation_pipeline.config import Workspace
 from activation_pipeline.identifiers import canonical_phone
 
-MESSAGE_TYPES = frozenset({"identify", "track", "group", "alias", "page", "screen"})
+MESSAGE_TYPES = ("identify", "track", "group", "alias", "page", "screen")
 PREVIOUS_ID = "previous_id"
 """Pseudo identifier type of an alias call's previousId: resolved to user_id or anonymous_id at merge time."""
 
-EVENT_SCHEMA = pa.schema(
-    [
-        ("message_id", pa.string()),
-        ("type", pa.string()),
-        ("event", pa.string()),
-        ("user_id", pa.string()),
-        ("anonymous_id", pa.string()),
-        ("group_id", pa.string()),
-        ("previous_id", pa.string()),
-        ("timestamp", pa.timestamp("us")),
-        ("received_at", pa.timestamp("us")),
-        ("day", pa.date32()),
-        ("batch", pa.int64()),
-        ("set_hash", pa.int64()),
-        ("ids", pa.string()),
-        ("traits", pa.string()),
-        ("properties", pa.string()),
-        ("context", pa.string()),
-    ]
-)
-SET_KEYS_SCHEMA = pa.schema(
-    [("set_hash", pa.int64()), ("pos", pa.int32()), ("identifier_type", pa.string()), ("value", pa.string())]
-)
-QUARANTINE_SCHEMA = pa.schema(
-    [
-        ("day", pa.date32()),
-        ("source", pa.string()),
-        ("line", pa.int64()),
-        ("reason", pa.string()),
-        ("raw", pa.string()),
-    ]
-)
+RAW_SCHEMA = pa.schema([("source", pa.string()), ("line", pa.int64()), ("raw", pa.string())])
+"""What a source hands to the parser: one message text per row, with where it came from."""
 
-_dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=str).encode
+_WHITESPACE = " \t\r\n\f\v"
+_NUMBER_TYPES = "('BIGINT', 'UBIGINT', 'DOUBLE')"
+_NESTED = ("traits", "properties", "context")
 
 
-class MessageRejectedError(ValueError):
-    """A message that cannot be used, with the reason kept in quarantine."""
+def _lit(text: str) -> str:
+    """A SQL string literal (quotes doubled): the only way configuration text enters the parser's SQL."""
+    return "'" + text.replace("'", "''") + "'"
 
 
-def parse_time(value: Any) -> datetime | None:
-    """An ISO-8601 text or a datetime as naive UTC; None when it is neither."""
-    if isinstance(value, datetime):
-        moment = value
-    elif isinstance(value, str):
-        try:
-            moment = datetime.fromisoformat(value.strip())
-        except ValueError:
-            return None
-    else:
-        return None
-    if moment.tzinfo is not None:
-        moment = moment.astimezone(UTC).replace(tzinfo=None)
-    return moment
+def _json_path(parts: list[str]) -> str:
+    return "$." + ".".join('"' + p.replace("\\", "\\\\").replace('"', '\\"') + '"' for p in parts)
 
 
-def set_hash(ids_json: str) -> int:
-    """A stable signed 64-bit hash of an identifier set's canonical JSON."""
-    return int.from_bytes(
-        hashlib.blake2b(ids_json.encode("utf-8"), digest_size=8).digest(), "big", signed=True
-    )
+class _Paths:
+    """The JSON paths read from each message: one multi-path call reads them all in a single parse."""
 
+    def __init__(self) -> None:
+        self.paths: list[str] = []
 
-normalise_phone = canonical_phone
-"""Kept for callers of ingest: the canonical phone form lives in `activation_pipeline.identifiers`."""
+    def index(self, parts: list[str]) -> int:
+        """The 1-based position of a path in the value list (added when new)."""
+        path = _json_path(parts)
+        if path not in self.paths:
+            self.paths.append(path)
+        return self.paths.index(path) + 1
 
+    def kind(self, parts: list[str]) -> str:
+        """SQL: the JSON type at the path (NULL when absent); the type list starts with the message's own."""
+        return f"k[{self.index(parts) + 1}]"
 
-def _text(value: Any) -> str | None:
-    if isinstance(value, bool) or value is None:
-        return None
-    if isinstance(value, int | float):
-        value = str(value)
-    if not isinstance(value, str):
-        return None
-    value = value.strip()
-    return value or None
+    def value(self, parts: list[str]) -> str:
+        """SQL: the value at the path as text (strings unquoted)."""
+        return f"v[{self.index(parts)}]"
 
-
-def _get(obj: Any, *keys: str) -> Any:
-    for key in keys:
-        if not isinstance(obj, Mapping):
-            return None
-        obj = obj.get(key)
-    return obj
-
-
-class IdentifierExtractor:
-    """Reads a message's identifiers (per the workspace's identity settings), normalised for matching."""
-
-    def __init__(self, workspace: Workspace) -> None:
-        """Prepare extractors for the declared identifiers in priority order."""
-        self.order = workspace.identity.priority_order()
-        self.identifiers = workspace.identity.identifiers
-        self.region = workspace.normalisation.default_region
-
-    def _trait(self, msg: Mapping[str, Any], path: str) -> Any:
-        keys = path.split(".")
-        if msg.get("type") == "identify":
-            found = _get(msg.get("traits"), *keys)
-            if found is not None:
-                return found
-        return _get(msg.get("context"), "traits", *keys)
-
-    def _value(self, name: str, msg: Mapping[str, Any]) -> str | None:
-        if name == "user_id":
-            return _text(msg.get("userId"))
-        if name == "anonymous_id":
-            return _text(msg.get("anonymousId"))
-        if name == "email":
-            email = _text(self._trait(msg, "email"))
-            return email.lower() if email else None
-        if name == "phone":
-            phone = _text(self._trait(msg, "phone"))
-            return normalise_phone(phone, self.region) if phone else None
-        if name in ("ios.idfa", "android.id"):
-            device = _get(msg.get("context"), "device")
-            kind = _text(_get(device, "type"))
-            wanted = "ios" if name == "ios.idfa" else "android"
-            if kind is not None and kind.lower() == wanted:
-                return _text(_get(device, "advertisingId"))
-            return None
-        settings = self.identifiers[name]
-        return _text(self._trait(msg, settings.trait or name))
-
-    def extract(self, msg: Mapping[str, Any]) -> list[tuple[str, str]]:
-        """The message's (identifier type, normalised value) pairs, most trusted first, without duplicates."""
-        found: list[tuple[str, str]] = []
-        for name in self.order:
-            value = self._value(name, msg)
-            if value is not None and (name, value) not in found:
-                found.append((name, value))
-        if msg.get("type") == "alias":
-            previous = _text(msg.get("previousId"))
-            if previous is not None and not any(v == previous for _, v in found):
-                found.append((PREVIOUS_ID, previous))
-        return found
-
-
-def _object(msg: Mapping[str, Any], key: str) -> dict[str, Any]:
-    value = msg.get(key)
-    if value is None:
-        return {}
-    if not isinstance(value, Mapping):
-        raise MessageRejectedError(f"{key} is not an object")
-    return dict(value)
-
-
-def validate(msg: Any, extractor: IdentifierExtractor) -> dict[str, Any]:
-    """Turn one decoded message into an event row (without day/batch), raising MessageRejectedError with the reason."""
-    if not isinstance(msg, Mapping):
-        raise MessageRejectedError("not a JSON object")
-    kind = msg.get("type")
-    if not isinstance(kind, str) or not kind:
-        raise MessageRejectedError("no type")
-    if kind not in MESSAGE_TYPES:
-        raise MessageRejectedError(f"unknown type '{kind[:40]}'")
-    user_id, anonymous_id = _text(msg.get("userId")), _text(msg.get("anonymousId"))
-    if user_id is None and anonymous_id is None:
-        raise MessageRejectedError("no userId or anonymousId")
-    event = msg.get("event") if kind == "track" else msg.get("name")
-    if kind == "track" and (not isinstance(event, str) or not event.strip()):
-        raise MessageRejectedError("track without event")
-    group_id = _text(msg.get("groupId"))
-    if kind == "group" and group_id is None:
-        raise MessageRejectedError("group without groupId")
-    previous_id = _text(msg.get("previousId"))
-    if kind == "alias" and previous_id is None:
-        raise MessageRejectedError("alias without previousId")
-    raw_time = msg.get("timestamp")
-    if raw_time is None:
-        raw_time = msg.get("originalTimestamp", msg.get("receivedAt"))
-    if raw_time is None:
-        raise MessageRejectedError("no timestamp")
-    timestamp = parse_time(raw_time)
-    if timestamp is None:
-        raise MessageRejectedError("timestamp not ISO-8601")
-    traits = _object(msg, "traits")
-    properties = _object(msg, "properties")
-    context = _object(msg, "context")
-    ids = extractor.extract(msg)
-    ids_json = _dumps([list(pair) for pair in ids]) if ids else None
-    message_id = _text(msg.get("messageId"))
-    return {
-        "message_id": message_id,
-        "type": kind,
-        "event": event.strip() if isinstance(event, str) else None,
-        "user_id": user_id,
-        "anonymous_id": anonymous_id,
-        "group_id": group_id,
-        "previous_id": previous_id,
-        "timestamp": timestamp,
-        "received_at": parse_time(msg.get("receivedAt")),
-        "set_hash": set_hash(ids_json) if ids_json else None,
-        "ids": ids_json,
-        "traits": _dumps(traits),
-        "properties": _dumps(properties),
-        "context": _dumps(context),
-    }
-
-
-@dataclass
-class ParsedBatch:
-    """Event rows and quarantined lines parsed from one source."""
-
-    rows: list[dict[str, Any]] = field(default_factory=list)
-    quarantine: list[dict[str, Any]] = field(default_factory=list)
-    duplicates: int = 0
-    _seen: set[str] = field(default_factory=set)
-
-    def add(
-        self,
-        raw: str,
-        decoded: Any,
-        source: str,
-        line: int,
-        extractor: IdentifierExtractor,
-        day: date | None,
-        error: str | None = None,
-    ) -> None:
-        """Validate one message; keep it as a row, count it as a duplicate, or quarantine it."""
-        try:
-            if error is not None:
-                raise MessageRejectedError(error)
-            row = validate(decoded, extractor)
-        except MessageRejectedError as rejected:
-            self.quarantine.append(
-                {"day": day, "source": source, "line": line, "reason": str(rejected), "raw": raw}
-            )
-            return
-        if row["message_id"] is None:
-            row["message_id"] = "gen-" + hashlib.md5(raw.encode("utf-8"), usedforsecurity=False).hexdigest()
-        if row["message_id"] in self._seen:
-            self.duplicates += 1
-            return
-        self._seen.add(row["message_id"])
-        row["day"] = day if day is not None else row["timestamp"].date()
-        self.rows.append(row)
-
-    def add_lines(
-        self, lines: Iterable[str], source: str, extractor: IdentifierExtractor, day: date | None
-    ) -> None:
-        """Parse JSON lines (blank lines are skipped)."""
-        for number, raw in enumerate(lines, start=1):
-            text = raw.rstrip("\r\n")
-            if not text.strip():
-                continue
-            try:
-                decoded = json.loads(text)
-            except ValueError:
-                self.add(text, None, source, number, extractor, day, "not valid JSON")
-                continue
-            self.add(text, decoded, source, number, extractor, day)
-
-    def event_table(self, batch: int) -> pa.Table:
-        """The valid rows as an Arrow table, stamped with the landing batch."""
-        columns: dict[str, list[Any]] = {name: [] for name in EVENT_SCHEMA.names}
-        for row in self.rows:
-            for name in EVENT_SCHEMA.names:
-                columns[name].append(batch if name == "batch" else row.get(name))
-        return pa.table(columns, schema=EVENT_SCHEMA)
-
-    def set_keys_table(self) -> pa.Table:
-        """The identifiers of each distinct identifier set in this batch (set_hash, pos, type, value)."""
-        hashes, positions, kinds, values = [], [], [], []
-        seen: set[int] = set()
-        for row in self.rows:
-            digest = row["set_hash"]
-            if digest is None or digest in seen:
-                continue
-            seen.add(digest)
-            for pos, (kind, value) in enumerate(json.loads(row["ids"])):
-                hashes.append(digest)
-                positions.append(pos)
-                kinds.append(kind)
-                values.append(value)
-        return pa.table(
-            {"set_hash": hashes, "pos": positions, "identifier_type": kinds, "value": values},
-            schema=SET_KEYS_SCHEMA,
+    def text(self, parts: list[str]) -> str:
+        """SQL: the value as identifier text: strings trimmed, numbers as text; anything else or '' is NULL."""
+        kind, value = self.kind(parts), self.value(parts)
+        return (
+            f"CASE WHEN {kind} = 'VARCHAR' THEN nullif(trim({value}, {_lit(_WHITESPACE)}), '') "
+            f"WHEN {kind} IN {_NUMBER_TYPES} THEN {value} END"
         )
 
-    def quarantine_table(self) -> pa.Table:
-        """The quarantined lines as an Arrow table."""
-        columns: dict[str, list[Any]] = {
-            name: [q[name] for q in self.quarantine] for name in QUARANTINE_SCHEMA.names
-        }
-        return pa.table(columns, schema=QUARANTINE_SCHEMA)
+    def string(self, parts: list[str]) -> str:
+        """SQL: the value when it is a JSON string, else NULL."""
+        return f"CASE WHEN {self.kind(parts)} = 'VARCHAR' THEN {self.value(parts)} END"
 
-    def content_hash(self) -> str:
-        """A digest of what this batch would land (to make re-landing identical data a no-op)."""
-        digest = hashlib.sha256()
-        for row in self.rows:
-            digest.update(
-                f"{row['message_id']}\x1f{row['timestamp'].isoformat()}\x1f{row['ids']}\x1f{row['type']}"
-                f"\x1f{row['event']}\x1f{row['traits']}\x1f{row['properties']}\x1f{row['group_id']}\n".encode()
-            )
-        for q in self.quarantine:
-            digest.update(f"q\x1f{q['source']}\x1f{q['line']}\x1f{q['reason']}\n".encode())
-        return digest.hexdigest()
+    def present(self, parts: list[str]) -> str:
+        """SQL: true when the path holds a value other than null."""
+        return f"coalesce({self.kind(parts)} <> 'NULL', false)"
+
+    def is_object(self, parts: list[str]) -> str:
+        """SQL: true when the path is absent, null, or an object."""
+        return f"coalesce({self.kind(parts)} IN ('OBJECT', 'NULL'), true)"
+
+    def sql_list(self, *, with_root: bool = False) -> str:
+        """SQL: the list of every path (after the root `$` when `with_root`)."""
+        return "[" + ", ".join(_lit(p) for p in (["$"] if with_root else []) + self.paths) + "]"
 
 
-def reasons(batch: ParsedBatch) -> dict[str, int]:
-    """Quarantined line counts by reason."""
-    counts: dict[str, int] = {}
-    for q in batch.quarantine:
-        counts[q["reason"]] = counts.get(q["reason"], 0) + 1
-    return dict(sorted(counts.items()))
+@dataclass(frozen=True)
+class Parsed:
+    """The outcome of parsing: event rows, the identifiers of their identifier sets, and quarantined lines."""
+
+    events: pa.Table
+    set_keys: pa.Table
+    quarantine: pa.Table
+
+    def reasons(self) -> dict[str, int]:
+        """Quarantined line counts by reason."""
+        counts: dict[str, int] = {}
+        for reason in self.quarantine.column("reason").to_pylist():
+            counts[reason] = counts.get(reason, 0) + 1
+        return dict(sorted(counts.items()))
+
+
+class MessageParser:
+    """Parses batches of raw messages on a private in-memory DuckDB, per a workspace's settings."""
+
+    def __init__(self, workspace: Workspace, columns: list[EventColumn]) -> None:
+        """Prepare for the workspace's identifiers (in priority order) and its typed event columns."""
+        self.workspace = workspace
+        self.columns = columns
+        self.region = workspace.normalisation.default_region
+        self.db = duckdb.connect()
+        self.db.execute("SET TimeZone = 'UTC'")
+        self.db.create_function(
+            "canonical_phone", self._canonical_phones, [VARCHAR], VARCHAR, type="arrow", side_effects=False
+        )
+
+    def close(self) -> None:
+        """Release the in-memory database."""
+        self.db.close()
+
+    # ------------------------------------------------------------------ SQL pieces
+
+    def _trait(self, paths: _Paths, path: str) -> str:
+        """SQL: a trait as identifier text (identify traits first, else context.traits)."""
+        parts = path.split(".")
+        own = paths.text(["traits", *parts])
+        return f"coalesce(CASE WHEN type = 'identify' THEN {own} END, {paths.text(['context', 'traits', *parts])})"
+
+    def _identifier(self, paths: _Paths, name: str) -> str:
+        if name in ("user_id", "anonymous_id"):
+            return name
+        if name == "email":
+            return f"lower({self._trait(paths, 'email')})"
+        if name == "phone":
+            return f"canonical_phone({self._trait(paths, 'phone')})"
+        if name in ("ios.idfa", "android.id"):
+            wanted = "ios" if name == "ios.idfa" else "android"
+            device_type = paths.text(["context", "device", "type"])
+            advertising_id = paths.text(["context", "device", "advertisingId"])
+            return f"CASE WHEN lower({device_type}) = {_lit(wanted)} THEN {advertising_id} END"
+        settings = self.workspace.identity.identifiers[name]
+        return self._trait(paths, settings.trait or name)
+
+    def _ids(self, paths: _Paths) -> str:
+        """SQL: the identifier set as JSON `[[type, value], ...]`, most trusted first; NULL when empty."""
+        order = self.workspace.identity.priority_order()
+        pairs = ", ".join(f"[{_lit(name)}, {self._identifier(paths, name)}]" for name in order)
+        values = ", ".join(self._identifier(paths, name) for name in order)
+        alias = (
+            f"CASE WHEN type = 'alias' AND NOT coalesce(list_contains([{values}], previous_id), false) "
+            f"THEN [[{_lit(PREVIOUS_ID)}, previous_id]] ELSE [] END"
+        )
+        found = f"list_concat(list_filter([{pairs}], lambda p: p[2] IS NOT NULL), {alias})"
+        return f"nullif(to_json({found})::VARCHAR, '[]')"
+
+    def _typed(self, paths: _Paths, column: EventColumn) -> str:
+        value = paths.value([column.namespace, *column.path.split(".")])
+        return f"TRY_CAST({value} AS DOUBLE)" if column.kind == "number" else value
+
+    def _queries(self) -> tuple[str, str]:
+        """SQL: one JSON pass over each message into lists of types and values, then the checked rows.
+
+        The checked rows carry the message's fields, its quarantine reason (NULL when usable) and identifiers.
+        """
+        p = _Paths()
+        kind = p.string(["type"])
+        times = [["timestamp"], ["originalTimestamp"], ["receivedAt"]]
+        written_time = "CASE " + " ".join(f"WHEN {p.present(t)} THEN {p.string(t)}" for t in times) + " END"
+        nested = ", ".join(
+            f"CASE WHEN {p.kind([n])} = 'OBJECT' THEN j[{i + 1}] END AS {n}" for i, n in enumerate(_NESTED)
+        )
+        fields = (
+            f"k IS NOT NULL AS valid, coalesce(k[1] = 'OBJECT', false) AS is_object, {kind} AS type, "
+            f"CASE WHEN {kind} = 'track' THEN {p.string(['event'])} ELSE {p.string(['name'])} END AS event, "
+            f"{p.text(['userId'])} AS user_id, {p.text(['anonymousId'])} AS anonymous_id, "
+            f"{p.text(['groupId'])} AS group_id, {p.text(['previousId'])} AS previous_id, "
+            f"{p.text(['messageId'])} AS message_id, "
+            f"({' OR '.join(p.present(t) for t in times)}) AS has_time, "
+            f"TRY_CAST({written_time} AS TIMESTAMPTZ)::TIMESTAMP AS ts, "
+            f"TRY_CAST({p.string(['receivedAt'])} AS TIMESTAMPTZ)::TIMESTAMP AS received_at, "
+            + "".join(f"{p.is_object([n])} AS {n}_ok, " for n in _NESTED)
+            + nested
+        )
+        typed = "".join(f", {self._typed(p, c)} AS {c.name}" for c in self.columns)
+        ids = self._ids(p)
+        with_fields = f"SELECT source, line, raw, k, v, {fields}{typed} FROM json_pass"
+        checked = f"SELECT * EXCLUDE (k, v), {_REASON_SQL} AS reason, {ids} AS ids FROM ({with_fields})"
+        # The path lists are complete only once every expression above has been built.
+        nested_paths = "[" + ", ".join(_lit(f"$.{n}") for n in _NESTED) + "]"
+        json_pass = (
+            "SELECT source, line, raw, k, "
+            f"CASE WHEN k[1] = 'OBJECT' THEN json_extract_string(raw, {p.sql_list()}) END AS v, "
+            f"CASE WHEN k[1] = 'OBJECT' THEN json_extract(raw, {nested_paths}) END AS j "
+            f"FROM (SELECT source, line, raw, CASE WHEN json_valid(raw) THEN json_type(raw, {p.sql_list(with_root=True)}) END AS k "
+            "FROM raw_input)"
+        )
+        return json_pass, checked
+
+    # ------------------------------------------------------------------ parsing
+
+    @contextmanager
+    def _registered(self, name: str, table: pa.Table) -> Iterator[None]:
+        self.db.register(name, table)
+        try:
+            yield
+        finally:
+            self.db.unregister(name)
+
+    def _canonical_phones(self, written: pa.Array) -> pa.Array:
+        """Phones in canonical form, parsed in Python once per distinct written form (phonenumbers)."""
+        forms = pc.unique(written)
+        canonical = pa.array(
+            [None if f is None else canonical_phone(f, self.region) for f in forms.to_pylist()], pa.string()
+        )
+        return pc.take(canonical, pc.index_in(written, forms))
+
+    def parse(self, raw: pa.Table) -> Parsed:
+        """Validate raw messages (RAW_SCHEMA): usable ones become event rows, the rest quarantine rows."""
+        json_pass, checked = self._queries()
+        with self._registered("raw_input", raw):
+            self.db.execute(f"CREATE OR REPLACE TEMP TABLE json_pass AS {json_pass}")
+        self.db.execute(f"CREATE OR REPLACE TEMP TABLE checked AS {checked}")
+        typed = "".join(f", {c.name}" for c in self.columns)
+        events = self.db.sql(
+            "SELECT CASE WHEN message_id IS NULL THEN 'gen-' || md5(raw) ELSE message_id END AS message_id, type, "
+            "CASE WHEN type = 'track' THEN trim(event, ' \t\r\n') ELSE event END AS event, "
+            "user_id, anonymous_id, group_id, previous_id, ts AS timestamp, received_at, source, line, "
+            "ids, CASE WHEN ids IS NOT NULL THEN (md5_number_lower(ids) >> 1)::BIGINT END AS set_hash, "
+            "coalesce(traits, '{}') AS traits, coalesce(properties, '{}') AS properties, "
+            f"coalesce(context, '{{}}') AS context{typed} "
+            "FROM checked WHERE reason IS NULL"
+        ).to_arrow_table()
+        set_keys = self.db.sql(
+            "SELECT set_hash, pos::INTEGER AS pos, pairs[pos + 1][1] AS identifier_type, "
+            "pairs[pos + 1][2] AS value FROM (SELECT set_hash, pairs, unnest(range(len(pairs))) AS pos "
+            "FROM (SELECT DISTINCT (md5_number_lower(ids) >> 1)::BIGINT AS set_hash, "
+            "from_json(ids, '[[\"VARCHAR\"]]') AS pairs FROM checked WHERE reason IS NULL AND ids IS NOT NULL))"
+        ).to_arrow_table()
+        quarantine = self.db.sql(
+            "SELECT source, line, reason, raw FROM checked WHERE reason IS NOT NULL"
+        ).to_arrow_table()
+        return Parsed(events, set_keys, quarantine)
+
+
+_REASON_SQL = (
+    "CASE WHEN NOT valid THEN 'not valid JSON' "
+    "WHEN NOT is_object THEN 'not a JSON object' "
+    "WHEN type IS NULL OR type = '' THEN 'no type' "
+    f"WHEN type NOT IN ({', '.join(_lit(t) for t in MESSAGE_TYPES)}) THEN 'unknown type ''' || left(type, 40) || '''' "
+    "WHEN user_id IS NULL AND anonymous_id IS NULL THEN 'no userId or anonymousId' "
+    "WHEN type = 'track' AND nullif(trim(coalesce(event, ''), ' \t\r\n'), '') IS NULL THEN 'track without event' "
+    "WHEN type = 'group' AND group_id IS NULL THEN 'group without groupId' "
+    "WHEN type = 'alias' AND previous_id IS NULL THEN 'alias without previousId' "
+    "WHEN NOT has_time THEN 'no timestamp' "
+    "WHEN ts IS NULL THEN 'timestamp not ISO-8601' "
+    "WHEN NOT traits_ok THEN 'traits is not an object' "
+    "WHEN NOT properties_ok THEN 'properties is not an object' "
+    "WHEN NOT context_ok THEN 'context is not an object' END"
+)

@@ -1,7 +1,7 @@
 """The compute layer's facade: land events, resolve identities, compute traits and audiences, read results.
 
 pipeline = ComputePipeline.for_workspace(load_workspace("workspace.yml"))
-pipeline.land_all()
+pipeline.land()                              # everything in the source not landed before
 summary = pipeline.evaluate(as_of)           # incremental when possible; evaluate(as_of, full=True) rebuilds
 pipeline.membership("high_value_recent")     # Arrow: audience_key, profile_id, as_of
 pipeline.changes(as_of)                      # Arrow: audience_key, profile_id, change, as_of
@@ -10,7 +10,7 @@ pipeline.changes(as_of)                      # Arrow: audience_key, profile_id, 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import pyarrow as pa
@@ -20,8 +20,7 @@ from activation_pipeline.compute import state
 from activation_pipeline.compute.audiences import AudienceSummary, evaluate_audiences
 from activation_pipeline.compute.engine import ComputeEngine
 from activation_pipeline.compute.identity import IdentitySummary, resolve_identities
-from activation_pipeline.compute.landing import LandingSummary, land_day, land_days
-from activation_pipeline.compute.sources import source_days
+from activation_pipeline.compute.landing import LandingSummary, land_events
 from activation_pipeline.compute.sql_traits import SqlTraitSummary, compute_sql_traits
 from activation_pipeline.compute.sqlutil import table_columns
 from activation_pipeline.compute.traits import TraitSummary, compute_computed_traits, compute_custom_traits
@@ -70,21 +69,9 @@ class ComputePipeline:
 
     # ------------------------------------------------------------------ stages
 
-    def source_days(self) -> list[date]:
-        """Days the events source holds."""
-        return source_days(self.workspace)
-
-    def land_day(self, day: date) -> LandingSummary:
-        """Land one day of events (replacing what was landed for it)."""
-        return land_day(self.engine, self.workspace, day)
-
-    def land_days(self, days: list[date]) -> list[LandingSummary]:
-        """Land several days in one transaction."""
-        return land_days(self.engine, self.workspace, days)
-
-    def land_all(self) -> list[LandingSummary]:
-        """Land every day the source holds."""
-        return land_days(self.engine, self.workspace, self.source_days())
+    def land(self) -> LandingSummary:
+        """Land everything in the events source that was not landed before."""
+        return land_events(self.engine, self.workspace)
 
     def resolve_identities(self, as_of: datetime) -> IdentitySummary:
         """Bring profiles up to `as_of`."""
@@ -167,6 +154,6 @@ class ComputePipeline:
         )
 
     def quarantine(self) -> pa.Table:
-        """Quarantined lines (day, source, line, reason, raw)."""
+        """Quarantined lines (source, line, reason, raw, batch)."""
         q = self.engine.tables.quarantine
-        return self.read(sa.select(q).order_by(q.c.day, q.c.source, q.c.line))
+        return self.read(sa.select(q).order_by(q.c.source, q.c.line))

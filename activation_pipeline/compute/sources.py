@@ -1,47 +1,211 @@
-"""Read one day of Segment-spec messages from files (JSONL or Parquet) or a warehouse in Segment's layout."""
+"""Read Segment-spec messages from files (JSONL, gzip, Parquet) or a warehouse in Segment's layout.
+
+Every reader yields raw message texts (`ingest.RAW_SCHEMA`: source, line, raw) for the parser; nothing here
+decides what is valid. Files are found anywhere under the source path (dated or undated names, nested date
+folders such as Segment's `<source-id>/<date>/<file>.gz` archive layout) and known by their relative path,
+size and SHA-256 content hash.
+"""
 
 from __future__ import annotations
 
-import contextlib
+import gzip
+import hashlib
 import json
 import re
 from collections.abc import Iterator, Mapping
-from datetime import date, datetime, time, timedelta
+from dataclasses import dataclass
+from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
-import pyarrow.parquet as pq
+import duckdb
+import pyarrow as pa
 import sqlalchemy as sa
 
-from activation_pipeline.compute.ingest import IdentifierExtractor, ParsedBatch
+from activation_pipeline.compute.ingest import RAW_SCHEMA
 from activation_pipeline.compute.sqlutil import table_columns, table_names
 from activation_pipeline.config import Workspace
 from activation_pipeline.config.models import FileEventsSource, WarehouseEventsSource
 from activation_pipeline.config.secrets import SecretRef
 
-_DATED = re.compile(r"^(\d{4}-\d{2}-\d{2})")
-_FILE_SUFFIXES = {"jsonl": (".jsonl", ".ndjson", ".json"), "parquet": (".parquet",)}
-_WAREHOUSE_META = frozenset(
-    {
-        "id",
-        "received_at",
-        "sent_at",
-        "timestamp",
-        "original_timestamp",
-        "uuid_ts",
-        "loaded_at",
-        "user_id",
-        "anonymous_id",
-        "event",
-        "event_text",
-        "group_id",
-        "previous_id",
-        "channel",
-        "context_library_name",
-        "context_library_version",
-    }
-)
+JSONL_SUFFIXES = (".jsonl", ".ndjson", ".json")
+PARQUET_SUFFIXES = (".parquet",)
+GZIP_SUFFIX = ".gz"
+CHUNK_BYTES = 64 * 1024 * 1024
+"""Files are read in blocks of about this size, so memory does not grow with the file."""
+
+PARQUET_ALIASES = {
+    "message_id": "messageId",
+    "user_id": "userId",
+    "anonymous_id": "anonymousId",
+    "group_id": "groupId",
+    "previous_id": "previousId",
+    "original_timestamp": "originalTimestamp",
+    "received_at": "receivedAt",
+    "sent_at": "sentAt",
+}
+"""Parquet columns may use Segment's camelCase names or these snake_case ones."""
+NESTED_FIELDS = ("traits", "properties", "context", "integrations")
+
+
+@dataclass(frozen=True)
+class SourceFile:
+    """One event file: where it is, its name relative to the source path, and its size in bytes."""
+
+    path: Path
+    name: str
+    size: int
+
+    @property
+    def is_parquet(self) -> bool:
+        """True for Parquet files (read whole; never appended to)."""
+        return self.name.lower().endswith(PARQUET_SUFFIXES)
+
+    @property
+    def is_gzip(self) -> bool:
+        """True for gzip-compressed JSONL."""
+        return self.name.lower().endswith(GZIP_SUFFIX)
+
+
+@dataclass(frozen=True)
+class FileDigest:
+    """A file's content hash, the hash of its first `prefix_size` bytes, and whether it ends a line."""
+
+    content_hash: str
+    prefix_hash: str | None
+    complete: bool
+
+
+def _suffixes(source: FileEventsSource) -> tuple[str, ...]:
+    kinds = ("jsonl", "parquet") if source.format == "auto" else (source.format,)
+    plain = tuple(s for kind in kinds for s in (JSONL_SUFFIXES if kind == "jsonl" else PARQUET_SUFFIXES))
+    # Segment's archives name their gzip JSONL files `<timestamp>.<id>.gz`: any .gz is taken as JSONL.
+    return plain + ((GZIP_SUFFIX,) if "jsonl" in kinds else ())
+
+
+def event_files(workspace: Workspace) -> list[SourceFile]:
+    """The event files of a file source (any depth), sorted by relative path."""
+    source = workspace.sources.events
+    assert isinstance(source, FileEventsSource)
+    root = workspace.resolve_path(source.path)
+    suffixes = _suffixes(source)
+    if root.is_file():
+        return [SourceFile(root, root.name, root.stat().st_size)]
+    if not root.is_dir():
+        return []
+    found = [p for p in root.rglob("*") if p.is_file() and p.name.lower().endswith(suffixes)]
+    return sorted(
+        (SourceFile(p, p.relative_to(root).as_posix(), p.stat().st_size) for p in found), key=lambda f: f.name
+    )
+
+
+def file_digest(path: Path, prefix_size: int | None) -> FileDigest:
+    """SHA-256 of the file, of its first `prefix_size` bytes (to recognise an append), and its last byte."""
+    whole = hashlib.sha256()
+    prefix_hash: str | None = None
+    done = 0
+    last = b""
+    with path.open("rb") as handle:
+        while block := handle.read(8 * 1024 * 1024):
+            if prefix_size is not None and prefix_hash is None and done + len(block) >= prefix_size:
+                cut = prefix_size - done
+                whole.update(block[:cut])
+                prefix_hash = whole.copy().hexdigest()
+                whole.update(block[cut:])
+            else:
+                whole.update(block)
+            done += len(block)
+            last = block[-1:]
+    if prefix_size == 0:
+        prefix_hash = hashlib.sha256().hexdigest()
+    return FileDigest(whole.hexdigest(), prefix_hash, last in (b"", b"\n"))
+
+
+def _raw_table(source: str, numbers: list[int], texts: list[str]) -> pa.Table:
+    return pa.table({"source": [source] * len(texts), "line": numbers, "raw": texts}, schema=RAW_SCHEMA)
+
+
+def _lines(handle: IO[bytes], source: str, first_line: int) -> Iterator[pa.Table]:
+    number = first_line - 1
+    tail = b""
+    while True:
+        block = handle.read(CHUNK_BYTES)
+        data = tail + block
+        if not block:
+            pieces, tail = ([data] if data else []), b""
+        else:
+            cut = data.rfind(b"\n") + 1
+            pieces, tail = (data[:cut].split(b"\n")[:-1] if cut else []), data[cut:]
+        numbers: list[int] = []
+        texts: list[str] = []
+        for piece in pieces:
+            number += 1
+            text = piece.decode("utf-8", errors="replace").rstrip("\r")
+            if text.strip():
+                numbers.append(number)
+                texts.append(text)
+        if texts:
+            yield _raw_table(source, numbers, texts)
+        if not block:
+            return
+
+
+def read_jsonl(file: SourceFile, offset: int = 0, first_line: int = 1) -> Iterator[pa.Table]:
+    """The messages of a JSONL file (plain or gzip) from byte `offset`, numbered from `first_line`."""
+    with file.path.open("rb") as handle:
+        handle.seek(offset)
+        if file.is_gzip:
+            with gzip.GzipFile(fileobj=handle) as unzipped:
+                yield from _lines(unzipped, file.name, first_line)
+        else:
+            yield from _lines(handle, file.name, first_line)
+
+
+def count_lines(file: SourceFile) -> int:
+    """How many lines a JSONL file holds (a last line without newline counts), for numbering appends."""
+    with file.path.open("rb") as raw_handle:
+        handle: IO[bytes] = gzip.GzipFile(fileobj=raw_handle) if file.is_gzip else raw_handle
+        lines, last = 0, b""
+        while block := handle.read(CHUNK_BYTES):
+            lines += block.count(b"\n")
+            last = block[-1:]
+    return lines + (1 if last not in (b"", b"\n") else 0)
+
+
+def read_parquet(file: SourceFile) -> pa.Table:
+    """The rows of a Parquet file as message texts (nested fields as structs or JSON strings), numbered."""
+    db = duckdb.connect()
+    try:
+        db.execute("SET TimeZone = 'UTC'")
+        path = str(file.path)
+        schema = db.execute("DESCRIBE SELECT * FROM read_parquet(?)", [path]).fetchall()
+        fields = []
+        for name, column_type, *_ in schema:
+            key = PARQUET_ALIASES.get(name, name)
+            column = '"' + name.replace('"', '""') + '"'
+            if key in NESTED_FIELDS and column_type == "VARCHAR":
+                # JSON written as text: keep it as JSON (text that is not JSON stays a string, and is refused).
+                column = f"CASE WHEN json_valid({column}) THEN json({column}) ELSE to_json({column}) END"
+            fields.append(f"{_quote_key(key)} := {column}")
+        rows = db.sql(
+            f"SELECT file_row_number + 1 AS line, to_json(struct_pack({', '.join(fields)}))::VARCHAR AS raw "  # noqa: S608 (quoted column names)
+            "FROM read_parquet($path, file_row_number = true) ORDER BY file_row_number",
+            params={"path": path},
+        ).to_arrow_table()
+    finally:
+        db.close()
+    return pa.table(
+        {"source": [file.name] * rows.num_rows, "line": rows.column("line"), "raw": rows.column("raw")},
+        schema=RAW_SCHEMA,
+    )
+
+
+def _quote_key(key: str) -> str:
+    return '"' + key.replace('"', '""') + '"'
+
+
+# ------------------------------------------------------------------------------------------ warehouse
 
 
 def segment_table_name(event: str) -> str:
@@ -51,103 +215,24 @@ def segment_table_name(event: str) -> str:
     return text or "_"
 
 
-def _file_day(path: Path) -> date | None:
-    match = _DATED.match(path.name)
-    if match is None:
-        return None
-    try:
-        return date.fromisoformat(match.group(1))
-    except ValueError:
-        return None
+WAREHOUSE_TABLES = (
+    ("identifies", "identify"),
+    ("groups", "group"),
+    ("aliases", "alias"),
+    ("tracks", "track"),
+)
+_WAREHOUSE_META = frozenset(
+    {
+        "id", "received_at", "sent_at", "timestamp", "original_timestamp", "uuid_ts", "loaded_at", "user_id",
+        "anonymous_id", "event", "event_text", "group_id", "previous_id", "channel", "context_library_name",
+        "context_library_version",
+    }
+)  # fmt: skip
+IN_CHUNK = 5_000
 
 
-def event_files(workspace: Workspace) -> list[Path]:
-    """The event files of a file source, sorted by name."""
-    source = workspace.sources.events
-    assert isinstance(source, FileEventsSource)
-    root = workspace.resolve_path(source.path)
-    kinds = ("jsonl", "parquet") if source.format == "auto" else (source.format,)
-    suffixes = tuple(s for kind in kinds for s in _FILE_SUFFIXES[kind])
-    if root.is_file():
-        return [root]
-    if not root.is_dir():
-        return []
-    return sorted(p for p in root.rglob("*") if p.is_file() and p.name.lower().endswith(suffixes))
-
-
-def _parquet_messages(path: Path) -> Iterator[tuple[int, str, Any]]:
-    table = pq.read_table(path)
-    for number, row in enumerate(table.to_pylist(), start=1):
-        message: dict[str, Any] = {}
-        for key, value in row.items():
-            if key in ("traits", "properties", "context") and isinstance(value, str):
-                with contextlib.suppress(ValueError):
-                    value = json.loads(value)
-            if value is not None:
-                message[key] = value
-        yield number, json.dumps(message, default=str, ensure_ascii=False), message
-
-
-def _read_file(
-    path: Path, batch: ParsedBatch, extractor: IdentifierExtractor, day: date | None, source: str
-) -> None:
-    if path.name.lower().endswith(".parquet"):
-        for number, raw, message in _parquet_messages(path):
-            batch.add(raw, message, source, number, extractor, day)
-    else:
-        with path.open(encoding="utf-8", errors="replace") as handle:
-            batch.add_lines(handle, source, extractor, day)
-
-
-def source_days(workspace: Workspace) -> list[date]:
-    """The days a source holds messages for (file names for dated files, timestamps otherwise)."""
-    source = workspace.sources.events
-    if isinstance(source, WarehouseEventsSource):
-        return _warehouse_days(workspace, source)
-    days: set[date] = set()
-    extractor = IdentifierExtractor(workspace)
-    for path in event_files(workspace):
-        day = _file_day(path)
-        if day is not None:
-            days.add(day)
-        else:
-            batch = ParsedBatch()
-            _read_file(path, batch, extractor, None, path.name)
-            days.update(row["day"] for row in batch.rows)
-    return sorted(days)
-
-
-def read_day(workspace: Workspace, day: date) -> tuple[ParsedBatch, list[str]]:
-    """Parse one day of messages; also return the undated sources whose unusable lines have no day."""
-    source = workspace.sources.events
-    extractor = IdentifierExtractor(workspace)
-    if isinstance(source, WarehouseEventsSource):
-        return _read_warehouse_day(workspace, source, day, extractor), []
-    batch = ParsedBatch()
-    undated: list[str] = []
-    root = workspace.resolve_path(source.path)
-    for path in event_files(workspace):
-        name = str(path.relative_to(root)) if path != root else path.name
-        file_day = _file_day(path)
-        if file_day is not None:
-            if file_day == day:
-                _read_file(path, batch, extractor, day, name)
-            continue
-        undated.append(name)
-        whole = ParsedBatch()
-        _read_file(path, whole, extractor, None, name)
-        batch.rows.extend(
-            row for row in whole.rows if row["day"] == day and row["message_id"] not in batch._seen
-        )
-        batch._seen.update(row["message_id"] for row in whole.rows if row["day"] == day)
-        batch.quarantine.extend(whole.quarantine)
-    return batch, undated
-
-
-# ------------------------------------------------------------------------------------------ warehouse
-
-
-def _warehouse_engine(source: WarehouseEventsSource) -> sa.Engine:
+def warehouse_engine(source: WarehouseEventsSource) -> sa.Engine:
+    """A short-lived engine on the events warehouse."""
     url = source.url.resolve("sources.events.url") if isinstance(source.url, SecretRef) else source.url
     return sa.create_engine(url, poolclass=sa.pool.NullPool)
 
@@ -164,27 +249,6 @@ def _iso(value: Any) -> Any:
     if isinstance(value, datetime):
         return value.isoformat() if value.tzinfo else value.isoformat() + "Z"
     return value
-
-
-def _warehouse_days(workspace: Workspace, source: WarehouseEventsSource) -> list[date]:
-    engine = _warehouse_engine(source)
-    days: set[date] = set()
-    try:
-        with engine.connect() as conn:
-            names = table_names(conn, source.schema_)
-            for name in ("identifies", "tracks", "groups", "aliases"):
-                if name in names:
-                    table = sa.table(name, sa.column("timestamp"), schema=source.schema_)
-                    for (value,) in conn.execute(sa.select(sa.cast(table.c.timestamp, sa.Date)).distinct()):
-                        if value is not None:
-                            days.add(value if isinstance(value, date) else date.fromisoformat(str(value)))
-    finally:
-        engine.dispose()
-    return sorted(days)
-
-
-def _reflect(conn: sa.Connection, schema: str, name: str) -> sa.TableClause:
-    return sa.table(name, *[sa.column(c) for c in table_columns(conn, schema, name)], schema=schema)
 
 
 def _row_message(kind: str, row: Mapping[str, Any], extra: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -223,48 +287,60 @@ def _row_message(kind: str, row: Mapping[str, Any], extra: Mapping[str, Any] | N
     return message
 
 
-def _read_warehouse_day(
-    workspace: Workspace, source: WarehouseEventsSource, day: date, extractor: IdentifierExtractor
-) -> ParsedBatch:
-    batch = ParsedBatch()
-    start = datetime.combine(day, time())
-    end = start + timedelta(days=1)
-    engine = _warehouse_engine(source)
+def _reflect(conn: sa.Connection, schema: str, name: str) -> sa.TableClause:
+    return sa.table(name, *[sa.column(c) for c in table_columns(conn, schema, name)], schema=schema)
+
+
+def watermark_column(table: sa.TableClause) -> sa.ColumnClause[Any]:
+    """The column new rows are found by: `received_at` (Segment's load order), else `timestamp`."""
+    return table.c.received_at if "received_at" in table.c else table.c.timestamp
+
+
+def _event_properties(
+    conn: sa.Connection, schema: str, names: set[str], rows: list[dict[str, Any]]
+) -> dict[Any, dict[str, Any]]:
+    """The per-event table rows (Segment's one table per track event) of these track rows, by id."""
+    extras: dict[Any, dict[str, Any]] = {}
+    by_table: dict[str, list[Any]] = {}
+    for row in rows:
+        name = segment_table_name(str(row.get("event_text") or row.get("event")))
+        if name in names and name not in {t for t, _ in WAREHOUSE_TABLES}:
+            by_table.setdefault(name, []).append(row.get("id"))
+    for name, ids in sorted(by_table.items()):
+        table = _reflect(conn, schema, name)
+        for start in range(0, len(ids), IN_CHUNK):
+            query = sa.select(table).where(table.c.id.in_(ids[start : start + IN_CHUNK]))
+            extras.update({r._mapping["id"]: dict(r._mapping) for r in conn.execute(query)})
+    return extras
+
+
+def read_warehouse(
+    workspace: Workspace, watermarks: Mapping[str, datetime | None]
+) -> Iterator[tuple[str, pa.Table, datetime | None]]:
+    """Per Segment table: its rows past the watermark as message texts, and the new watermark."""
+    source = workspace.sources.events
+    assert isinstance(source, WarehouseEventsSource)
+    engine = warehouse_engine(source)
     try:
         with engine.connect() as conn:
             names = table_names(conn, source.schema_)
-            for table_name, kind in (
-                ("identifies", "identify"),
-                ("groups", "group"),
-                ("aliases", "alias"),
-                ("tracks", "track"),
-            ):
+            for table_name, kind in WAREHOUSE_TABLES:
                 if table_name not in names:
                     continue
+                unit = f"{source.schema_}.{table_name}"
                 table = _reflect(conn, source.schema_, table_name)
-                query = (
-                    sa.select(table)
-                    .where(table.c.timestamp >= start, table.c.timestamp < end)
-                    .order_by(table.c.timestamp)
-                )
+                mark = watermark_column(table)
+                query = sa.select(table).order_by(mark, table.c.id)
+                previous = watermarks.get(unit)
+                if previous is not None:
+                    query = query.where(mark > previous)
                 rows = [dict(r._mapping) for r in conn.execute(query)]
-                extras: dict[Any, dict[str, Any]] = {}
-                if kind == "track":
-                    for event in sorted({str(r.get("event_text") or r.get("event")) for r in rows}):
-                        per_event = segment_table_name(event)
-                        if per_event in names and per_event not in (
-                            "tracks",
-                            "identifies",
-                            "groups",
-                            "aliases",
-                        ):
-                            et = _reflect(conn, source.schema_, per_event)
-                            q = sa.select(et).where(et.c.timestamp >= start, et.c.timestamp < end)
-                            extras.update({r._mapping["id"]: dict(r._mapping) for r in conn.execute(q)})
-                for number, row in enumerate(rows, start=1):
-                    message = _row_message(kind, row, extras.get(row.get("id")))
-                    raw = json.dumps(message, default=str, ensure_ascii=False)
-                    batch.add(raw, message, f"{source.schema_}.{table_name}", number, extractor, day)
+                extras = _event_properties(conn, source.schema_, names, rows) if kind == "track" else {}
+                texts = [
+                    json.dumps(_row_message(kind, row, extras.get(row.get("id"))), default=str)
+                    for row in rows
+                ]
+                newest = max((r[mark.name] for r in rows if r[mark.name] is not None), default=previous)
+                yield unit, _raw_table(unit, list(range(1, len(texts) + 1)), texts), newest
     finally:
         engine.dispose()
-    return batch

@@ -14,18 +14,16 @@ from typing import Any
 import sqlalchemy as sa
 
 from activation_pipeline.compute.engine import ComputeEngine
+from activation_pipeline.compute.event_columns import property_number, property_text, trait_text
 from activation_pipeline.compute.incremental import Plan, plan_stage, stage_done
 from activation_pipeline.compute.schema import Tables
 from activation_pipeline.compute.sqlutil import (
     CountIf,
-    JsonText,
     PickBy,
     SortedUnique,
     agg_where,
     compare,
     create_table_as,
-    json_number,
-    path_parts,
 )
 from activation_pipeline.config import Workspace
 from activation_pipeline.config.models import (
@@ -53,9 +51,9 @@ class TraitSummary:
     recomputed: int
 
 
-def property_filter(properties: Any, flt: PropertyFilter) -> sa.ColumnElement[bool]:
-    """A property filter on an event's `properties` JSON."""
-    return compare(JsonText(properties, path_parts(flt.property)), flt)
+def property_filter(e: Any, flt: PropertyFilter) -> sa.ColumnElement[bool]:
+    """A property filter on an event's typed property column (`e`: the events table's columns)."""
+    return compare(property_text(e, flt.property), flt)
 
 
 def _events_with_profiles(tables: Tables) -> Any:
@@ -101,10 +99,10 @@ def _affected_count(conn: sa.Connection, plan: Plan) -> int:
 # ------------------------------------------------------------------------------------------ custom traits
 
 
-def _latest_values(traits_column: Any, keys: list[str], e: Any, where: Any) -> list[Any]:
+def _latest_values(keys: list[str], e: Any, where: Any) -> list[Any]:
     columns = []
     for key in keys:
-        value = JsonText(traits_column, path_parts(key))
+        value = trait_text(e, key)
         columns.append(
             PickBy(value, [e.timestamp, e.message_id], sa.and_(where, value.isnot(None)), last=True).label(
                 key
@@ -122,7 +120,7 @@ def compute_custom_traits(engine: ComputeEngine, workspace: Workspace, as_of: da
         plan = plan_stage(conn, engine, workspace, "custom_traits", as_of)
         is_identify = e.type == "identify"
         query = (
-            sa.select(s.profile_id, *_latest_values(e.traits, keys, e, is_identify))
+            sa.select(s.profile_id, *_latest_values(keys, e, is_identify))
             .select_from(_events_with_profiles(tables))
             .where(is_identify, e.timestamp <= as_of, s.profile_id.isnot(None))
             .group_by(s.profile_id)
@@ -130,7 +128,7 @@ def compute_custom_traits(engine: ComputeEngine, workspace: Workspace, as_of: da
         rows = _replace_rows(conn, engine, "custom_traits", _restrict(query, s.profile_id, plan), plan)
         is_group = e.type == "group"
         account_traits = (
-            sa.select(e.group_id, *_latest_values(e.traits, list(workspace.traits.account), e, is_group))
+            sa.select(e.group_id, *_latest_values(list(workspace.traits.account), e, is_group))
             .where(is_group, e.timestamp <= as_of)
             .group_by(e.group_id)
         )
@@ -153,7 +151,7 @@ def _condition(trait: AnyComputedTrait, e: Any, as_of: datetime) -> sa.ColumnEle
     parts: list[Any] = [e.event == trait.event]
     if trait.window is not None:
         parts.append(e.timestamp > as_of - trait.window)
-    parts += [property_filter(e.properties, f) for f in trait.where]
+    parts += [property_filter(e, f) for f in trait.where]
     return sa.and_(*parts)
 
 
@@ -162,10 +160,10 @@ def _aggregate(trait: AnyComputedTrait, e: Any, as_of: datetime) -> Any | None:
     if isinstance(trait, CounterTrait):
         return CountIf(cond)
     if isinstance(trait, AggregationTrait):
-        value = json_number(e.properties, trait.property)
+        value = property_number(e, trait.property)
         return agg_where(trait.function, value, sa.and_(cond, value.isnot(None)))
     if isinstance(trait, FirstValueTrait | LastValueTrait):
-        text = JsonText(e.properties, path_parts(trait.property))
+        text = property_text(e, trait.property)
         return PickBy(
             text,
             [e.timestamp, e.message_id],
@@ -173,7 +171,7 @@ def _aggregate(trait: AnyComputedTrait, e: Any, as_of: datetime) -> Any | None:
             last=isinstance(trait, LastValueTrait),
         )
     if isinstance(trait, UniqueListTrait):
-        text = JsonText(e.properties, path_parts(trait.property))
+        text = property_text(e, trait.property)
         return SortedUnique(text, sa.and_(cond, text.isnot(None)), trait.max_items)
     return None
 
@@ -181,7 +179,7 @@ def _aggregate(trait: AnyComputedTrait, e: Any, as_of: datetime) -> Any | None:
 def _most_frequent(
     trait: MostFrequentTrait, key: Any, source: Any, where: Any, e: Any, as_of: datetime
 ) -> sa.Subquery:
-    value = JsonText(e.properties, path_parts(trait.property))
+    value = property_text(e, trait.property)
     counted = (
         sa.select(
             key.label("k"),

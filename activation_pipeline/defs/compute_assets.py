@@ -4,19 +4,13 @@ Every asset is a thin call into `activation_pipeline.compute`; the evaluation ti
 `activation/as_of` (see `as_of_from_context`). Metadata holds counts only, never identifiers or traits.
 """
 
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import date
 
 import dagster as dg
 
 from activation_pipeline.compute.pipeline import ComputePipeline
 from activation_pipeline.defs.resources import WorkspaceResource, as_of_from_context
-
-EVENTS_START_ENV = "ACTIVATION_EVENTS_START"
-EVENTS_START = os.environ.get(EVENTS_START_ENV, "2026-01-01")
-events_partitions = dg.DailyPartitionsDefinition(start_date=EVENTS_START, end_offset=1)
 
 GROUP_INGEST, GROUP_IDENTITY, GROUP_TRAITS, GROUP_AUDIENCES = "ingest", "identity", "traits", "audiences"
 KINDS = {"sql", "duckdb"}
@@ -36,29 +30,36 @@ def _pipeline(workspace: WorkspaceResource) -> Iterator[ComputePipeline]:
 
 
 @dg.asset(
-    partitions_def=events_partitions,
     group_name=GROUP_INGEST,
     kinds=KINDS,
-    description="One day of Segment-spec messages landed in the compute engine; unusable ones quarantined.",
+    description=(
+        "Segment-spec messages landed in the compute engine: every file (or warehouse row) not landed before, "
+        "whatever dates its events carry; unusable ones quarantined with their reason."
+    ),
 )
 def events(context: dg.AssetExecutionContext, workspace: WorkspaceResource) -> dg.MaterializeResult:
-    """Land the partition's day of events (landing a day again replaces it)."""
-    day = date.fromisoformat(context.partition_key)
+    """Land everything new in the events source in one run (new, appended and changed files)."""
     with _pipeline(workspace) as pipeline:
-        summary = pipeline.land_day(day)
+        s = pipeline.land()
     context.log.info(
-        f"{day}: {summary.events} events, {summary.quarantined} quarantined"
-        + (" (unchanged)" if summary.unchanged else "")
+        f"{s.events} events landed from {s.new_sources} new, {s.appended_sources} appended and "
+        f"{s.changed_sources} changed sources ({s.unchanged_sources} unchanged); {s.quarantined} quarantined, "
+        f"{s.duplicates} duplicates, {s.seconds:.1f} s"
     )
     return dg.MaterializeResult(
         metadata={
-            "dagster/row_count": summary.events,
-            "events": summary.events,
-            "quarantined": summary.quarantined,
-            "duplicates": summary.duplicates,
-            "batch": summary.batch,
-            "unchanged": summary.unchanged,
-            "quarantine_reasons": dg.MetadataValue.json(summary.reasons),
+            "dagster/row_count": s.events_total,
+            "events": s.events,
+            "events_total": s.events_total,
+            "quarantined": s.quarantined,
+            "duplicates": s.duplicates,
+            "new_sources": s.new_sources,
+            "appended_sources": s.appended_sources,
+            "changed_sources": s.changed_sources,
+            "unchanged_sources": s.unchanged_sources,
+            "seconds": round(s.seconds, 3),
+            "events_per_second": round(s.events / s.seconds) if s.seconds else 0,
+            "quarantine_reasons": dg.MetadataValue.json(s.reasons),
         }
     )
 

@@ -9,7 +9,6 @@ from typing import Any
 
 import dagster as dg
 
-from activation_pipeline.compute.sources import source_days
 from activation_pipeline.config import load_workspace
 from activation_pipeline.defs.build import build_definitions
 from activation_pipeline.defs.jobs import MAIN_JOB
@@ -76,19 +75,16 @@ def run_pipeline(
     log_level: str = "WARNING",
     sync: bool = True,
 ) -> RunSummary:
-    """Land the source's days up to `as_of`, evaluate as of it, then sync every connection incrementally."""
+    """Land what is new in the source, evaluate as of `as_of`, then sync every connection incrementally."""
     defs = build_definitions(workspace_path)
     workspace = load_workspace(workspace_path)
     quiet = {"loggers": {"console": {"config": {"log_level": log_level}}}}
     summary = RunSummary()
 
     land = defs.resolve_job_def(LAND_JOB)
-    for day in source_days(workspace):
-        if day <= as_of.date():
-            result = land.execute_in_process(
-                partition_key=day.isoformat(), instance=instance, run_config=quiet, raise_on_error=False
-            )
-            summary.add(result, f"landing {day}")
+    summary.add(land.execute_in_process(instance=instance, run_config=quiet, raise_on_error=False), LAND_JOB)
+    if not summary.success:
+        return summary
 
     main = defs.resolve_job_def(MAIN_JOB)
     summary.add(

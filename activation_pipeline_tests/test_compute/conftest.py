@@ -68,8 +68,10 @@ def make_workspace(tmp_path: Path, extra_yaml: str = "", base: str = BASE_YAML) 
 
 
 def ts(text: str) -> str:
-    """ISO text for a day/time given as `2026-10-01T10:00` (UTC)."""
-    return text if text.endswith("Z") else text + ":00Z"
+    """ISO text for a day/time given as `2026-10-01T10:00` or `2026-10-01T10:00:05` (UTC)."""
+    if text.endswith("Z"):
+        return text
+    return text + ("Z" if text.count(":") == 2 else ":00Z")
 
 
 def at(text: str) -> datetime:
@@ -137,7 +139,7 @@ def run(
     """Write the messages, land every day and evaluate at `as_of`."""
     messages.write()
     pipeline = ComputePipeline(workspace, engine)
-    pipeline.land_all()
+    pipeline.land()
     pipeline.evaluate(at(as_of), full=full)
     return pipeline
 

@@ -1,42 +1,118 @@
-"""Parsing, validation and quarantine of Segment messages, and idempotent landing of a day."""
+"""Parsing and quarantine of Segment messages, and landing by source manifest (files known by path, size, hash)."""
 
 from __future__ import annotations
 
+import gzip
 import json
-from datetime import date
+import os
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from activation_pipeline.compute.engine import ComputeEngine
-from activation_pipeline.compute.ingest import IdentifierExtractor, MessageRejectedError, validate
+from activation_pipeline.compute.event_columns import referenced_columns
+from activation_pipeline.compute.identity import profile_id_for
+from activation_pipeline.compute.ingest import RAW_SCHEMA, MessageParser, Parsed
 from activation_pipeline.compute.pipeline import ComputePipeline
+from activation_pipeline.config import Workspace
 
-from .conftest import Messages, make_workspace
+from .conftest import at, by_profile, make_workspace
 
 GOOD = {"type": "track", "event": "Order Completed", "userId": "u1", "timestamp": "2026-10-01T10:00:00Z"}
+COUNTERS = """
+traits:
+  computed:
+    - {key: orders, type: counter, event: Order Completed}
+    - {key: revenue, type: aggregation, function: sum, event: Order Completed, property: revenue}
+"""
+
+
+def parse(workspace: Workspace, *messages: Any) -> Parsed:
+    """Parse messages (dicts are written as JSON, strings are taken as the raw line)."""
+    lines = [m if isinstance(m, str) else json.dumps(m) for m in messages]
+    raw = pa.table(
+        {"source": ["f.jsonl"] * len(lines), "line": list(range(1, len(lines) + 1)), "raw": lines},
+        schema=RAW_SCHEMA,
+    )
+    parser = MessageParser(workspace, referenced_columns(workspace))
+    try:
+        return parser.parse(raw)
+    finally:
+        parser.close()
+
+
+def message(i: int, when: datetime, user: str, event: str = "Order Completed", **props: Any) -> str:
+    """One track message as a JSON line."""
+    return json.dumps(
+        {
+            "type": "track",
+            "messageId": f"m{i}",
+            "event": event,
+            "userId": user,
+            "timestamp": when.isoformat().replace("+00:00", "Z"),
+            "properties": props,
+        }
+    )
 
 
 @pytest.mark.parametrize(
     ("message", "reason"),
     [
+        ('{"type": "track", "userId": "u1", "timest', "not valid JSON"),
         ([1, 2], "not a JSON object"),
         ({**GOOD, "type": "trak"}, "unknown type 'trak'"),
         ({k: v for k, v in GOOD.items() if k != "type"}, "no type"),
+        ({**GOOD, "type": 3}, "no type"),
         ({k: v for k, v in GOOD.items() if k != "userId"}, "no userId or anonymousId"),
+        ({**GOOD, "userId": True}, "no userId or anonymousId"),
+        ({**GOOD, "userId": "   "}, "no userId or anonymousId"),
         ({k: v for k, v in GOOD.items() if k != "event"}, "track without event"),
+        ({**GOOD, "event": "  "}, "track without event"),
         ({**GOOD, "timestamp": "10/01/2026 10:00:00"}, "timestamp not ISO-8601"),
         ({**GOOD, "timestamp": "yesterday"}, "timestamp not ISO-8601"),
+        ({**GOOD, "timestamp": 1759312800}, "timestamp not ISO-8601"),
         ({k: v for k, v in GOOD.items() if k != "timestamp"}, "no timestamp"),
         ({**GOOD, "properties": "revenue=5"}, "properties is not an object"),
+        ({**GOOD, "traits": [1]}, "traits is not an object"),
+        ({**GOOD, "context": 5}, "context is not an object"),
         ({"type": "group", "userId": "u1", "timestamp": "2026-10-01T10:00:00Z"}, "group without groupId"),
         ({"type": "alias", "userId": "u1", "timestamp": "2026-10-01T10:00:00Z"}, "alias without previousId"),
     ],
 )
-def test_unusable_messages_are_rejected_with_reason(tmp_path: Path, message: object, reason: str) -> None:
-    extractor = IdentifierExtractor(make_workspace(tmp_path))
-    with pytest.raises(MessageRejectedError, match=f"^{reason}$"):
-        validate(message, extractor)
+def test_unusable_messages_are_quarantined_with_reason(tmp_path: Path, message: object, reason: str) -> None:
+    parsed = parse(make_workspace(tmp_path), message)
+    assert parsed.events.num_rows == 0
+    assert parsed.quarantine.to_pylist() == [
+        {
+            "source": "f.jsonl",
+            "line": 1,
+            "reason": reason,
+            "raw": message if isinstance(message, str) else json.dumps(message),
+        }
+    ]
+
+
+def test_fields_timestamps_and_fallbacks(tmp_path: Path) -> None:
+    parsed = parse(
+        make_workspace(tmp_path),
+        {**GOOD, "timestamp": "2026-10-01T12:00:00+02:00", "messageId": " m1 ", "event": " Order Completed "},
+        {**GOOD, "timestamp": None, "originalTimestamp": "2026-10-02T08:00:00Z", "receivedAt": "2026-10-03"},
+        {"type": "page", "name": "Home", "anonymousId": 7, "receivedAt": "2026-10-04T00:00:00.123456Z"},
+    )
+    rows = parsed.events.to_pylist()
+    assert [(r["message_id"], r["event"], r["timestamp"]) for r in rows[:1]] == [
+        ("m1", "Order Completed", datetime(2026, 10, 1, 10))
+    ]
+    assert rows[1]["timestamp"] == datetime(2026, 10, 2, 8) and rows[1]["received_at"] == datetime(
+        2026, 10, 3
+    )
+    assert rows[1]["message_id"].startswith("gen-")
+    assert (rows[2]["type"], rows[2]["event"], rows[2]["anonymous_id"]) == ("page", "Home", "7")
+    assert rows[2]["timestamp"] == datetime(2026, 10, 4, 0, 0, 0, 123456)
 
 
 def test_identifiers_are_extracted_and_normalised(tmp_path: Path) -> None:
@@ -56,7 +132,8 @@ identity:
     crm_id: {custom: true, trait: crm.id}
 """,
     )
-    row = validate(
+    parsed = parse(
+        workspace,
         {
             "type": "identify",
             "userId": 42,
@@ -65,9 +142,15 @@ identity:
             "traits": {"email": "  Ann@Example.COM ", "phone": "(212) 555-0101", "crm": {"id": "CRM-1"}},
             "context": {"device": {"type": "ios", "advertisingId": "IDFA-1"}},
         },
-        IdentifierExtractor(workspace),
+        {
+            **GOOD,
+            "context": {"traits": {"email": "B@x.com"}, "device": {"type": "android", "advertisingId": "g"}},
+        },
+        {"type": "alias", "userId": "u9", "previousId": "a9", "timestamp": "2026-10-01T10:00:00Z"},
+        {"type": "alias", "userId": "u9", "previousId": "u9", "timestamp": "2026-10-01T10:00:00Z"},
     )
-    assert json.loads(row["ids"]) == [
+    rows = parsed.events.to_pylist()
+    assert json.loads(rows[0]["ids"]) == [
         ["user_id", "42"],
         ["email", "ann@example.com"],
         ["phone", "+12125550101"],
@@ -75,83 +158,187 @@ identity:
         ["ios.idfa", "IDFA-1"],
         ["crm_id", "CRM-1"],
     ]
-    assert row["timestamp"].isoformat() == "2026-10-01T10:00:00"
-    assert json.loads(row["traits"])["email"] == "  Ann@Example.COM "  # raw value kept for activation
+    assert rows[0]["timestamp"] == datetime(2026, 10, 1, 10)
+    assert json.loads(rows[0]["traits"])["email"] == "  Ann@Example.COM "  # raw value kept for activation
+    assert json.loads(rows[1]["ids"]) == [["user_id", "u1"], ["email", "b@x.com"], ["android.id", "g"]]
+    assert json.loads(rows[2]["ids"]) == [["user_id", "u9"], ["previous_id", "a9"]]
+    assert json.loads(rows[3]["ids"]) == [["user_id", "u9"]]
+    keys = parsed.set_keys.to_pylist()
+    first = [k for k in keys if k["set_hash"] == rows[0]["set_hash"]]
+    assert sorted((k["pos"], k["identifier_type"], k["value"]) for k in first)[:2] == [
+        (0, "user_id", "42"),
+        (1, "email", "ann@example.com"),
+    ]
 
 
 def test_group_traits_are_not_user_identifiers(tmp_path: Path) -> None:
-    extractor = IdentifierExtractor(make_workspace(tmp_path))
-    row = validate(
-        {
-            "type": "group",
-            "userId": "u1",
-            "groupId": "g1",
-            "timestamp": "2026-10-01T10:00:00Z",
-            "traits": {"email": "billing@acme.example"},
-        },
-        extractor,
+    parsed = parse(
+        make_workspace(tmp_path),
+        {**GOOD, "type": "group", "groupId": "g1", "traits": {"email": "billing@acme.example"}},
     )
-    assert json.loads(row["ids"]) == [["user_id", "u1"]]
+    assert json.loads(parsed.events.to_pylist()[0]["ids"]) == [["user_id", "u1"]]
 
 
-def test_bad_lines_are_quarantined_and_the_rest_lands(tmp_path: Path, compute_engine: ComputeEngine) -> None:
-    workspace = make_workspace(tmp_path)
-    messages = Messages(tmp_path)
-    messages.track("2026-10-01T10:00", "Order Completed", user="u1", revenue=10)
-    messages.raw("2026-10-01", '{"type": "track", "event": "X", "userId": "u1", "timest')
-    messages.raw("2026-10-01", json.dumps({**GOOD, "type": "pageview"}))
-    messages.raw("2026-10-01", json.dumps({**GOOD, "messageId": "m00001"}))  # duplicate messageId
-    messages.track("2026-10-01T11:00", "Order Completed", anon="a1", revenue=20)
-    messages.write()
+def test_typed_columns_hold_the_referenced_properties_and_traits(tmp_path: Path) -> None:
+    workspace = make_workspace(
+        tmp_path, COUNTERS + "  custom: [plan, address.city]\n".replace("  custom", "  custom", 1)
+    )
+    parsed = parse(
+        workspace,
+        {**GOOD, "properties": {"revenue": "12.50"}},
+        {**GOOD, "type": "identify", "traits": {"plan": 3, "address": {"city": "Köln"}}},
+    )
+    rows = parsed.events.to_pylist()
+    number = next(k for k in rows[0] if k.startswith("p_revenue_num"))
+    assert rows[0][number] == 12.5
+    city = next(k for k in rows[1] if k.startswith("t_address_city"))
+    plan = next(k for k in rows[1] if k.startswith("t_plan"))
+    assert (rows[1][city], rows[1][plan]) == ("Köln", "3")
+
+
+# ------------------------------------------------------------------------------------------ landing
+
+
+def _events(pipeline: ComputePipeline) -> list[dict[str, Any]]:
+    e = pipeline.engine.tables.events
+    return pipeline.read(e.select().order_by(e.c.timestamp, e.c.message_id)).to_pylist()
+
+
+def test_three_years_of_undated_files_land_in_one_run(tmp_path: Path, compute_engine: ComputeEngine) -> None:
+    workspace = make_workspace(tmp_path, COUNTERS)
+    start = datetime(2023, 11, 1, tzinfo=UTC)
+    lines = [message(i, start + timedelta(days=i), f"u{i % 3}", revenue=1) for i in range(1100)]
+    for part in range(4):
+        chunk = lines[part::4] + (["not json"] if part == 0 else [])
+        (tmp_path / "events" / f"part-{part:04d}.jsonl").write_text("\n".join(chunk) + "\n")
     pipeline = ComputePipeline(workspace, compute_engine)
-    [summary] = pipeline.land_all()
-    assert (summary.events, summary.quarantined, summary.duplicates) == (2, 2, 1)
-    assert summary.reasons == {"not valid JSON": 1, "unknown type 'pageview'": 1}
-    quarantine = pipeline.quarantine().to_pylist()
-    assert [(q["source"], q["line"], q["reason"]) for q in quarantine] == [
-        ("2026-10-01.jsonl", 2, "not valid JSON"),
-        ("2026-10-01.jsonl", 3, "unknown type 'pageview'"),
-    ]
-    assert quarantine[0]["raw"].startswith('{"type": "track"')
+    first = pipeline.land()
+    assert (first.events, first.quarantined, first.new_sources, first.batch) == (1100, 1, 4, 1)
+    again = pipeline.land()
+    assert again.unchanged and (again.events, again.quarantined, again.unchanged_sources) == (0, 0, 4)
+    assert pipeline.quarantine().num_rows == 1
+    pipeline.evaluate(at("2026-11-05T00:00"))
+    orders = {p: r["orders"] for p, r in by_profile(pipeline, "computed_traits").items()}
+    assert orders == {profile_id_for(("user_id", f"u{u}")): n for u, n in ((0, 367), (1, 367), (2, 366))}
 
 
-def test_landing_a_day_again_replaces_it(tmp_path: Path, compute_engine: ComputeEngine) -> None:
-    workspace = make_workspace(tmp_path)
-    messages = Messages(tmp_path)
-    messages.track("2026-10-01T10:00", "A", user="u1")
-    messages.track("2026-10-01T11:00", "B", user="u1")
-    messages.raw("2026-10-01", "not json")
-    messages.write()
-    pipeline = ComputePipeline(workspace, compute_engine)
-    first = pipeline.land_day(date(2026, 10, 1))
-    again = pipeline.land_day(date(2026, 10, 1))
-    assert again.unchanged and again.batch == first.batch
-    (tmp_path / "events" / "2026-10-01.jsonl").write_text(json.dumps({**GOOD, "messageId": "x"}) + "\n")
-    replaced = pipeline.land_day(date(2026, 10, 1))
-    assert not replaced.unchanged and replaced.batch == first.batch + 1
-    events = pipeline.read(compute_engine.tables.events.select()).to_pylist()
-    assert [e["message_id"] for e in events] == ["x"]
-    assert pipeline.quarantine().num_rows == 0
-
-
-def test_parquet_files_are_read(tmp_path: Path, compute_engine: ComputeEngine) -> None:
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    workspace = make_workspace(tmp_path)
-    table = pa.table(
+def test_dated_folders_gzip_and_parquet(tmp_path: Path, compute_engine: ComputeEngine) -> None:
+    workspace = make_workspace(tmp_path, COUNTERS)
+    folder = tmp_path / "events" / "src_1" / "2025-03-01"
+    folder.mkdir(parents=True)
+    day = datetime(2025, 3, 1, tzinfo=UTC)
+    with gzip.open(folder / "1740787200000.abc.gz", "wt") as handle:
+        handle.write("\n".join(message(i, day, "u1", revenue=2) for i in range(3)) + "\n{bad\n")
+    struct_rows = pa.table(
         {
-            "type": ["track", "identify", "track"],
-            "messageId": ["p1", "p2", "p3"],
-            "userId": ["u1", "u1", None],
-            "event": ["Order Completed", None, "Order Completed"],
-            "timestamp": ["2026-10-01T10:00:00Z", "2026-10-01T09:00:00Z", "2026-10-01T11:00:00Z"],
-            "properties": ['{"revenue": 12.5}', None, "{}"],
-            "traits": [None, '{"email": "u1@example.com"}', None],
+            "type": ["track", "track"],
+            "message_id": ["p1", "p2"],
+            "user_id": ["u2", None],
+            "event": ["Order Completed", "Order Completed"],
+            "timestamp": pa.array([day, day], pa.timestamp("us", tz="UTC")),
+            "properties": [{"revenue": 5.0}, {"revenue": 1.0}],
         }
     )
-    pq.write_table(table, tmp_path / "events" / "2026-10-01.parquet")
+    json_rows = pa.table(
+        {
+            "type": ["track", "identify"],
+            "messageId": ["p3", "p4"],
+            "userId": ["u2", "u2"],
+            "event": ["Order Completed", None],
+            "timestamp": ["2025-03-02T10:00:00Z", "2025-03-02T09:00:00Z"],
+            "properties": ['{"revenue": 12.5}', None],
+            "traits": [None, '{"email": "U2@example.com"}'],
+        }
+    )
+    pq.write_table(struct_rows, tmp_path / "events" / "structs.parquet")
+    pq.write_table(json_rows, tmp_path / "events" / "strings.parquet")
     pipeline = ComputePipeline(workspace, compute_engine)
-    [summary] = pipeline.land_all()
-    assert (summary.events, summary.quarantined) == (2, 1)
-    assert pipeline.quarantine().to_pylist()[0]["reason"] == "no userId or anonymousId"
+    summary = pipeline.land()
+    assert (summary.events, summary.quarantined, summary.new_sources) == (6, 2, 3)
+    assert {(q["source"], q["line"], q["reason"]) for q in pipeline.quarantine().to_pylist()} == {
+        ("src_1/2025-03-01/1740787200000.abc.gz", 4, "not valid JSON"),
+        ("structs.parquet", 2, "no userId or anonymousId"),
+    }
+    pipeline.evaluate(at("2025-04-01T00:00"))
+    revenue = {p: r["revenue"] for p, r in by_profile(pipeline, "computed_traits").items()}
+    assert revenue == {profile_id_for(("user_id", "u1")): 6, profile_id_for(("user_id", "u2")): 17.5}
+
+
+def test_appended_and_changed_files(tmp_path: Path, compute_engine: ComputeEngine) -> None:
+    workspace = make_workspace(tmp_path, COUNTERS)
+    path = tmp_path / "events" / "export.jsonl"
+    day = datetime(2025, 6, 1, tzinfo=UTC)
+    path.write_text(message(1, day, "u1") + "\nnot json\n")
+    pipeline = ComputePipeline(workspace, compute_engine)
+    assert pipeline.land().events == 1
+    with path.open("a") as handle:  # an export that grows: only its new lines are read
+        handle.write(message(2, day, "u1") + "\n" + message(1, day, "u1") + "\nstill not json\n")
+    appended = pipeline.land()
+    assert (appended.appended_sources, appended.events, appended.duplicates, appended.quarantined) == (
+        1,
+        1,
+        1,
+        1,
+    )
+    assert [(q["line"], q["reason"]) for q in pipeline.quarantine().to_pylist()] == [
+        (2, "not valid JSON"),
+        (5, "not valid JSON"),
+    ]
+    pipeline.evaluate(at("2025-07-01T00:00"))
+    path.write_text(message(1, day, "u1") + "\n" + message(3, day, "u2") + "\n")  # rewritten in place
+    changed = pipeline.land()
+    assert (changed.changed_sources, changed.events, changed.quarantined) == (1, 2, 0)
+    assert [e["message_id"] for e in _events(pipeline)] == ["m1", "m3"]
+    assert pipeline.quarantine().num_rows == 0
+    summary = pipeline.evaluate(at("2025-07-01T00:00"))
+    assert summary.identity.mode == "full"  # landed events were replaced: merges cannot be undone
+    orders = {p: r["orders"] for p, r in by_profile(pipeline, "computed_traits").items()}
+    assert orders == {profile_id_for(("user_id", "u1")): 1, profile_id_for(("user_id", "u2")): 1}
+
+
+def test_an_unchanged_file_with_a_new_mtime_is_not_landed_again(
+    tmp_path: Path, compute_engine: ComputeEngine
+) -> None:
+    workspace = make_workspace(tmp_path)
+    path = tmp_path / "events" / "a.jsonl"
+    path.write_text(message(1, datetime(2025, 1, 1, tzinfo=UTC), "u1") + "\n")
+    pipeline = ComputePipeline(workspace, compute_engine)
+    pipeline.land()
+    os.utime(path, (1, 1))
+    assert pipeline.land().unchanged
+
+
+def test_late_events_are_folded_into_the_next_incremental_run(
+    tmp_path: Path, compute_engine: ComputeEngine
+) -> None:
+    workspace = make_workspace(tmp_path, COUNTERS)
+    events = tmp_path / "events"
+    (events / "a.jsonl").write_text(message(1, datetime(2026, 10, 1, tzinfo=UTC), "u1", revenue=10) + "\n")
+    pipeline = ComputePipeline(workspace, compute_engine)
+    pipeline.land()
+    pipeline.evaluate(at("2026-10-20T00:00"))
+    # A file arriving later holds an event from before the last evaluation.
+    (events / "b.jsonl").write_text(message(2, datetime(2026, 9, 1, tzinfo=UTC), "u1", revenue=5) + "\n")
+    pipeline.land()
+    summary = pipeline.evaluate(at("2026-10-21T00:00"))
+    assert summary.computed.mode == "incremental"
+    assert by_profile(pipeline, "computed_traits")[profile_id_for(("user_id", "u1"))]["revenue"] == 15
+
+
+def test_a_new_reference_is_filled_from_the_kept_json(tmp_path: Path, compute_engine: ComputeEngine) -> None:
+    workspace = make_workspace(tmp_path)
+    (tmp_path / "events" / "a.jsonl").write_text(
+        message(1, datetime(2026, 10, 1, tzinfo=UTC), "u1", revenue=10, category="shoes") + "\n"
+    )
+    ComputePipeline(workspace, compute_engine).land()
+    (tmp_path / "events" / "a.jsonl").unlink()  # the source is gone: the new column must come from storage
+    richer = make_workspace(
+        tmp_path,
+        COUNTERS
+        + "    - {key: shoes, type: counter, event: Order Completed, where: [{property: category, op: '=', value: shoes}]}\n",
+    )
+    pipeline = ComputePipeline(richer, compute_engine)
+    pipeline.land()
+    pipeline.evaluate(at("2026-10-20T00:00"))
+    row = by_profile(pipeline, "computed_traits")[profile_id_for(("user_id", "u1"))]
+    assert (row["revenue"], row["shoes"]) == (10, 1)

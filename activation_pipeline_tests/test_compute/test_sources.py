@@ -164,11 +164,8 @@ identity:
     workspace = make_workspace(tmp_path, TRAITS.replace("{s}", schema), base=base)
     engine = ComputeEngine(f"duckdb:///{tmp_path / 'compute.duckdb'}", "wh")
     pipeline = ComputePipeline(workspace, engine)
-    landed = pipeline.land_all()
-    assert [(s.day.isoformat(), s.events, s.quarantined) for s in landed] == [
-        ("2026-10-01", 3, 0),
-        ("2026-10-02", 3, 1),
-    ]
+    landed = pipeline.land()
+    assert (landed.events, landed.quarantined, landed.new_sources) == (6, 1, 4)
     assert pipeline.quarantine().to_pylist()[0]["reason"] == "no userId or anonymousId"
     pipeline.evaluate(at("2026-10-03T00:00"))
     u1, u2, u3 = (

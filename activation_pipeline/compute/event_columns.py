@@ -1,0 +1,125 @@
+"""Typed event columns: every property and trait the workspace refers to, extracted once when events land.
+
+Stored events keep `properties`, `traits` and `context` as JSON (SQL traits and new references read them),
+and each referenced path also gets a column of its own, so computed traits, filters and custom traits read a
+typed column instead of parsing JSON on every event. A column is named after its path and kind
+(`p_revenue_num_1a2b3c`); a reference that appears later in the configuration is added to the table and filled
+from the kept JSON, without reading the source again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import sqlalchemy as sa
+
+from activation_pipeline.compute.sqlutil import JsonText, TryFloat, path_parts, table_columns
+from activation_pipeline.config import Workspace
+from activation_pipeline.config.models import (
+    AggregationTrait,
+    AllCondition,
+    AnyCondition,
+    EventCondition,
+    NotCondition,
+)
+
+Namespace = Literal["properties", "traits"]
+Kind = Literal["text", "number"]
+
+
+@dataclass(frozen=True, order=True)
+class EventColumn:
+    """One extracted column: the JSON namespace and dotted path it comes from, and its kind."""
+
+    namespace: Namespace
+    path: str
+    kind: Kind
+
+    @property
+    def name(self) -> str:
+        """The column's name: readable prefix, and a digest of the exact path so names never collide."""
+        slug = re.sub(r"[^a-z0-9]+", "_", self.path.lower()).strip("_")[:32] or "x"
+        digest = hashlib.sha1(f"{self.namespace}\x1f{self.path}".encode(), usedforsecurity=False).hexdigest()
+        suffix = "_num" if self.kind == "number" else ""
+        return f"{self.namespace[0]}_{slug}{suffix}_{digest[:6]}"
+
+    @property
+    def sa_type(self) -> sa.types.TypeEngine[Any]:
+        """The column's SQL type."""
+        return sa.Double() if self.kind == "number" else sa.Text()
+
+    def from_json(self, json_column: Any) -> sa.ColumnElement[Any]:
+        """The expression that fills this column from the kept JSON (the same value landing extracts)."""
+        text = JsonText(json_column, path_parts(self.path))
+        return TryFloat(text) if self.kind == "number" else text
+
+
+def _event_conditions(node: Any) -> Iterator[EventCondition]:
+    if isinstance(node, AllCondition):
+        for child in node.all:
+            yield from _event_conditions(child)
+    elif isinstance(node, AnyCondition):
+        for child in node.any:
+            yield from _event_conditions(child)
+    elif isinstance(node, NotCondition):
+        yield from _event_conditions(node.not_)
+    elif isinstance(node, EventCondition):
+        yield node
+
+
+def referenced_columns(workspace: Workspace) -> list[EventColumn]:
+    """Every event column the workspace's traits and audiences read, sorted."""
+    found: set[EventColumn] = set()
+    for key in [*workspace.traits.custom, *workspace.traits.account]:
+        found.add(EventColumn("traits", key, "text"))
+    for trait in workspace.traits.computed:
+        for flt in trait.where:
+            found.add(EventColumn("properties", flt.property, "text"))
+        prop = getattr(trait, "property", None)
+        if prop is not None:
+            kind: Kind = "number" if isinstance(trait, AggregationTrait) else "text"
+            found.add(EventColumn("properties", prop, kind))
+    for audience in workspace.audiences:
+        for condition in _event_conditions(audience.where):
+            for flt in condition.where:
+                found.add(EventColumn("properties", flt.property, "text"))
+    return sorted(found)
+
+
+def ensure_event_columns(conn: sa.Connection, events: sa.Table, workspace: Workspace) -> list[EventColumn]:
+    """Add the workspace's referenced columns to the events table (filling new ones from the kept JSON)."""
+    wanted = referenced_columns(workspace)
+    present = set(table_columns(conn, str(events.schema), events.name))
+    preparer = conn.dialect.identifier_preparer
+    target = f"{preparer.quote_schema(str(events.schema))}.{preparer.quote(events.name)}"
+    for column in wanted:
+        if column.name not in events.c:
+            events.append_column(sa.Column(column.name, column.sa_type))
+        if column.name in present:
+            continue
+        type_sql = column.sa_type.compile(dialect=conn.dialect)
+        conn.execute(sa.text(f"ALTER TABLE {target} ADD COLUMN {preparer.quote(column.name)} {type_sql}"))
+        source = events.c[column.namespace]
+        conn.execute(
+            sa.update(events).values({column.name: column.from_json(source)}).where(source.isnot(None))
+        )
+    return wanted
+
+
+def property_text(events: Any, path: str) -> sa.ColumnElement[str]:
+    """The typed text column of an event property (`events` is the events table's columns)."""
+    return events[EventColumn("properties", path, "text").name]
+
+
+def property_number(events: Any, path: str) -> sa.ColumnElement[float]:
+    """The typed numeric column of an event property."""
+    return events[EventColumn("properties", path, "number").name]
+
+
+def trait_text(events: Any, key: str) -> sa.ColumnElement[str]:
+    """The typed text column of an identify or group trait."""
+    return events[EventColumn("traits", key, "text").name]
