@@ -351,7 +351,7 @@ def test_each_location_shows_the_lineage(deployment: Deployment) -> None:
         nodes = {"/".join(n["assetKey"]["path"]): n for n in repository["assetNodes"]}
         upstream = {key: {"/".join(d["path"]) for d in n["dependencyKeys"]} for key, n in nodes.items()}
 
-        assert upstream["events"] == set() and nodes["events"]["isPartitioned"]
+        assert upstream["events"] == set() and not nodes["events"]["isPartitioned"]
         assert upstream["profiles"] == {"events"}
         for trait in TRAITS:
             assert upstream[trait] == {"profiles"}, trait
