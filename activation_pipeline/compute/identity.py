@@ -25,15 +25,13 @@ import sqlalchemy as sa
 
 from activation_pipeline.compute import state
 from activation_pipeline.compute.engine import ComputeEngine, load_arrow
+from activation_pipeline.compute.identity_components import rebuild_simple
 from activation_pipeline.compute.ingest import PREVIOUS_ID
 from activation_pipeline.compute.schema import Tables
 from activation_pipeline.compute.scratch import scratch_table
 from activation_pipeline.compute.sqlutil import (
-    PickBy,
-    ProfileIdHash,
     create_table_as,
     drop_table,
-    rename_table,
 )
 from activation_pipeline.config import Workspace
 from activation_pipeline.identifiers import canonical_identifier
@@ -554,271 +552,21 @@ class _RebuildStats:
     merges: int
     blocked: int
     complex_sets: int
-
-
-def _t(schema: str, name: str, *columns: str) -> sa.TableClause:
-    return sa.table(name, *[sa.column(c) for c in columns], schema=schema)
+    rounds: int
 
 
 def _rebuild(conn: sa.Connection, engine: ComputeEngine, resolver: Resolver, condition: Any) -> _RebuildStats:
-    """Rebuild the graph from scratch, mostly in SQL.
-
-    Identifier sets are grouped into connected components (identifiers shared, previousId linking to both
-    a user and an anonymous id). A component where no identifier type exceeds its limit and no alias is
-    involved ends as one profile, exactly as the sequential algorithm would leave it: its id is the
-    smallest (creation time, id) among the profiles its "creating" sets (sets with no identifier seen in
-    an earlier set) would create. Other components go through `Resolver` in Python, one after another.
-    """
-    tables, schema = engine.tables, engine.schema
-    e = tables.events.c
-    grouped = (
-        sa.select(
-            e.set_hash,
-            sa.func.min(e.ids).label("ids"),
-            sa.func.min(e.timestamp).label("first_seen"),
-            sa.func.max(e.timestamp).label("last_seen"),
-        )
-        .where(condition)
-        .group_by(e.set_hash)
-        .subquery()
-    )
-    order = sa.func.row_number().over(order_by=[grouped.c.first_seen, grouped.c.ids]).label("ord")
-    create_table_as(conn, schema, "_id_sets", sa.select(grouped, order))
-    sets = _t(schema, "_id_sets", "set_hash", "ids", "first_seen", "last_seen", "ord")
-
-    blocked_rows = [(kind, value) for kind, values in resolver.blocked.items() for value in sorted(values)]
-    blocked = scratch_table(
-        conn,
-        schema,
-        "_id_blocked",
-        pa.table(
-            {"identifier_type": [k for k, _ in blocked_rows], "value": [v for _, v in blocked_rows]},
-            schema=pa.schema([("identifier_type", pa.string()), ("value", pa.string())]),
-        ),
-    )
-    k = tables.set_keys
-    is_blocked = sa.exists().where(
-        blocked.c.identifier_type == k.c.identifier_type, blocked.c.value == k.c.value
-    )
-    joined = k.join(sets, sets.c.set_hash == k.c.set_hash)
-    blocked_count = int(
-        conn.execute(sa.select(sa.func.count()).select_from(joined).where(is_blocked)).scalar() or 0
-    )
-    create_table_as(
-        conn,
-        schema,
-        "_id_edges",
-        sa.select(k.c.set_hash, k.c.pos, k.c.identifier_type, k.c.value, sets.c.ord)
-        .select_from(joined)
-        .where(~is_blocked),
-    )
-    edges = _t(schema, "_id_edges", "set_hash", "pos", "identifier_type", "value", "ord")
-    plain = edges.c.identifier_type != PREVIOUS_ID
-    links = sa.union_all(
-        sa.select(edges.c.set_hash, edges.c.identifier_type.label("t"), edges.c.value.label("v")).where(
-            plain
-        ),
-        *[
-            sa.select(edges.c.set_hash, sa.literal(kind, sa.Text).label("t"), edges.c.value.label("v")).where(
-                ~plain
-            )
-            for kind in ("user_id", "anonymous_id")
-        ],
-    ).subquery()
-    create_table_as(conn, schema, "_id_links", sa.select(links))
-    link = _t(schema, "_id_links", "set_hash", "t", "v")
-
-    create_table_as(
-        conn,
-        schema,
-        "_id_label",
-        sa.select(edges.c.set_hash, sa.func.min(edges.c.ord).label("label")).group_by(edges.c.set_hash),
-    )
-    label = _t(schema, "_id_label", "set_hash", "label")
-    while True:
-        key_label = (
-            sa.select(link.c.t, link.c.v, sa.func.min(label.c.label).label("label"))
-            .join(label, label.c.set_hash == link.c.set_hash)
-            .group_by(link.c.t, link.c.v)
-            .subquery()
-        )
-        spread = (
-            sa.select(link.c.set_hash, sa.func.min(key_label.c.label).label("label"))
-            .join(key_label, sa.and_(key_label.c.t == link.c.t, key_label.c.v == link.c.v))
-            .group_by(link.c.set_hash)
-        )
-        create_table_as(conn, schema, "_id_label_next", spread)
-        following = _t(schema, "_id_label_next", "set_hash", "label")
-        changed = conn.execute(
-            sa.select(sa.func.count())
-            .select_from(following.join(label, label.c.set_hash == following.c.set_hash))
-            .where(following.c.label < label.c.label)
-        ).scalar()
-        rename_table(conn, schema, "_id_label_next", "_id_label")
-        if not changed:
-            break
-
-    limits = [(kind, limit) for kind, limit in resolver.limits.items() if limit is not None]
-    limit_table = scratch_table(
-        conn,
-        schema,
-        "_id_limits",
-        pa.table(
-            {"identifier_type": [k for k, _ in limits], "lim": [n for _, n in limits]},
-            schema=pa.schema([("identifier_type", pa.string()), ("lim", pa.int64())]),
-        ),
-    )
-    per_kind = (
-        sa.select(
-            label.c.label, edges.c.identifier_type, sa.func.count(sa.distinct(edges.c.value)).label("n")
-        )
-        .join(label, label.c.set_hash == edges.c.set_hash)
-        .group_by(label.c.label, edges.c.identifier_type)
-        .subquery()
-    )
-    over = (
-        sa.select(per_kind.c.label)
-        .join(limit_table, limit_table.c.identifier_type == per_kind.c.identifier_type)
-        .where(per_kind.c.n > limit_table.c.lim)
-    )
-    aliased = sa.select(label.c.label).join(edges, edges.c.set_hash == label.c.set_hash).where(~plain)
-    create_table_as(conn, schema, "_id_complex", sa.select(sa.union(over, aliased).subquery()))
-    complex_labels = _t(schema, "_id_complex", "label")
-    is_simple = ~label.c.label.in_(sa.select(complex_labels.c.label))
-
-    key_first = (
-        sa.select(edges.c.identifier_type, edges.c.value, sa.func.min(edges.c.ord).label("first_ord"))
-        .group_by(edges.c.identifier_type, edges.c.value)
-        .subquery()
-    )
-    earliest = (
-        sa.select(edges.c.set_hash, edges.c.ord, sa.func.min(key_first.c.first_ord).label("m"))
-        .join(
-            key_first,
-            sa.and_(
-                key_first.c.identifier_type == edges.c.identifier_type, key_first.c.value == edges.c.value
-            ),
-        )
-        .group_by(edges.c.set_hash, edges.c.ord)
-        .subquery()
-    )
-    creating_hashes = sa.select(earliest.c.set_hash).where(earliest.c.m == earliest.c.ord)
-    pid = PickBy(ProfileIdHash(edges.c.identifier_type, edges.c.value), [edges.c.pos], sa.true(), last=False)
-    create_table_as(
-        conn,
-        schema,
-        "_id_creating",
-        sa.select(edges.c.set_hash, label.c.label, sets.c.first_seen, sets.c.ord, pid.label("pid"))
-        .select_from(
-            edges.join(label, label.c.set_hash == edges.c.set_hash).join(
-                sets, sets.c.set_hash == edges.c.set_hash
-            )
-        )
-        .where(is_simple, edges.c.set_hash.in_(creating_hashes))
-        .group_by(edges.c.set_hash, label.c.label, sets.c.first_seen, sets.c.ord),
-    )
-    creating = _t(schema, "_id_creating", "set_hash", "label", "first_seen", "ord", "pid")
-    create_table_as(
-        conn,
-        schema,
-        "_id_survivor",
-        sa.select(
-            creating.c.label,
-            PickBy(creating.c.pid, [creating.c.first_seen, creating.c.pid], sa.true(), last=False).label(
-                "survivor"
-            ),
-            sa.func.min(creating.c.first_seen).label("created_at"),
-        ).group_by(creating.c.label),
-    )
-    survivor = _t(schema, "_id_survivor", "label", "survivor", "created_at")
-
-    conn.execute(
-        sa.insert(tables.profiles).from_select(
-            ["profile_id", "created_at"], sa.select(survivor.c.survivor, survivor.c.created_at)
-        )
-    )
-    s_cols = ["set_hash", "profile_id", "first_seen", "last_seen"]
-    conn.execute(
-        sa.insert(tables.identity_sets).from_select(
-            s_cols,
-            sa.select(sets.c.set_hash, survivor.c.survivor, sets.c.first_seen, sets.c.last_seen).select_from(
-                sets.join(label, label.c.set_hash == sets.c.set_hash).join(
-                    survivor, survivor.c.label == label.c.label
-                )
-            ),
-        )
-    )
-    conn.execute(
-        sa.insert(tables.identity_sets).from_select(
-            s_cols,
-            sa.select(sets.c.set_hash, sa.null(), sets.c.first_seen, sets.c.last_seen).where(
-                ~sets.c.set_hash.in_(sa.select(label.c.set_hash))
-            ),
-        )
-    )
-    conn.execute(
-        sa.insert(tables.identities).from_select(
-            ["identifier_type", "value", "profile_id", "first_seen", "last_seen"],
-            sa.select(
-                edges.c.identifier_type,
-                edges.c.value,
-                survivor.c.survivor,
-                sa.func.min(sets.c.first_seen),
-                sa.func.max(sets.c.last_seen),
-            )
-            .select_from(
-                edges.join(sets, sets.c.set_hash == edges.c.set_hash)
-                .join(label, label.c.set_hash == edges.c.set_hash)
-                .join(survivor, survivor.c.label == label.c.label)
-            )
-            .group_by(edges.c.identifier_type, edges.c.value, survivor.c.survivor),
-        )
-    )
-    later = sets.alias("later")
-    later_label = label.alias("later_label")
-    merged = (
-        sa.select(creating.c.pid, survivor.c.survivor, sa.func.min(later.c.first_seen).label("merged_at"))
-        .select_from(
-            creating.join(survivor, survivor.c.label == creating.c.label)
-            .join(later_label, later_label.c.label == creating.c.label)
-            .join(later, later.c.set_hash == later_label.c.set_hash)
-        )
-        .where(
-            creating.c.pid != survivor.c.survivor,
-            later.c.ord > creating.c.ord,
-            ~later.c.set_hash.in_(sa.select(creating.c.set_hash)),
-        )
-        .group_by(creating.c.pid, survivor.c.survivor)
-    )
-    create_table_as(conn, schema, "_id_merged", merged)
-    merges = _t(schema, "_id_merged", "pid", "survivor", "merged_at")
-    conn.execute(
-        sa.insert(tables.profile_merges).from_select(
-            ["merged_profile_id", "into_profile_id", "merged_at"],
-            sa.select(merges.c.pid, merges.c.survivor, merges.c.merged_at),
-        )
-    )
-    conn.execute(
-        sa.insert(tables.profile_aliases).from_select(
-            ["old_profile_id", "profile_id"], sa.select(merges.c.pid, merges.c.survivor)
-        )
-    )
-    created = int(conn.execute(sa.select(sa.func.count()).select_from(creating)).scalar() or 0)
-    merge_count = int(conn.execute(sa.select(sa.func.count()).select_from(merges)).scalar() or 0)
-    total = int(conn.execute(sa.select(sa.func.count()).select_from(sets)).scalar() or 0)
-
-    hard = conn.execute(
-        sa.select(sets.c.set_hash, sets.c.ids, sets.c.first_seen, sets.c.last_seen, sa.null().label("known"))
-        .select_from(sets.join(label, label.c.set_hash == sets.c.set_hash))
-        .where(label.c.label.in_(sa.select(complex_labels.c.label)))
-        .order_by(sets.c.ord)
-    ).all()
-    for name in ("_id_sets", "_id_blocked", "_id_edges", "_id_links", "_id_label", "_id_limits", "_id_complex",
-                 "_id_creating", "_id_survivor", "_id_merged"):  # fmt: skip
-        drop_table(conn, schema, name)
-    profiles = [resolver.resolve(json.loads(r.ids), r.first_seen, r.last_seen) for r in hard]
+    """Rebuild the graph: simple components in SQL (see `identity_components`), the others sequentially."""
+    rebuilt = rebuild_simple(conn, engine, resolver.limits, resolver.blocked, condition, PREVIOUS_ID)
+    hard = rebuilt.hard
+    profiles = [resolver.resolve(r.pairs, r.first_seen, r.last_seen) for r in hard]
     aliases = {old: new for old, new, _ in resolver.merges}
     _write(conn, engine, resolver, hard, [None if p is None else _final(aliases, p) for p in profiles], True)
     return _RebuildStats(
-        total, created + resolver.new_profiles, merge_count + len(resolver.merges), blocked_count, len(hard)
+        rebuilt.sets,
+        rebuilt.created + resolver.new_profiles,
+        rebuilt.merges + len(resolver.merges),
+        rebuilt.blocked,
+        len(hard),
+        rebuilt.rounds,
     )

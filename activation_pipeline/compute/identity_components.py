@@ -1,0 +1,503 @@
+"""Connected components of the identity graph: identifier sets linked by the identifiers they share.
+
+Identifiers are numbered (`node`); each identifier set links its identifiers to one of them (its anchor), so a
+component of that graph is a group of sets that may end in one profile. On DuckDB the edges go to numpy through
+Arrow and `scipy.sparse.csgraph.connected_components` labels them; elsewhere the labelling stays in SQL: each
+round every component root hooks onto the smallest root it touches, chains of hooks are collapsed by pointer
+jumping (log of their length), and the graph is contracted onto the new roots. With nodes numbered in a
+pseudo-random order, the number of roots falls by a constant factor per round, so rounds grow with log n, not
+with the diameter of a component.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import sqlalchemy as sa
+from scipy.sparse import csr_array
+from scipy.sparse.csgraph import connected_components
+
+from activation_pipeline.compute.scratch import scratch_table
+from activation_pipeline.compute.sqlutil import (
+    PickBy,
+    ProfileIdHash,
+    create_table_as,
+    drop_table,
+    rename_table,
+)
+
+_GRAPH = ("a", "b")
+
+
+def work_table(schema: str | None, name: str, *columns: str) -> sa.TableClause:
+    """A lightweight reference to a work table created with `create_table_as`."""
+    return sa.table(name, *[sa.column(c) for c in columns], schema=schema)
+
+
+def count_rows(conn: sa.Connection, table: Any) -> int:
+    """The number of rows of a table or subquery."""
+    return int(conn.execute(sa.select(sa.func.count()).select_from(table)).scalar() or 0)
+
+
+def duckdb_arrow(conn: sa.Connection, query: Any) -> pa.Table:
+    """Run a SELECT on DuckDB and return its result as Arrow, without a row-by-row fetch."""
+    sql = str(query.compile(dialect=conn.dialect, compile_kwargs={"literal_binds": True}))
+    raw: Any = conn.connection.driver_connection
+    if hasattr(raw, "complete"):
+        # DuckDB 2 refuses new work while the previous statement's (already read) result is open.
+        raw.complete()
+    result: pa.Table = raw.sql(sql).to_arrow_table()
+    return result
+
+
+@dataclass(frozen=True)
+class Components:
+    """Where the labels went: `table(node, label)` covers every node; `rounds` of SQL propagation (0: scipy)."""
+
+    table: str
+    rounds: int
+
+
+def label_scipy(conn: sa.Connection, schema: str, graph: str, nodes: int, out: str) -> Components:
+    """Label nodes 0..nodes-1 by component with scipy; `graph(a, b)` holds the undirected edges."""
+    if nodes == 0:
+        create_table_as(
+            conn,
+            schema,
+            out,
+            sa.select(sa.literal(0).label("node"), sa.literal(0).label("label")).where(sa.false()),
+        )
+        return Components(out, 0)
+    g = work_table(schema, graph, *_GRAPH)
+    edges = duckdb_arrow(conn, sa.select(g.c.a, g.c.b))
+    a = edges.column("a").to_numpy().astype(np.int32, copy=False)
+    b = edges.column("b").to_numpy().astype(np.int32, copy=False)
+    del edges
+    matrix = csr_array((np.ones(len(a), dtype=np.float64), (a, b)), shape=(nodes, nodes))
+    del a, b
+    _, labels = connected_components(matrix, directed=False)
+    del matrix
+    scratch_table(
+        conn,
+        schema,
+        out,
+        pa.table(
+            {"node": pa.array(np.arange(nodes, dtype=np.int64)), "label": pa.array(labels.astype(np.int64))},
+        ),
+    )
+    return Components(out, 0)
+
+
+def label_sql(conn: sa.Connection, schema: str, graph: str, nodes_query: Any, out: str) -> Components:
+    """Label nodes by component in SQL (any dialect); `graph(a, b)` holds undirected edges, `a != b`.
+
+    `nodes_query` selects every node (one column). The label of a component is one of its nodes.
+    """
+    g = work_table(schema, "_cc_g", *_GRAPH)
+    source = work_table(schema, graph, *_GRAPH)
+    low, high = sa.func.least(source.c.a, source.c.b), sa.func.greatest(source.c.a, source.c.b)
+    create_table_as(
+        conn, schema, "_cc_g", sa.select(low.label("a"), high.label("b")).where(low != high).distinct()
+    )
+    parents = work_table(schema, "_cc_parent", "node", "p")
+    create_table_as(
+        conn,
+        schema,
+        "_cc_parent",
+        sa.select(g.c.a.label("node"), g.c.a.label("p")).where(sa.false()),
+    )
+    rounds = 0
+    while count_rows(conn, g):
+        rounds += 1
+        # Every root hooks onto the smallest root next to it that is smaller than itself (no cycles).
+        create_table_as(
+            conn,
+            schema,
+            "_cc_hook",
+            sa.select(g.c.b.label("node"), sa.func.min(g.c.a).label("p")).group_by(g.c.b),
+        )
+        _jump(conn, schema, "_cc_hook")
+        hook = work_table(schema, "_cc_hook", "node", "p")
+        conn.execute(sa.insert(parents).from_select(["node", "p"], sa.select(hook.c.node, hook.c.p)))
+        ha, hb = hook.alias("ha"), hook.alias("hb")
+        na, nb = sa.func.coalesce(ha.c.p, g.c.a), sa.func.coalesce(hb.c.p, g.c.b)
+        contracted = (
+            sa.select(sa.func.least(na, nb).label("a"), sa.func.greatest(na, nb).label("b"))
+            .select_from(g.outerjoin(ha, ha.c.node == g.c.a).outerjoin(hb, hb.c.node == g.c.b))
+            .where(na != nb)
+            .distinct()
+        )
+        create_table_as(conn, schema, "_cc_next", contracted)
+        rename_table(conn, schema, "_cc_next", "_cc_g")
+    _jump(conn, schema, "_cc_parent")
+    nodes = nodes_query.subquery("nodes")
+    node = next(iter(nodes.c))
+    create_table_as(
+        conn,
+        schema,
+        out,
+        sa.select(node.label("node"), sa.func.coalesce(parents.c.p, node).label("label")).select_from(
+            nodes.outerjoin(parents, parents.c.node == node)
+        ),
+    )
+    for name in ("_cc_g", "_cc_hook", "_cc_parent"):
+        drop_table(conn, schema, name)
+    return Components(out, rounds)
+
+
+def _jump(conn: sa.Connection, schema: str, name: str) -> None:
+    """Pointer jumping on `name(node, p)` until every node points at a node that points nowhere."""
+    t = work_table(schema, name, "node", "p")
+    while True:
+        up = t.alias("up")
+        following = sa.select(t.c.node, sa.func.coalesce(up.c.p, t.c.p).label("p")).select_from(
+            t.outerjoin(up, up.c.node == t.c.p)
+        )
+        moved = conn.execute(sa.select(sa.func.count()).select_from(t.join(up, up.c.node == t.c.p))).scalar()
+        if not moved:
+            return
+        create_table_as(conn, schema, "_cc_jump", following)
+        rename_table(conn, schema, "_cc_jump", name)
+
+
+# ------------------------------------------------------------------------------------------ full rebuild
+
+
+@dataclass(frozen=True)
+class HardSet:
+    """An identifier set left to the sequential resolver (its identifiers as landed, most trusted first)."""
+
+    set_hash: int
+    pairs: list[list[str]]
+    first_seen: Any
+    last_seen: Any
+    known: None = None
+
+
+@dataclass(frozen=True)
+class Rebuilt:
+    """What the SQL part of a rebuild did, and the sets left to the sequential resolver (in order)."""
+
+    sets: int
+    created: int
+    merges: int
+    blocked: int
+    rounds: int
+    hard: list[HardSet]
+
+
+_WORK = ("_id_times", "_id_tie_ids", "_id_sets", "_id_blocked", "_id_links", "_id_graph", "_id_label",
+         "_id_set_label", "_id_setinfo", "_id_limits", "_id_complex", "_id_creating", "_id_survivor",
+         "_id_merged")  # fmt: skip
+
+
+def rebuild_simple(
+    conn: sa.Connection,
+    engine: Any,
+    limits: dict[str, int | None],
+    blocked: dict[str, frozenset[str]],
+    condition: Any,
+    previous_id: str,
+    use_scipy: bool | None = None,
+) -> Rebuilt:
+    """Write the profiles of every simple component; return the sets of the others, in resolution order.
+
+    Sets are resolved in order of (first seen, identifier text). A component is simple when no identifier
+    type in it has more values than its limit and no alias (previous id) is in it. It then ends as one
+    profile, exactly as the sequential algorithm leaves it: its id is the smallest (creation time, id) among
+    the profiles its creating sets (sets none of whose identifiers was in an earlier set) create, each of
+    which is merged into it.
+    """
+    tables, schema = engine.tables, engine.schema
+    scipy_path = engine.is_duckdb if use_scipy is None else use_scipy
+    e = tables.events.c
+    create_table_as(
+        conn,
+        schema,
+        "_id_times",
+        sa.select(
+            e.set_hash,
+            sa.func.min(e.timestamp).label("first_seen"),
+            sa.func.max(e.timestamp).label("last_seen"),
+        )
+        .where(condition)
+        .group_by(e.set_hash),
+    )
+    times = work_table(schema, "_id_times", "set_hash", "first_seen", "last_seen")
+    # Sets first seen at the same moment are ordered by their identifier text: read it for those only.
+    tied = sa.select(times.c.first_seen).group_by(times.c.first_seen).having(sa.func.count() > 1)
+    create_table_as(
+        conn,
+        schema,
+        "_id_tie_ids",
+        sa.select(e.set_hash, sa.func.min(e.ids).label("ids"))
+        .where(condition, e.set_hash.in_(sa.select(times.c.set_hash).where(times.c.first_seen.in_(tied))))
+        .group_by(e.set_hash),
+    )
+    ties = work_table(schema, "_id_tie_ids", "set_hash", "ids")
+    order = sa.func.row_number().over(order_by=[times.c.first_seen, ties.c.ids])
+    create_table_as(
+        conn,
+        schema,
+        "_id_sets",
+        sa.select(times.c.set_hash, times.c.first_seen, times.c.last_seen, order.label("ord")).select_from(
+            times.outerjoin(ties, ties.c.set_hash == times.c.set_hash)
+        ),
+    )
+    sets = work_table(schema, "_id_sets", "set_hash", "first_seen", "last_seen", "ord")
+    # scipy wants dense node numbers; SQL propagation wants them in no particular order (set hashes).
+    node = sets.c.ord if scipy_path else sets.c.set_hash
+
+    blocked_rows = [(kind, value) for kind, values in blocked.items() for value in sorted(values)]
+    blocked_table = scratch_table(
+        conn,
+        schema,
+        "_id_blocked",
+        pa.table(
+            {"identifier_type": [k for k, _ in blocked_rows], "value": [v for _, v in blocked_rows]},
+            schema=pa.schema([("identifier_type", pa.string()), ("value", pa.string())]),
+        ),
+    )
+    k = tables.set_keys
+    is_blocked = sa.exists().where(
+        blocked_table.c.identifier_type == k.c.identifier_type, blocked_table.c.value == k.c.value
+    )
+    joined = k.join(sets, sets.c.set_hash == k.c.set_hash)
+    blocked_count = int(
+        conn.execute(sa.select(sa.func.count()).select_from(joined).where(is_blocked)).scalar() or 0
+    )
+    # A previous id links to both the user id and the anonymous id of its value: which one it becomes
+    # depends on the order of resolution, so its component holds both (and goes to the resolver).
+    plain = k.c.identifier_type != previous_id
+    columns = [sets.c.ord, node.label("node"), k.c.pos, sets.c.first_seen, sets.c.last_seen]
+    raw_links = sa.union_all(
+        sa.select(
+            *columns, k.c.identifier_type.label("t"), k.c.value.label("v"), sa.literal(0).label("alias")
+        )
+        .select_from(joined)
+        .where(plain, ~is_blocked),
+        *[
+            sa.select(*columns, sa.literal(kind, sa.Text).label("t"), k.c.value.label("v"), sa.literal(1))
+            .select_from(joined)
+            .where(~plain, ~is_blocked)
+            for kind in ("user_id", "anonymous_id")
+        ],
+    ).subquery("raw_links")
+    r = raw_links.c
+    per_key = [r.t, r.v]
+    # Every set links to one representative set of each of its identifiers; the window also gives each
+    # identifier its first set and when it was first and last seen.
+    create_table_as(
+        conn,
+        schema,
+        "_id_links",
+        sa.select(
+            r.ord,
+            r.node,
+            r.pos,
+            r.t,
+            r.v,
+            r.alias,
+            sa.func.min(r.node).over(partition_by=per_key).label("rep"),
+            sa.func.min(r.ord).over(partition_by=per_key).label("first_ord"),
+            sa.func.min(r.first_seen).over(partition_by=per_key).label("key_first"),
+            sa.func.max(r.last_seen).over(partition_by=per_key).label("key_last"),
+        ),
+    )
+    link = work_table(
+        schema,
+        "_id_links",
+        "ord",
+        "node",
+        "pos",
+        "t",
+        "v",
+        "alias",
+        "rep",
+        "first_ord",
+        "key_first",
+        "key_last",
+    )
+    create_table_as(
+        conn,
+        schema,
+        "_id_graph",
+        sa.select(link.c.node.label("a"), link.c.rep.label("b")).where(link.c.node != link.c.rep).distinct(),
+    )
+    if scipy_path:
+        components = label_scipy(conn, schema, "_id_graph", count_rows(conn, sets) + 1, "_id_label")
+    else:
+        components = label_sql(conn, schema, "_id_graph", sa.select(sets.c.set_hash), "_id_label")
+    label = work_table(schema, "_id_label", "node", "label")
+    create_table_as(
+        conn,
+        schema,
+        "_id_set_label",
+        sa.select(sets.c.ord, label.c.label).select_from(sets.join(label, label.c.node == node)),
+    )
+    set_label = work_table(schema, "_id_set_label", "ord", "label")
+    create_table_as(
+        conn,
+        schema,
+        "_id_setinfo",
+        sa.select(
+            link.c.ord,
+            set_label.c.label,
+            (sa.func.min(link.c.first_ord) == link.c.ord).label("creating"),
+            sa.func.max(link.c.alias).label("alias"),
+            PickBy(link.c.t, [link.c.pos], sa.true(), last=False).label("t"),
+            PickBy(link.c.v, [link.c.pos], sa.true(), last=False).label("v"),
+        )
+        .select_from(link.join(set_label, set_label.c.ord == link.c.ord))
+        .group_by(link.c.ord, set_label.c.label),
+    )
+    info = work_table(schema, "_id_setinfo", "ord", "label", "creating", "alias", "t", "v")
+
+    bounded = [(kind, limit) for kind, limit in limits.items() if limit is not None]
+    limit_table = scratch_table(
+        conn,
+        schema,
+        "_id_limits",
+        pa.table(
+            {"identifier_type": [k for k, _ in bounded], "lim": [n for _, n in bounded]},
+            schema=pa.schema([("identifier_type", pa.string()), ("lim", pa.int64())]),
+        ),
+    )
+    per_kind = (
+        sa.select(set_label.c.label, link.c.t, sa.func.count().label("n"))
+        .select_from(link.join(set_label, set_label.c.ord == link.c.ord))
+        .where(link.c.ord == link.c.first_ord)
+        .group_by(set_label.c.label, link.c.t)
+        .subquery()
+    )
+    over = (
+        sa.select(per_kind.c.label)
+        .join(limit_table, limit_table.c.identifier_type == per_kind.c.t)
+        .where(per_kind.c.n > limit_table.c.lim)
+    )
+    aliased = sa.select(info.c.label).where(info.c.alias == 1)
+    create_table_as(conn, schema, "_id_complex", sa.select(sa.union(over, aliased).subquery()))
+    complex_labels = work_table(schema, "_id_complex", "label")
+
+    create_table_as(
+        conn,
+        schema,
+        "_id_creating",
+        sa.select(info.c.ord, info.c.label, sets.c.first_seen, ProfileIdHash(info.c.t, info.c.v).label("pid"))
+        .select_from(info.join(sets, sets.c.ord == info.c.ord))
+        .where(info.c.creating, ~info.c.label.in_(sa.select(complex_labels.c.label))),
+    )
+    creating = work_table(schema, "_id_creating", "ord", "label", "first_seen", "pid")
+    create_table_as(
+        conn,
+        schema,
+        "_id_survivor",
+        sa.select(
+            creating.c.label,
+            PickBy(creating.c.pid, [creating.c.first_seen, creating.c.pid], sa.true(), last=False).label(
+                "survivor"
+            ),
+            sa.func.min(creating.c.first_seen).label("created_at"),
+        ).group_by(creating.c.label),
+    )
+    survivor = work_table(schema, "_id_survivor", "label", "survivor", "created_at")
+
+    conn.execute(
+        sa.insert(tables.profiles).from_select(
+            ["profile_id", "created_at"], sa.select(survivor.c.survivor, survivor.c.created_at)
+        )
+    )
+    s_cols = ["set_hash", "profile_id", "first_seen", "last_seen"]
+    conn.execute(
+        sa.insert(tables.identity_sets).from_select(
+            s_cols,
+            sa.select(sets.c.set_hash, survivor.c.survivor, sets.c.first_seen, sets.c.last_seen).select_from(
+                sets.join(set_label, set_label.c.ord == sets.c.ord).join(
+                    survivor, survivor.c.label == set_label.c.label
+                )
+            ),
+        )
+    )
+    conn.execute(
+        sa.insert(tables.identity_sets).from_select(
+            s_cols,
+            sa.select(sets.c.set_hash, sa.null(), sets.c.first_seen, sets.c.last_seen).where(
+                ~sets.c.ord.in_(sa.select(info.c.ord))
+            ),
+        )
+    )
+    conn.execute(
+        sa.insert(tables.identities).from_select(
+            ["identifier_type", "value", "profile_id", "first_seen", "last_seen"],
+            sa.select(link.c.t, link.c.v, survivor.c.survivor, link.c.key_first, link.c.key_last)
+            .select_from(
+                link.join(set_label, set_label.c.ord == link.c.ord).join(
+                    survivor, survivor.c.label == set_label.c.label
+                )
+            )
+            .where(link.c.ord == link.c.first_ord),
+        )
+    )
+    # A creating set's profile is merged at the first later set of its component that created nothing.
+    flagged = (
+        sa.select(
+            set_label.c.label,
+            creating.c.pid,
+            sa.func.min(sa.case((creating.c.pid.is_(None), sets.c.first_seen)))
+            .over(partition_by=set_label.c.label, order_by=set_label.c.ord.desc(), rows=(None, -1))
+            .label("merged_at"),
+        )
+        .select_from(
+            set_label.join(survivor, survivor.c.label == set_label.c.label)
+            .join(sets, sets.c.ord == set_label.c.ord)
+            .outerjoin(creating, creating.c.ord == set_label.c.ord)
+        )
+        .subquery("flagged")
+    )
+    create_table_as(
+        conn,
+        schema,
+        "_id_merged",
+        sa.select(flagged.c.pid, survivor.c.survivor, flagged.c.merged_at)
+        .select_from(flagged.join(survivor, survivor.c.label == flagged.c.label))
+        .where(flagged.c.pid.isnot(None), flagged.c.pid != survivor.c.survivor),
+    )
+    merges = work_table(schema, "_id_merged", "pid", "survivor", "merged_at")
+    conn.execute(
+        sa.insert(tables.profile_merges).from_select(
+            ["merged_profile_id", "into_profile_id", "merged_at"],
+            sa.select(merges.c.pid, merges.c.survivor, merges.c.merged_at),
+        )
+    )
+    conn.execute(
+        sa.insert(tables.profile_aliases).from_select(
+            ["old_profile_id", "profile_id"], sa.select(merges.c.pid, merges.c.survivor)
+        )
+    )
+    created = count_rows(conn, creating)
+    merge_count = count_rows(conn, merges)
+    total = count_rows(conn, sets)
+    hard = _hard_sets(conn, tables, sets, info, complex_labels)
+    for name in _WORK:
+        drop_table(conn, schema, name)
+    return Rebuilt(total, created, merge_count, blocked_count, components.rounds, hard)
+
+
+def _hard_sets(conn: sa.Connection, tables: Any, sets: Any, info: Any, complex_labels: Any) -> list[HardSet]:
+    """The sets of complex components in resolution order, with every identifier as landed (`set_keys`)."""
+    k = tables.set_keys
+    rows = conn.execute(
+        sa.select(sets.c.set_hash, sets.c.first_seen, sets.c.last_seen, k.c.identifier_type, k.c.value)
+        .select_from(info.join(sets, sets.c.ord == info.c.ord).join(k, k.c.set_hash == sets.c.set_hash))
+        .where(info.c.label.in_(sa.select(complex_labels.c.label)))
+        .order_by(sets.c.ord, k.c.pos)
+    )
+    hard: list[HardSet] = []
+    for row in rows:
+        if not hard or hard[-1].set_hash != row.set_hash:
+            hard.append(HardSet(row.set_hash, [], row.first_seen, row.last_seen))
+        hard[-1].pairs.append([row.identifier_type, row.value])
+    return hard

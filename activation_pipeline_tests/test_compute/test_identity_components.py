@@ -1,0 +1,303 @@
+"""Identity as connected components: same graph as the sequential resolver, O(log n) SQL rounds, stable ids."""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pytest
+import sqlalchemy as sa
+
+from activation_pipeline.compute import identity_components
+from activation_pipeline.compute.engine import ComputeEngine
+from activation_pipeline.compute.identity import Resolver, _final, profile_id_for
+from activation_pipeline.compute.identity_components import label_scipy, label_sql, work_table
+from activation_pipeline.compute.pipeline import ComputePipeline
+from activation_pipeline.compute.scratch import scratch_table
+from activation_pipeline.config import Workspace
+
+from .conftest import PG_URL, Messages, at, drop_schemas, make_workspace
+
+UNLIMITED_DEVICE = "\n    device_id: {custom: true}\n"
+
+
+def _workspace(tmp_path: Path) -> Workspace:
+    from .conftest import BASE_YAML
+
+    return make_workspace(
+        tmp_path, base=BASE_YAML.replace("\n  blocked_values", UNLIMITED_DEVICE + "  blocked_values")
+    )
+
+
+def _graph_table(pipeline: ComputePipeline) -> dict[str, list[tuple[Any, ...]]]:
+    tables = pipeline.engine.tables
+    out = {}
+    for name, table in (
+        ("identities", tables.identities),
+        ("sets", tables.identity_sets),
+        ("profiles", tables.profiles),
+        ("aliases", tables.profile_aliases),
+    ):
+        out[name] = sorted((tuple(r.values()) for r in pipeline.read(sa.select(table)).to_pylist()), key=repr)
+    merges = pipeline.read(sa.select(tables.profile_merges)).to_pylist()
+    out["merges"] = sorted((m["merged_profile_id"], m["into_profile_id"]) for m in merges)
+    return out
+
+
+def _sequential(
+    pipeline: ComputePipeline, workspace: Workspace, as_of: str
+) -> dict[str, list[tuple[Any, ...]]]:
+    """The graph the all-sequential resolver builds from the same events (the behaviour before components)."""
+    e = pipeline.engine.tables.events.c
+    rows = pipeline.read(
+        sa.select(
+            e.set_hash,
+            sa.func.min(e.ids).label("ids"),
+            sa.func.min(e.timestamp).label("first_seen"),
+            sa.func.max(e.timestamp).label("last_seen"),
+        )
+        .where(e.timestamp <= at(as_of).replace(tzinfo=None), e.set_hash.isnot(None))
+        .group_by(e.set_hash)
+    ).to_pylist()
+    rows.sort(key=lambda r: (r["first_seen"], r["ids"]))
+    resolver = Resolver.for_workspace(workspace)
+    profiles = [resolver.resolve(json.loads(r["ids"]), r["first_seen"], r["last_seen"]) for r in rows]
+    aliases = {old: new for old, new, _ in resolver.merges}
+    return {
+        "identities": sorted(
+            ((k[0], k[1], v.owner, v.first, v.last) for k, v in resolver.ids.items()), key=repr
+        ),
+        "sets": sorted(
+            (
+                (r["set_hash"], None if p is None else _final(aliases, p), r["first_seen"], r["last_seen"])
+                for r, p in zip(rows, profiles, strict=True)
+            ),
+            key=repr,
+        ),
+        "profiles": sorted(resolver.created.items(), key=repr),
+        "aliases": sorted(((old, _final(aliases, old)) for old in aliases), key=repr),
+    }
+
+
+def _random_messages(messages: Messages, seed: int, count: int = 260) -> None:
+    rng = random.Random(seed)
+    users = [f"u{i}" for i in range(18)]
+    anons = [f"a{i}" for i in range(40)] + ["unknown"]
+    emails = [f"e{i}@x.io" for i in range(12)] + ["shared@example.com"]
+    phones = [f"+1555000{i:04d}" for i in range(6)]
+    devices = [f"d{i}" for i in range(25)]
+    for n in range(count):
+        when = f"2026-10-{1 + n * 9 // count:02d}T{rng.randrange(24):02d}:{rng.randrange(60):02d}"
+        roll = rng.random()
+        if roll < 0.08:
+            messages.alias(when, user=rng.choice(users), previous=rng.choice(anons + users[:4]))
+            continue
+        traits: dict[str, Any] = {}
+        if rng.random() < 0.35:
+            traits["email"] = rng.choice(emails)
+        if rng.random() < 0.15:
+            traits["phone"] = rng.choice(phones)
+        if rng.random() < 0.4:
+            traits["device_id"] = rng.choice(devices)
+        if rng.random() < 0.05:
+            traits["crm_id"] = f"C{rng.randrange(5)}"
+        user = rng.choice(users) if rng.random() < 0.4 else None
+        anon = rng.choice(anons) if rng.random() < 0.8 or not (user or traits) else None
+        messages.identify(when, user=user, anon=anon, **traits)
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_rebuild_gives_the_sequential_resolvers_graph(
+    tmp_path: Path, compute_engine: ComputeEngine, messages: Messages, seed: int
+) -> None:
+    """Limits, blocked values and aliases in random data: components give exactly the sequential result."""
+    workspace = _workspace(tmp_path)
+    _random_messages(messages, seed)
+    messages.write()
+    pipeline = ComputePipeline(workspace, compute_engine)
+    pipeline.land()
+    summary = pipeline.resolve_identities(at("2026-10-12T00:00"))
+    assert summary.mode == "full" and summary.limited > 0 and summary.blocked > 0
+    got = _graph_table(pipeline)
+    expected = _sequential(pipeline, workspace, "2026-10-12T00:00")
+    for name in ("identities", "sets", "profiles", "aliases"):
+        assert got[name] == expected[name], name
+
+
+def test_a_simple_component_merges_into_the_oldest_profile_without_the_resolver(
+    tmp_path: Path, compute_engine: ComputeEngine, messages: Messages, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    messages.identify("2026-10-02T10:00", anon="a2", device_id="d2")
+    messages.identify("2026-10-01T10:00", anon="a1")
+    messages.identify("2026-10-03T10:00", user="u1", anon="a2")
+    messages.identify("2026-10-04T10:00", user="u1", anon="a1", email="e@x.io")
+    messages.identify("2026-10-04T11:00", anon="unknown", device_id="d9")  # blocked anon: not a link
+    messages.identify("2026-10-04T12:00", anon="unknown", device_id="d8")
+    messages.write()
+    pipeline = ComputePipeline(_workspace(tmp_path), compute_engine)
+    pipeline.land()
+    resolved: list[Any] = []
+    monkeypatch.setattr(Resolver, "resolve", lambda self, *a: resolved.append(a))
+    summary = pipeline.resolve_identities(at("2026-10-05T00:00"))
+    assert resolved == [] and summary.merges == 1 and summary.blocked == 2
+    graph = _graph_table(pipeline)
+    older, younger = profile_id_for(("anonymous_id", "a1")), profile_id_for(("anonymous_id", "a2"))
+    assert {(r[0], r[1], r[2]) for r in graph["identities"]} == {
+        ("anonymous_id", "a1", older),
+        ("anonymous_id", "a2", older),
+        ("device_id", "d2", older),
+        ("user_id", "u1", older),
+        ("email", "e@x.io", older),
+        ("device_id", "d9", profile_id_for(("device_id", "d9"))),
+        ("device_id", "d8", profile_id_for(("device_id", "d8"))),
+    }
+    assert graph["merges"] == graph["aliases"] == [(younger, older)]
+
+
+def test_a_long_chain_is_one_profile_in_few_rounds(
+    tmp_path: Path, compute_engine: ComputeEngine, messages: Messages, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """2,000 sets linked one after another (diameter 2,000): one profile, O(log n) rounds on SQL."""
+    links = 1000
+    for i in range(links):
+        when = f"2026-10-01T{i // 60 // 60:02d}:{i // 60 % 60:02d}"
+        messages.identify(when, anon=f"a{i}", device_id=f"d{i}")
+        messages.identify(when, anon=f"a{i + 1}", device_id=f"d{i}")
+    messages.write()
+    rounds: list[int] = []
+    real = identity_components.label_sql
+
+    def counting(*args: Any) -> Any:
+        result = real(*args)
+        rounds.append(result.rounds)
+        return result
+
+    monkeypatch.setattr(identity_components, "label_sql", counting)
+    workspace = _workspace(tmp_path)
+    pipeline = ComputePipeline(workspace, compute_engine)
+    pipeline.land()
+    summary = pipeline.resolve_identities(at("2026-10-05T00:00"))
+    assert summary.profiles == 1 and summary.sets_processed == 2 * links
+    got, expected = _graph_table(pipeline), _sequential(pipeline, workspace, "2026-10-05T00:00")
+    assert got["identities"] == expected["identities"] and got["profiles"] == expected["profiles"]
+    if not compute_engine.is_duckdb:
+        assert rounds and rounds[0] <= 3 * math.log2(2 * links), rounds
+
+
+@pytest.mark.parametrize("shuffle", [False, True])
+def test_sql_labels_converge_in_log_rounds_and_match_scipy(
+    compute_engine: ComputeEngine, shuffle: bool
+) -> None:
+    """A path of 2,000 nodes plus a star and singletons; rounds stay logarithmic whatever the numbering."""
+    n = 2000
+    order = list(range(n))
+    if shuffle:
+        random.Random(5).shuffle(order)
+    edges = [(order[i], order[i + 1]) for i in range(n - 1)]
+    edges += [(n, n + k) for k in range(1, 50)] + [(n + 60, n + 61)]
+    nodes = n + 70
+    schema = compute_engine.schema
+    with compute_engine.begin() as conn:
+        scratch_table(
+            conn,
+            schema,
+            "g",
+            pa.table(
+                {"a": [a for a, _ in edges], "b": [b for _, b in edges]},
+                schema=pa.schema([("a", pa.int64()), ("b", pa.int64())]),
+            ),
+        )
+        scratch_table(
+            conn,
+            schema,
+            "n",
+            pa.table({"node": list(range(nodes))}, schema=pa.schema([("node", pa.int64())])),
+        )
+        node_table = work_table(schema, "n", "node")
+        result = label_sql(conn, schema, "g", sa.select(node_table.c.node), "labels_sql")
+        got = _partition(conn, schema, "labels_sql")
+        if compute_engine.is_duckdb:
+            label_scipy(conn, schema, "g", nodes, "labels_scipy")
+            assert _partition(conn, schema, "labels_scipy") == got
+    assert result.rounds <= 2 * math.log2(nodes), result.rounds
+    expected = {frozenset(range(n)), frozenset(range(n, n + 50)), frozenset({n + 60, n + 61})}
+    expected |= {frozenset({k}) for k in range(nodes) if not any(k in c for c in expected)}
+    assert got == expected
+
+
+def _partition(conn: sa.Connection, schema: str, name: str) -> set[frozenset[int]]:
+    t = work_table(schema, name, "node", "label")
+    groups: dict[int, set[int]] = {}
+    for node, label in conn.execute(sa.select(t.c.node, t.c.label)):
+        groups.setdefault(label, set()).add(node)
+    return {frozenset(g) for g in groups.values()}
+
+
+def _two_engines(kind: str, tmp_path: Path) -> Iterator[tuple[ComputeEngine, ComputeEngine]]:
+    a, b = f"inc_{uuid.uuid4().hex[:8]}", f"full_{uuid.uuid4().hex[:8]}"
+    url = f"duckdb:///{tmp_path / 'c.duckdb'}" if kind == "duckdb" else PG_URL
+    engines = ComputeEngine(url, a), ComputeEngine(url, b)
+    yield engines
+    for engine in engines:
+        engine.dispose()
+    if kind == "postgres":
+        drop_schemas(PG_URL, a)
+        drop_schemas(PG_URL, b)
+
+
+@pytest.mark.parametrize("kind", ["duckdb", pytest.param("postgres", marks=pytest.mark.postgres)])
+def test_incremental_runs_equal_a_rebuild_and_keep_profile_ids(
+    tmp_path: Path, messages: Messages, kind: str
+) -> None:
+    workspace = _workspace(tmp_path)
+    _random_messages(messages, 7, count=300)
+    messages.write()
+    for inc_engine, full_engine in _two_engines(kind, tmp_path):
+        incremental, full = ComputePipeline(workspace, inc_engine), ComputePipeline(workspace, full_engine)
+        for pipeline in (incremental, full):
+            pipeline.land()
+        seen: dict[tuple[str, str], int] = {}
+        for day in ("2026-10-03T00:00", "2026-10-05T12:00", "2026-10-08T00:00", "2026-10-12T00:00"):
+            inc = incremental.resolve_identities(at(day))
+            full.force_full()
+            full.resolve_identities(at(day))
+            assert inc.mode == ("full" if day.startswith("2026-10-03") else "incremental")
+            got, want = _graph_table(incremental), _graph_table(full)
+            for name in ("identities", "sets", "profiles", "aliases"):
+                assert got[name] == want[name], (day, name)
+            # A profile keeps its id unless it was merged into another one.
+            aliases = dict(got["aliases"])
+            for row in got["identities"]:
+                key, owner = (row[0], row[1]), row[2]
+                if key in seen and owner is not None:
+                    assert _final(aliases, seen[key]) == owner, key
+                if owner is not None:
+                    seen[key] = owner
+
+
+@pytest.mark.postgres
+def test_duckdb_and_postgres_build_the_same_graph(tmp_path: Path, messages: Messages) -> None:
+    workspace = _workspace(tmp_path)
+    _random_messages(messages, 11, count=300)
+    messages.write()
+    schema = f"agree_{uuid.uuid4().hex[:8]}"
+    duck = ComputePipeline(workspace, ComputeEngine(f"duckdb:///{tmp_path / 'd.duckdb'}", "agree"))
+    pg = ComputePipeline(workspace, ComputeEngine(PG_URL, schema))
+    try:
+        graphs = []
+        for pipeline in (duck, pg):
+            pipeline.land()
+            pipeline.resolve_identities(at("2026-10-06T00:00"))
+            pipeline.resolve_identities(at("2026-10-12T00:00"))
+            graphs.append(_graph_table(pipeline))
+        assert graphs[0] == graphs[1]
+    finally:
+        duck.close()
+        pg.close()
+        drop_schemas(PG_URL, schema)
