@@ -229,6 +229,7 @@ _WAREHOUSE_META = frozenset(
     }
 )  # fmt: skip
 IN_CHUNK = 5_000
+WATERMARK = "_activation_watermark"
 
 
 def warehouse_engine(source: WarehouseEventsSource) -> sa.Engine:
@@ -291,9 +292,11 @@ def _reflect(conn: sa.Connection, schema: str, name: str) -> sa.TableClause:
     return sa.table(name, *[sa.column(c) for c in table_columns(conn, schema, name)], schema=schema)
 
 
-def watermark_column(table: sa.TableClause) -> sa.ColumnClause[Any]:
-    """The column new rows are found by: `received_at` (Segment's load order), else `timestamp`."""
-    return table.c.received_at if "received_at" in table.c else table.c.timestamp
+def watermark_column(table: sa.TableClause) -> sa.ColumnElement[Any]:
+    """What new rows are found by: `received_at` (Segment's load order), else `timestamp`."""
+    if "received_at" in table.c:
+        return sa.func.coalesce(table.c.received_at, table.c.timestamp)
+    return table.c.timestamp
 
 
 def _event_properties(
@@ -330,17 +333,18 @@ def read_warehouse(
                 unit = f"{source.schema_}.{table_name}"
                 table = _reflect(conn, source.schema_, table_name)
                 mark = watermark_column(table)
-                query = sa.select(table).order_by(mark, table.c.id)
+                query = sa.select(table, mark.label(WATERMARK)).order_by(mark, table.c.id)
                 previous = watermarks.get(unit)
                 if previous is not None:
                     query = query.where(mark > previous)
                 rows = [dict(r._mapping) for r in conn.execute(query)]
+                marks = [row.pop(WATERMARK) for row in rows]
                 extras = _event_properties(conn, source.schema_, names, rows) if kind == "track" else {}
                 texts = [
                     json.dumps(_row_message(kind, row, extras.get(row.get("id"))), default=str)
                     for row in rows
                 ]
-                newest = max((r[mark.name] for r in rows if r[mark.name] is not None), default=previous)
+                newest = max((m for m in marks if m is not None), default=previous)
                 yield unit, _raw_table(unit, list(range(1, len(texts) + 1)), texts), newest
     finally:
         engine.dispose()

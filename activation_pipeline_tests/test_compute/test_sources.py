@@ -187,3 +187,41 @@ identity:
         u3,
     )  # alias blocked by the user_id limit
     pipeline.close()
+
+
+def test_a_warehouse_is_read_past_its_watermark(tmp_path: Path, warehouse: tuple[str, str]) -> None:
+    url, schema = warehouse
+    base = f"""
+workspace: wh
+sources:
+  events: {{url: "{url}", schema: {schema}}}
+identity:
+  identifiers: {{user_id: {{limit: 1}}, email: {{}}, anonymous_id: {{}}}}
+"""
+    workspace = make_workspace(tmp_path, TRAITS.split("  sql:")[0], base=base)
+    pipeline = ComputePipeline(workspace, ComputeEngine(f"duckdb:///{tmp_path / 'compute.duckdb'}", "wh"))
+    assert pipeline.land().events == 6
+    rerun = pipeline.land()
+    assert (rerun.events, rerun.quarantined, rerun.unchanged_sources) == (0, 0, 4)
+    # Segment loads a late event: an old timestamp, a new received_at; only it is landed.
+    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+    with engine.begin() as conn:
+        identifies = sa.table(
+            "identifies", *[sa.column(c) for c in ("id", "user_id", "timestamp", "received_at", "plan")],
+            schema=schema,
+        )  # fmt: skip
+        conn.execute(
+            sa.insert(identifies).values(
+                id="i3",
+                user_id="u2",
+                timestamp=datetime(2026, 9, 1),
+                received_at=datetime(2026, 10, 5),
+                plan="pro",
+            )
+        )
+    engine.dispose()
+    late = pipeline.land()
+    assert (late.events, late.appended_sources, late.unchanged_sources) == (1, 1, 3)
+    pipeline.evaluate(at("2026-10-03T00:00"))
+    assert by_profile(pipeline, "custom_traits")[profile_id_for(("user_id", "u2"))]["plan"] == "free"
+    pipeline.close()
