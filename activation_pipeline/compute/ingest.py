@@ -148,11 +148,14 @@ class MessageParser:
         settings = self.workspace.identity.identifiers[name]
         return self._trait(paths, settings.trait or name)
 
-    def _ids(self, paths: _Paths) -> str:
-        """SQL: the identifier set as JSON `[[type, value], ...]`, most trusted first; NULL when empty."""
+    def _ids(self) -> str:
+        """SQL: the identifier set as JSON `[[type, value], ...]`, most trusted first; NULL when empty.
+
+        Reads the columns `id_0`, `id_1`, ... holding each identifier in priority order.
+        """
         order = self.workspace.identity.priority_order()
-        pairs = ", ".join(f"[{_lit(name)}, {self._identifier(paths, name)}]" for name in order)
-        values = ", ".join(self._identifier(paths, name) for name in order)
+        pairs = ", ".join(f"[{_lit(name)}, id_{i}]" for i, name in enumerate(order))
+        values = ", ".join(f"id_{i}" for i in range(len(order)))
         alias = (
             f"CASE WHEN type = 'alias' AND NOT coalesce(list_contains([{values}], previous_id), false) "
             f"THEN [[{_lit(PREVIOUS_ID)}, previous_id]] ELSE [] END"
@@ -189,9 +192,14 @@ class MessageParser:
             + nested
         )
         typed = "".join(f", {self._typed(p, c)} AS {c.name}" for c in self.columns)
-        ids = self._ids(p)
+        order = self.workspace.identity.priority_order()
+        identifiers = "".join(f", {self._identifier(p, name)} AS id_{i}" for i, name in enumerate(order))
         with_fields = f"SELECT source, line, raw, k, v, {fields}{typed} FROM json_pass"
-        checked = f"SELECT * EXCLUDE (k, v), {_REASON_SQL} AS reason, {ids} AS ids FROM ({with_fields})"
+        with_ids = f"SELECT *{identifiers} FROM ({with_fields})"
+        checked = (
+            f"SELECT * EXCLUDE (k, v{''.join(f', id_{i}' for i in range(len(order)))}), "
+            f"{_REASON_SQL} AS reason, {self._ids()} AS ids FROM ({with_ids})"
+        )
         # The path lists are complete only once every expression above has been built.
         nested_paths = "[" + ", ".join(_lit(f"$.{n}") for n in _NESTED) + "]"
         json_pass = (
