@@ -1,20 +1,29 @@
-"""Compute benchmark (not a test): full and incremental evaluation against a hand-written DuckDB query.
+"""Compute benchmark (not a test): the product against the best plain code for the same work.
 
+    .venv/bin/python benchmarks/compute_benchmark.py                       # 50k profiles / 1M events, ~1-2 min
     .venv/bin/python benchmarks/compute_benchmark.py --profiles 1000000 --events 20000000
 
-Events are synthesised directly in DuckDB SQL (Python JSON would take too long at this size) into the
-compute schema's `events` table, in the same layout the landing step writes. Each phase runs in its own
-process so that its peak memory (max RSS, Python + DuckDB) is measured on its own:
+One set of events is generated in DuckDB SQL (`benchmarks/bench_workspace.yml`'s traits and audiences; each
+profile has a user id, an anonymous id and an email, one in five a second device; 30% of events anonymous),
+kept as a typed, time-sorted table (the reference's copy) and written as JSONL files (the product's source).
+Each phase runs in its own process so its peak memory (max RSS, Python + DuckDB) is its own:
 
-1. synth        the events (not timed as part of the evaluation)
-2. full         `ComputePipeline.evaluate(T, full=True)`: identity, custom, computed and SQL traits, audiences
-3. reference    a plain hand-written DuckDB script doing the same trait and audience work (and changes)
-                on the identity graph from phase 2
-4. new events   1% of profiles get new events in (T, T + 1h] (a new landing batch)
-5. incremental  `evaluate(T + 1h)`: only affected profiles (new events, events leaving windows)
-6. full again   `evaluate(T + 1h, full=True)`, and a check that it equals the incremental result
+1. synth        generate the events; write the JSONL files                                   (not timed)
+2. black box    `activation-pipeline run <workspace> --no-sync --as-of T`: lands the files through the
+                product's landing (DuckDB parser, typed event columns) and evaluates, through Dagster
+3. full         `ComputePipeline.evaluate(T, full=True)` on the landed events, stage by stage
+4. reference    hand-written plain code on the typed, time-sorted copy: identity by scipy connected
+                components over identifier sets (edges read from DuckDB through Arrow), one filtered
+                aggregation per trait, audience conditions
+5. ref files    the same reference, but starting from the JSONL files (DuckDB `read_json`)
+6. compare      product vs reference: audience memberships and trait values per profile (profiles keyed by
+                their smallest anonymous id, so ids need not agree); mismatch counts are printed
+7. new events   1% of profiles get 5 events in (T, T + 1h], as a new JSONL file; the product lands it
+8. incremental  `evaluate(T + 1h)`
+9. full again   `evaluate(T + 1h, full=True)`, and a check that memberships and trait values equal the
+                incremental result
 
-Figures are printed and written to benchmarks/out/results_<profiles>.json.
+Figures are printed (not asserted) and written to benchmarks/out/results_<profiles>.json.
 """
 
 from __future__ import annotations
@@ -22,8 +31,11 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing as mp
+import os
+import re
 import resource
 import shutil
+import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -36,264 +48,349 @@ sys.path.insert(0, str(ROOT))
 
 AS_OF = datetime(2026, 11, 1)
 AS_OF_2 = AS_OF + timedelta(hours=1)
-SCHEMA = "bench"
 CATEGORIES = ["Electronics", "Books", "Shoes", "Apparel", "Beauty", "Toys", "Home", "Garden"]
 PLANS = ["free", "basic", "pro", "enterprise"]
+EVENTS_PER_FILE = 2_000_000
+TRAITS = [
+    "orders", "revenue_180d", "avg_order_90d", "largest_order", "views_30d", "favourite_category",
+    "first_order_revenue", "last_campaign", "categories_30d", "plan",
+]  # fmt: skip
+NUMERIC = {"revenue_180d", "avg_order_90d", "largest_order", "first_order_revenue"}
+AUDIENCES = ["cart_abandoners", "engaged", "high_value_recent", "lapsed", "vip"]
 
 
-def _settings(memory_limit: str) -> dict[str, str]:
-    return {"threads": "2", "memory_limit": memory_limit, "preserve_insertion_order": "false"}
+def _settings(memory_limit: str | None) -> dict[str, str]:
+    settings = {"threads": "2", "preserve_insertion_order": "false"}
+    if memory_limit:
+        settings["memory_limit"] = memory_limit
+    return settings
 
 
-def _pipeline(db: Path, memory_limit: str) -> Any:
-    from activation_pipeline.compute.engine import ComputeEngine
-    from activation_pipeline.compute.pipeline import ComputePipeline
-    from activation_pipeline.config import validate_text
+def _connect(path: str, memory_limit: str | None) -> Any:
+    import duckdb
 
-    text = (ROOT / "benchmarks" / "bench_workspace.yml").read_text()
-    workspace, problems = validate_text(text, base_dir=ROOT / "benchmarks")
-    assert workspace is not None, problems
-    engine = ComputeEngine(f"duckdb:///{db}", SCHEMA, duckdb_settings=_settings(memory_limit))
-    return ComputePipeline(workspace, engine)
+    con = duckdb.connect(path)
+    for key, value in _settings(memory_limit).items():
+        con.execute(f"SET {key} = '{value}'")
+    return con
 
 
 def _list(values: list[str]) -> str:
     return "[" + ", ".join(f"'{v}'" for v in values) + "]"
 
 
-def synth_sql(profiles: int, events: int) -> list[str]:
-    """SQL that fills `bench.events` with `events` messages for `profiles` people, sorted by time."""
-    tracks = events - profiles
+def _peak_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+# ------------------------------------------------------------------------------------------ the events
+
+TYPED_COLUMNS = (
+    "message_id VARCHAR, type VARCHAR, event VARCHAR, user_id VARCHAR, anonymous_id VARCHAR, email VARCHAR, "
+    "ts TIMESTAMP, set_hash UBIGINT, revenue DOUBLE, price DOUBLE, category VARCHAR, campaign VARCHAR, "
+    "plan VARCHAR"
+)
+
+
+def synth_sql(profiles: int, events: int) -> str:
+    """SQL for the typed, time-sorted events: one identify per profile, `events - profiles` tracks."""
     span = 180 * 86_400_000_000
-    s = SCHEMA
-    return [
-        f"""
-        INSERT INTO {s}.events
-        WITH base AS (
-            SELECT i, (hash(i) % {profiles})::BIGINT AS p, hash(i * 31 + 7) % 1000 AS r,
-                   TIMESTAMP '{AS_OF}' - to_microseconds((hash(i * 17 + 3) % {span})::BIGINT) AS ts
-            FROM range({tracks}) t(i)
-        ), tracks AS (
-            SELECT 't' || i AS message_id, 'track' AS type,
-                   CASE WHEN r < 550 THEN 'Product Viewed' WHEN r < 700 THEN 'Product Added'
-                        WHEN r < 800 THEN 'Order Completed' WHEN r < 900 THEN 'Email Opened'
-                        ELSE 'Signed In' END AS event,
-                   CASE WHEN r % 10 < 3 THEN NULL ELSE 'u' || p END AS user_id,
-                   'a' || p AS anonymous_id, ts, p, r, i
-            FROM base
-        ), shaped AS (
-            SELECT message_id, type, event, user_id, anonymous_id, NULL AS group_id, NULL AS previous_id,
-                   ts AS timestamp, ts AS received_at, ts::DATE AS day, 1 AS batch,
-                   CASE WHEN user_id IS NULL THEN '[["anonymous_id","a' || p || '"]]'
-                        ELSE '[["user_id","u' || p || '"],["anonymous_id","a' || p || '"]]' END AS ids,
-                   '{{}}' AS traits,
-                   CASE WHEN event IN ('Product Viewed', 'Product Added') THEN
-                            '{{"category":"' || {_list(CATEGORIES)}[(hash(i * 13) % 8)::INT + 1]
-                            || '","price":' || ((hash(i * 5) % 20000) / 100.0)::VARCHAR || '}}'
-                        WHEN event = 'Order Completed' THEN
-                            '{{"revenue":' || ((hash(i * 11) % 50000) / 100.0)::VARCHAR || ',"currency":"USD"}}'
-                        WHEN event = 'Email Opened' THEN '{{"campaign":"c' || (hash(i * 3) % 20) || '"}}'
-                        ELSE '{{}}' END AS properties
-            FROM tracks
-        ), identifies AS (
-            SELECT 'i' || p AS message_id, 'identify' AS type, NULL AS event, 'u' || p AS user_id,
-                   'a' || p AS anonymous_id, NULL AS group_id, NULL AS previous_id, ts AS timestamp,
-                   ts AS received_at, ts::DATE AS day, 1 AS batch,
-                   '[["user_id","u' || p || '"],["email","u' || p || '@example.com"],["anonymous_id","a' || p || '"]]' AS ids,
-                   '{{"plan":"' || {_list(PLANS)}[(p % 4)::INT + 1] || '","email":"u' || p || '@example.com"}}' AS traits,
-                   '{{}}' AS properties
-            FROM (SELECT range AS p, TIMESTAMP '{AS_OF}' - to_microseconds((hash(range * 7) % {span})::BIGINT) AS ts
-                  FROM range({profiles}))
-        ), everything AS (SELECT * FROM shaped UNION ALL SELECT * FROM identifies)
-        SELECT message_id, type, event, user_id, anonymous_id, group_id, previous_id, timestamp, received_at, day,
-               batch, (hash(ids) >> 1)::BIGINT AS set_hash, ids, traits::JSON, properties::JSON, '{{}}'::JSON
-        FROM everything ORDER BY timestamp
-        """,
-        f"INSERT INTO {s}.landings SELECT DISTINCT day, 1, 'synthetic', 0, 0, now()::TIMESTAMP FROM {s}.events",
-        # The identifiers of each identifier set, as landing records them (`set_keys`).
-        f"""
-        INSERT INTO {s}.set_keys
-        WITH sets AS (
-            SELECT p, '[["anonymous_id","a' || p || '"]]' AS anon,
-                   '[["user_id","u' || p || '"],["anonymous_id","a' || p || '"]]' AS known,
-                   '[["user_id","u' || p || '"],["email","u' || p || '@example.com"],["anonymous_id","a' || p || '"]]' AS ident
-            FROM range({profiles}) t(p))
-        SELECT (hash(anon) >> 1)::BIGINT, 0, 'anonymous_id', 'a' || p FROM sets
-        UNION ALL SELECT (hash(known) >> 1)::BIGINT, 0, 'user_id', 'u' || p FROM sets
-        UNION ALL SELECT (hash(known) >> 1)::BIGINT, 1, 'anonymous_id', 'a' || p FROM sets
-        UNION ALL SELECT (hash(ident) >> 1)::BIGINT, 0, 'user_id', 'u' || p FROM sets
-        UNION ALL SELECT (hash(ident) >> 1)::BIGINT, 1, 'email', 'u' || p || '@example.com' FROM sets
-        UNION ALL SELECT (hash(ident) >> 1)::BIGINT, 2, 'anonymous_id', 'a' || p FROM sets
-        """,
-    ]
-
-
-def new_events_sql(profiles: int, start: datetime = AS_OF, batch: int = 2) -> list[str]:
-    """SQL adding 5 events for each of 1% of profiles in (start, start + 1h], as a new landing batch."""
-    changed = max(1, profiles // 100)
-    s = SCHEMA
-    end = start + timedelta(hours=1)
-    return [
-        f"""
-        INSERT INTO {s}.events
-        SELECT 'n' || i, 'track', CASE WHEN i % 5 = 0 THEN 'Order Completed' ELSE 'Product Viewed' END,
-               'u' || p, 'a' || p, NULL, NULL, ts, ts, ts::DATE, {batch},
-               (hash('[["user_id","u' || p || '"],["anonymous_id","a' || p || '"]]') >> 1)::BIGINT,
-               '[["user_id","u' || p || '"],["anonymous_id","a' || p || '"]]', '{{}}'::JSON,
-               (CASE WHEN i % 5 = 0 THEN '{{"revenue":300.0}}' ELSE '{{"category":"Electronics"}}' END)::JSON, '{{}}'::JSON
-        FROM (SELECT i, (hash(i * 101 + {batch}) % {profiles})::BIGINT AS p,
-                     TIMESTAMP '{start}' + to_microseconds(1 + (hash(i * 7 + 5) % 3599000000)::BIGINT) AS ts
-              FROM range({changed * 5}) t(i))
-        ORDER BY ts
-        """,
-        f"DELETE FROM {s}.landings WHERE day = DATE '{end.date()}'",
-        f"INSERT INTO {s}.landings VALUES (DATE '{end.date()}', {batch}, 'synthetic', 0, 0, now()::TIMESTAMP)",
-    ]
-
-
-def reference_sql(as_of: datetime, slices: int = 1) -> list[str]:
-    """The hand-written DuckDB script: the bench workspace's traits, audiences and changes.
-
-    With `slices` > 1 the per-profile aggregation runs on one slice of profiles at a time (as the
-    pipeline does above 1M profiles); in one piece it does not fit in 8 GB at 10M profiles.
+    return f"""
+    CREATE OR REPLACE TABLE events AS
+    WITH base AS (
+        SELECT i, (hash(i) % {profiles})::BIGINT AS p, hash(i * 31 + 7) % 1000 AS r,
+               TIMESTAMP '{AS_OF}' - to_microseconds((hash(i * 17 + 3) % {span})::BIGINT) AS ts
+        FROM range({events - profiles}) t(i)
+    ), tracks AS (
+        SELECT 't' || i AS message_id, 'track' AS type,
+               CASE WHEN r < 550 THEN 'Product Viewed' WHEN r < 700 THEN 'Product Added'
+                    WHEN r < 800 THEN 'Order Completed' WHEN r < 900 THEN 'Email Opened'
+                    ELSE 'Signed In' END AS event,
+               CASE WHEN r % 10 < 3 THEN NULL ELSE 'u' || p END AS user_id,
+               CASE WHEN p % 5 = 0 AND hash(i * 29) % 2 = 0 THEN 'b' ELSE 'a' END || p AS anonymous_id,
+               NULL::VARCHAR AS email, ts, i, r
+        FROM base
+    ), shaped AS (
+        SELECT message_id, type, event, user_id, anonymous_id, email, ts,
+               CASE WHEN event = 'Order Completed' THEN ((hash(i * 11) % 50000) / 100)::DOUBLE END AS revenue,
+               CASE WHEN event IN ('Product Viewed', 'Product Added')
+                    THEN ((hash(i * 5) % 20000) / 100)::DOUBLE END AS price,
+               CASE WHEN event IN ('Product Viewed', 'Product Added')
+                    THEN {_list(CATEGORIES)}[(hash(i * 13) % 8)::INT + 1] END AS category,
+               CASE WHEN event = 'Email Opened' THEN 'c' || (hash(i * 3) % 20) END AS campaign,
+               NULL::VARCHAR AS plan
+        FROM tracks
+    ), identifies AS (
+        SELECT 'i' || p, 'identify', NULL, 'u' || p, 'a' || p, 'u' || p || '@example.com',
+               TIMESTAMP '{AS_OF}' - to_microseconds((hash(p * 7) % {span})::BIGINT),
+               NULL, NULL, NULL, NULL, {_list(PLANS)}[(p % 4)::INT + 1]
+        FROM range({profiles}) t(p)
+    )
+    SELECT message_id, type, event, user_id, anonymous_id, email, ts,
+           hash(user_id, anonymous_id, email) AS set_hash, revenue, price, category, campaign, plan
+    FROM (SELECT * FROM shaped UNION ALL SELECT * FROM identifies)
+    ORDER BY ts
     """
-    s = SCHEMA
+
+
+def new_events_sql(profiles: int, start: datetime, batch: int) -> str:
+    """SQL: 5 events for each of 1% of profiles in (start, start + 1h] (typed, like `events`)."""
+    changed = max(1, profiles // 100)
+    return f"""
+    SELECT 'n{batch}_' || i AS message_id, 'track' AS type,
+           CASE WHEN i % 5 = 0 THEN 'Order Completed' ELSE 'Product Viewed' END AS event,
+           'u' || p AS user_id, 'a' || p AS anonymous_id, NULL::VARCHAR AS email, ts,
+           hash('u' || p, 'a' || p, NULL::VARCHAR) AS set_hash,
+           CASE WHEN i % 5 = 0 THEN 300.0::DOUBLE END AS revenue, NULL::DOUBLE AS price,
+           CASE WHEN i % 5 <> 0 THEN 'Electronics' END AS category, NULL::VARCHAR AS campaign,
+           NULL::VARCHAR AS plan
+    FROM (SELECT i, (hash(i * 101 + {batch}) % {profiles})::BIGINT AS p,
+                 TIMESTAMP '{start}' + to_microseconds(1 + (hash(i * 7 + 5) % 3599000000)::BIGINT) AS ts
+          FROM range({changed * 5}) t(i))
+    ORDER BY ts
+    """
+
+
+def jsonl_select(where: str) -> str:
+    """SQL: Segment-spec messages (one JSON object per row) from the typed events."""
+    return f"""
+    SELECT type, message_id AS "messageId", event, user_id AS "userId", anonymous_id AS "anonymousId",
+           strftime(ts, '%Y-%m-%dT%H:%M:%S.%fZ') AS "timestamp",
+           CASE WHEN type = 'identify' THEN json_object('plan', plan, 'email', email) END AS traits,
+           CASE WHEN event = 'Order Completed' THEN json_object('revenue', revenue, 'currency', 'USD')
+                WHEN event IN ('Product Viewed', 'Product Added') THEN json_object('category', category, 'price', price)
+                WHEN event = 'Email Opened' THEN json_object('campaign', campaign)
+                WHEN type = 'track' THEN json_object() END AS properties,
+           json_object('library', json_object('name', 'analytics.js')) AS context
+    FROM events WHERE {where}
+    """
+
+
+READ_JSON = """
+    SELECT "messageId" AS message_id, type, event, "userId" AS user_id, "anonymousId" AS anonymous_id,
+           traits.email AS email, "timestamp"::TIMESTAMPTZ::TIMESTAMP AS ts,
+           hash("userId", "anonymousId", traits.email) AS set_hash, properties.revenue AS revenue,
+           properties.price AS price, properties.category AS category, properties.campaign AS campaign,
+           traits.plan AS plan
+    FROM read_json('{glob}', format = 'newline_delimited', columns = {{
+        'type': 'VARCHAR', 'messageId': 'VARCHAR', 'event': 'VARCHAR', 'userId': 'VARCHAR',
+        'anonymousId': 'VARCHAR', 'timestamp': 'VARCHAR', 'traits': 'STRUCT(plan VARCHAR, email VARCHAR)',
+        'properties': 'STRUCT(revenue DOUBLE, price DOUBLE, category VARCHAR, campaign VARCHAR)'}})
+    ORDER BY ts
+"""
+
+# ------------------------------------------------------------------------------------------ reference
+
+
+def reference_identity(con: Any, as_of: datetime) -> dict[str, Any]:
+    """Identity by connected components: identifier sets linked through shared identifiers (scipy)."""
+    import numpy as np
+    from scipy.sparse import csr_array
+    from scipy.sparse.csgraph import connected_components
+
+    t = f"TIMESTAMP '{as_of}'"
+    con.execute(f"""
+        CREATE OR REPLACE TABLE r_sets AS
+        SELECT row_number() OVER () - 1 AS sid, * FROM (
+            SELECT set_hash, first(user_id) AS user_id, first(anonymous_id) AS anonymous_id, first(email) AS email
+            FROM events WHERE ts <= {t} GROUP BY set_hash)""")
+    edges = con.sql("""
+        WITH ids AS (
+            SELECT sid, 1 AS k, user_id AS v FROM r_sets WHERE user_id IS NOT NULL
+            UNION ALL SELECT sid, 2, anonymous_id FROM r_sets WHERE anonymous_id IS NOT NULL
+            UNION ALL SELECT sid, 3, email FROM r_sets WHERE email IS NOT NULL)
+        SELECT i.sid, a.anchor FROM ids i JOIN (SELECT k, v, min(sid) AS anchor FROM ids GROUP BY k, v) a USING (k, v)
+        WHERE i.sid <> a.anchor""").to_arrow_table()
+    n = int(con.execute("SELECT count(*) FROM r_sets").fetchall()[0][0])
+    a = edges.column("sid").to_numpy()
+    b = edges.column("anchor").to_numpy()
+    graph = csr_array((np.ones(len(a), dtype=np.int8), (a, b)), shape=(n, n))
+    count, labels = connected_components(graph, directed=False)
+    import pyarrow as pa
+
+    con.register(
+        "labels", pa.table({"sid": np.arange(n, dtype=np.int64), "profile": labels.astype(np.int64)})
+    )
+    con.execute(
+        "CREATE OR REPLACE TABLE r_set_profile AS SELECT s.set_hash, l.profile FROM r_sets s JOIN labels l USING (sid)"
+    )
+    con.unregister("labels")
+    con.execute("CREATE OR REPLACE TABLE r_profiles AS SELECT DISTINCT profile FROM r_set_profile")
+    return {"profiles": count, "identifier_sets": n, "edges": len(a)}
+
+
+def reference_trait_sql(as_of: datetime) -> dict[str, str]:
+    """One filtered aggregation per trait (and per audience event condition), on the typed copy."""
     t = f"TIMESTAMP '{as_of}'"
 
-    def ago(days: int) -> str:
-        return f"{t} - INTERVAL {days} DAY"
+    def ev(cond: str, days: int | None = None) -> str:
+        window = f" AND e.ts > {t} - INTERVAL {days} DAY" if days else ""
+        return f"FROM events e JOIN r_set_profile s USING (set_hash) WHERE e.ts <= {t} AND {cond}{window}"
 
-    def agg_statement(head: str, k: int) -> str:
-        slice_filter = f"AND s.profile_id % {slices} = {k}" if slices > 1 else ""
-        profile_filter = f"WHERE p.profile_id % {slices} = {k}" if slices > 1 else ""
-        return f"""
-        {head}
-        WITH ev AS (
-            SELECT s.profile_id, e.event, e.timestamp AS ts, e.message_id,
-                   TRY_CAST(e.properties->>'$.revenue' AS DOUBLE) AS revenue,
-                   e.properties->>'$.category' AS category, e.properties->>'$.campaign' AS campaign
-            FROM {s}.events e JOIN {s}.identity_sets s USING (set_hash)
-            WHERE e.type = 'track' AND e.timestamp <= {t} {slice_filter}
-              AND e.event IN ('Order Completed', 'Product Viewed', 'Product Added', 'Email Opened')
-        ), mf AS (
-            SELECT profile_id, arg_max(category, (n, last_ts, -rank)) AS favourite_category FROM (
-                SELECT profile_id, category, count(*) AS n, max(ts) AS last_ts,
-                       dense_rank() OVER (PARTITION BY profile_id ORDER BY category) AS rank
-                FROM ev WHERE event = 'Product Viewed' AND ts > {ago(90)} AND category IS NOT NULL
-                GROUP BY profile_id, category) WHERE n >= 2 GROUP BY profile_id
-        ), agg AS (
-            SELECT profile_id,
-                count(*) FILTER (WHERE event = 'Order Completed') AS orders,
-                coalesce(sum(revenue) FILTER (WHERE event = 'Order Completed' AND ts > {ago(180)}), 0) AS revenue_180d,
-                avg(revenue) FILTER (WHERE event = 'Order Completed' AND ts > {ago(90)}) AS avg_order_90d,
-                max(revenue) FILTER (WHERE event = 'Order Completed') AS largest_order,
-                count(*) FILTER (WHERE event = 'Product Viewed' AND ts > {ago(30)}) AS views_30d,
-                arg_min(revenue, (ts, message_id)) FILTER (WHERE event = 'Order Completed' AND revenue IS NOT NULL) AS first_order_revenue,
-                arg_max(campaign, (ts, message_id)) FILTER (WHERE event = 'Email Opened' AND campaign IS NOT NULL) AS last_campaign,
-                (array_agg(DISTINCT category ORDER BY category)
-                    FILTER (WHERE event = 'Product Viewed' AND ts > {ago(30)} AND category IS NOT NULL))[1:10] AS categories_30d,
-                count(*) FILTER (WHERE event = 'Product Viewed' AND ts > {ago(30)}) AS c_pv30,
-                count(*) FILTER (WHERE event = 'Product Added' AND ts > {ago(7)}) AS c_pa7,
-                count(*) FILTER (WHERE event = 'Order Completed' AND ts > {ago(7)}) AS c_oc7,
-                count(*) FILTER (WHERE event = 'Order Completed' AND ts > {ago(90)}) AS c_oc90,
-                count(*) FILTER (WHERE event = 'Email Opened' AND ts > {ago(30)}) AS c_eo30
-            FROM ev GROUP BY profile_id
-        )
-        SELECT p.profile_id, coalesce(a.orders, 0) AS orders, coalesce(a.revenue_180d, 0) AS revenue_180d,
-               a.avg_order_90d, a.largest_order, coalesce(a.views_30d, 0) AS views_30d, mf.favourite_category,
-               a.first_order_revenue, a.last_campaign, a.categories_30d,
-               coalesce(a.c_pv30, 0) AS c_pv30, coalesce(a.c_pa7, 0) AS c_pa7, coalesce(a.c_oc7, 0) AS c_oc7,
-               coalesce(a.c_oc90, 0) AS c_oc90, coalesce(a.c_eo30, 0) AS c_eo30
-        FROM {s}.profiles p LEFT JOIN agg a USING (profile_id) LEFT JOIN mf USING (profile_id) {profile_filter}
-        """
+    identify = "e.type = 'identify' AND plan IS NOT NULL"
+    oc, pv, pa_, eo = (
+        f"e.event = '{x}'" for x in ("Order Completed", "Product Viewed", "Product Added", "Email Opened")
+    )
+    return {
+        "orders": f"SELECT profile, count(*) AS v {ev(oc)} GROUP BY 1",
+        "revenue_180d": f"SELECT profile, sum(revenue) AS v {ev(oc + ' AND revenue IS NOT NULL', 180)} GROUP BY 1",
+        "avg_order_90d": f"SELECT profile, avg(revenue) AS v {ev(oc + ' AND revenue IS NOT NULL', 90)} GROUP BY 1",
+        "largest_order": f"SELECT profile, max(revenue) AS v {ev(oc + ' AND revenue IS NOT NULL')} GROUP BY 1",
+        "views_30d": f"SELECT profile, count(*) AS v {ev(pv, 30)} GROUP BY 1",
+        "favourite_category": f"""
+            SELECT profile, arg_max(category, (n, last_ts, -rank)) AS v FROM (
+                SELECT profile, category, count(*) AS n, max(ts) AS last_ts,
+                       dense_rank() OVER (PARTITION BY profile ORDER BY category) AS rank
+                {ev(pv + " AND category IS NOT NULL", 90)} GROUP BY 1, 2) WHERE n >= 2 GROUP BY 1""",
+        "first_order_revenue": f"SELECT profile, arg_min(revenue, (ts, message_id)) AS v {ev(oc + ' AND revenue IS NOT NULL')} GROUP BY 1",
+        "last_campaign": f"SELECT profile, arg_max(campaign, (ts, message_id)) AS v {ev(eo + ' AND campaign IS NOT NULL')} GROUP BY 1",
+        "categories_30d": f"SELECT profile, list(DISTINCT category ORDER BY category)[1:10] AS v {ev(pv + ' AND category IS NOT NULL', 30)} GROUP BY 1",
+        "plan": f"SELECT profile, arg_max(plan, (ts, message_id)) AS v {ev(identify)} GROUP BY 1",
+        "c_pa7": f"SELECT profile, count(*) AS v {ev(pa_, 7)} GROUP BY 1",
+        "c_oc7": f"SELECT profile, count(*) AS v {ev(oc, 7)} GROUP BY 1",
+        "c_oc90": f"SELECT profile, count(*) AS v {ev(oc, 90)} GROUP BY 1",
+        "c_eo30": f"SELECT profile, count(*) AS v {ev(eo, 30)} GROUP BY 1",
+    }
 
-    return [
-        f"""
-        CREATE OR REPLACE TABLE {s}.ref_custom AS
-        SELECT s.profile_id, arg_max(e.traits->>'$.plan', (e.timestamp, e.message_id))
-                   FILTER (WHERE e.traits->>'$.plan' IS NOT NULL) AS plan
-        FROM {s}.events e JOIN {s}.identity_sets s USING (set_hash)
-        WHERE e.type = 'identify' AND e.timestamp <= {t} GROUP BY s.profile_id
-        """,
-        *[
-            agg_statement(
-                f"CREATE OR REPLACE TABLE {s}.ref_agg AS" if k == 0 else f"INSERT INTO {s}.ref_agg", k
-            )
-            for k in range(slices)
-        ],
-        f"""
-        CREATE OR REPLACE TABLE {s}.ref_members AS
-        WITH t AS (SELECT a.*, c.plan FROM {s}.ref_agg a LEFT JOIN {s}.ref_custom c USING (profile_id)),
-        hv AS (SELECT profile_id FROM t WHERE revenue_180d > 500 AND c_pv30 >= 3)
-        SELECT 'high_value_recent' AS audience_key, profile_id FROM hv
-        UNION ALL SELECT 'cart_abandoners', profile_id FROM t WHERE c_pa7 >= 1 AND c_oc7 <= 0
-        UNION ALL SELECT 'lapsed', profile_id FROM t WHERE orders >= 1 AND NOT c_oc90 >= 1
-        UNION ALL SELECT 'engaged', profile_id FROM t WHERE c_eo30 >= 2 OR coalesce(plan IN ('pro', 'enterprise'), false)
-        UNION ALL SELECT 'vip', profile_id FROM t WHERE profile_id IN (SELECT profile_id FROM hv)
-            AND coalesce(favourite_category = 'Electronics', false)
-        """,
-        f"""
-        CREATE OR REPLACE TABLE {s}.ref_changes AS
-        WITH before AS (
-            SELECT DISTINCT m.audience_key, coalesce(a.profile_id, m.profile_id) AS profile_id
-            FROM {s}.audience_membership_previous m LEFT JOIN {s}.profile_aliases a ON a.old_profile_id = m.profile_id)
-        SELECT audience_key, profile_id, 'entered' AS change FROM (
-            SELECT audience_key, profile_id FROM {s}.ref_members EXCEPT SELECT audience_key, profile_id FROM before)
-        UNION ALL SELECT audience_key, profile_id, 'exited' FROM (
-            SELECT audience_key, profile_id FROM before EXCEPT SELECT audience_key, profile_id FROM {s}.ref_members)
-        """,
-    ]
+
+def reference_traits(con: Any, as_of: datetime) -> None:
+    """The trait tables, then one table of every trait per profile (like the product's trait tables)."""
+    for name, sql in reference_trait_sql(as_of).items():
+        con.execute(f"CREATE OR REPLACE TABLE r_{name} AS {sql}")
+    zero = {"orders": "0", "revenue_180d": "0.0", "views_30d": "0"}
+    columns = ", ".join(
+        f"coalesce(r_{k}.v, {zero[k]}) AS {k}" if k in zero else f"r_{k}.v AS {k}" for k in TRAITS
+    )
+    joins = " ".join(f"LEFT JOIN r_{k} USING (profile)" for k in TRAITS)
+    con.execute(f"CREATE OR REPLACE TABLE r_traits AS SELECT profile, {columns} FROM r_profiles {joins}")
+
+
+REFERENCE_AUDIENCES = """
+    CREATE OR REPLACE TABLE r_members AS
+    WITH hv AS (SELECT profile FROM r_revenue_180d WHERE v > 500
+                INTERSECT SELECT profile FROM r_views_30d WHERE v >= 3)
+    SELECT 'high_value_recent' AS audience_key, profile FROM hv
+    UNION ALL SELECT 'cart_abandoners', profile FROM (
+        SELECT profile FROM r_c_pa7 WHERE v >= 1 EXCEPT SELECT profile FROM r_c_oc7 WHERE v > 0)
+    UNION ALL SELECT 'lapsed', profile FROM (
+        SELECT profile FROM r_orders WHERE v >= 1 EXCEPT SELECT profile FROM r_c_oc90 WHERE v >= 1)
+    UNION ALL SELECT 'engaged', profile FROM (
+        SELECT profile FROM r_c_eo30 WHERE v >= 2 UNION SELECT profile FROM r_plan WHERE v IN ('pro', 'enterprise'))
+    UNION ALL SELECT 'vip', profile FROM (
+        SELECT profile FROM hv INTERSECT SELECT profile FROM r_favourite_category WHERE v = 'Electronics')
+"""
+
+
+def run_reference(con: Any, as_of: datetime) -> dict[str, Any]:
+    """Identity, traits and audiences by the reference; wall time of each."""
+    timings: dict[str, float] = {}
+    start = time.perf_counter()
+    identity = reference_identity(con, as_of)
+    timings["identity"] = time.perf_counter() - start
+    start = time.perf_counter()
+    reference_traits(con, as_of)
+    timings["traits"] = time.perf_counter() - start
+    start = time.perf_counter()
+    con.execute(REFERENCE_AUDIENCES)
+    timings["audiences"] = time.perf_counter() - start
+    sizes = dict(con.execute("SELECT audience_key, count(*) FROM r_members GROUP BY 1 ORDER BY 1").fetchall())
+    return {"timings": timings, "identity": identity, "sizes": sizes}
 
 
 # ------------------------------------------------------------------------------------------ phases
 
 
-def _peak_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-def _phase_synth(db: str, profiles: int, events: int, memory_limit: str) -> dict[str, Any]:
-    pipeline = _pipeline(Path(db), memory_limit)
-    with pipeline.engine.begin() as conn:
-        for sql in synth_sql(profiles, events):
-            conn.exec_driver_sql(sql)
-        count = conn.exec_driver_sql(f"SELECT count(*) FROM {SCHEMA}.events").scalar()
-    pipeline.close()
-    return {"events": count}
-
-
-def _stages(summary: Any) -> dict[str, Any]:
+def _paths(out: Path) -> dict[str, Path]:
     return {
-        "identity_mode": summary.identity.mode,
-        "profiles": summary.identity.profiles,
-        "audience_sizes": {a.key: a.size for a in summary.audiences.audiences},
-        "entered": {a.key: a.entered for a in summary.audiences.audiences},
-        "exited": {a.key: a.exited for a in summary.audiences.audiences},
-        "recomputed": summary.audiences.recomputed,
+        "ref": out / "reference.duckdb",
+        "ref_files": out / "reference_files.duckdb",
+        "events": out / "events",
+        "workspace": out / "workspace.yml",
+        "product": out / "product.duckdb",
     }
 
 
-def _phase_evaluate(db: str, as_of: str, full: bool, memory_limit: str) -> dict[str, Any]:
-    pipeline = _pipeline(Path(db), memory_limit)
+def _workspace_file(out: Path) -> Path:
+    text = (ROOT / "benchmarks" / "bench_workspace.yml").read_text()
+    text = text.replace("path: out/bench.duckdb", "path: product.duckdb")
+    path = _paths(out)["workspace"]
+    path.write_text(text)
+    return path
+
+
+def _pipeline(out: Path, memory_limit: str | None) -> Any:
+    from activation_pipeline.compute.engine import ComputeEngine, default_schema, engine_url
+    from activation_pipeline.compute.pipeline import ComputePipeline
+    from activation_pipeline.config import load_workspace
+
+    workspace = load_workspace(str(_paths(out)["workspace"]))
+    engine = ComputeEngine(
+        engine_url(workspace), default_schema(workspace), duckdb_settings=_settings(memory_limit)
+    )
+    return ComputePipeline(workspace, engine)
+
+
+def _write_jsonl(con: Any, where: str, path: Path) -> None:
+    con.execute(f"COPY ({jsonl_select(where)}) TO '{path}' (FORMAT JSON)")
+
+
+def _phase_synth(out: str, profiles: int, events: int, memory_limit: str | None) -> dict[str, Any]:
+    paths = _paths(Path(out))
+    con = _connect(str(paths["ref"]), memory_limit)
+    con.execute("SET preserve_insertion_order = true")  # keep the copy time-sorted
+    start = time.perf_counter()
+    con.execute(synth_sql(profiles, events))
+    generated = time.perf_counter() - start
+    total = int(con.execute("SELECT count(*) FROM events").fetchall()[0][0])
+    paths["events"].mkdir(parents=True, exist_ok=True)
+    files = max(1, -(-total // EVENTS_PER_FILE))
+    start = time.perf_counter()
+    for k in range(files):
+        lo, hi = k * EVENTS_PER_FILE, (k + 1) * EVENTS_PER_FILE
+        _write_jsonl(con, f"rowid >= {lo} AND rowid < {hi}", paths["events"] / f"part-{k:04d}.jsonl")
+    written = time.perf_counter() - start
+    con.close()
+    size = sum(p.stat().st_size for p in paths["events"].iterdir())
+    return {"events": total, "files": files, "bytes": size, "generate_s": generated, "write_jsonl_s": written}
+
+
+def _phase_blackbox(out: str, as_of: str) -> dict[str, Any]:
+    paths = _paths(Path(out))
+    command = [
+        str(ROOT / ".venv" / "bin" / "activation-pipeline"), "run", str(paths["workspace"]), "--no-sync",
+        "--as-of", as_of,
+    ]  # fmt: skip
+    env = {k: v for k, v in os.environ.items() if k != "DAGSTER_HOME"}
+    start = time.perf_counter()
+    done = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
+    wall = time.perf_counter() - start
+    if done.returncode != 0:
+        raise RuntimeError(f"run failed ({done.returncode}):\n{done.stdout}\n{done.stderr[-4000:]}")
+    landing = next((line for line in done.stdout.splitlines() if "events_per_second=" in line), "")
+    figures = dict(re.findall(r"(\w+)=([\d.e+-]+)", landing))
+    return {
+        "command": " ".join(command),
+        "run_s": wall,
+        "run_peak_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024,
+        "landed_events": int(float(figures.get("events", 0))),
+        "landing_s": float(figures.get("seconds", "nan")),
+        "landing_events_per_s": float(figures.get("events_per_second", "nan")),
+        "stdout": done.stdout,
+    }
+
+
+def _phase_evaluate(out: str, as_of: str, full: bool, memory_limit: str | None) -> dict[str, Any]:
+    pipeline = _pipeline(Path(out), memory_limit)
     moment = datetime.fromisoformat(as_of).replace(tzinfo=UTC)
-    timings: dict[str, float] = {}
     if full:
         pipeline.force_full()
+    timings: dict[str, float] = {}
     results = {}
     for stage in ("resolve_identities", "custom_traits", "computed_traits", "sql_traits", "audiences"):
         start = time.perf_counter()
         results[stage] = getattr(pipeline, stage)(moment)
         timings[stage] = time.perf_counter() - start
         print(f"    {stage:<20} {timings[stage]:8.1f} s   peak so far {_peak_mb():7.0f} MB", flush=True)
-    with pipeline.engine.begin() as conn:
-        checksum = conn.exec_driver_sql(
-            f"SELECT audience_key, count(*), sum(profile_id % 1000003) FROM {SCHEMA}.audience_membership "
-            "GROUP BY 1 ORDER BY 1"
-        ).all()
-        changes = conn.exec_driver_sql(
-            f"SELECT audience_key, change, count(*), sum(profile_id % 1000003) FROM {SCHEMA}.audience_changes "
-            f"WHERE as_of = TIMESTAMP '{as_of}' GROUP BY 1, 2 ORDER BY 1, 2"
-        ).all()
     pipeline.close()
     return {
         "timings": timings,
@@ -302,30 +399,157 @@ def _phase_evaluate(db: str, as_of: str, full: bool, memory_limit: str) -> dict[
         "profiles": results["resolve_identities"].profiles,
         "recomputed": results["audiences"].recomputed,
         "sizes": {a.key: a.size for a in results["audiences"].audiences},
-        "checksum": [list(r) for r in checksum],
-        "changes": [list(r) for r in changes],
     }
 
 
-def _phase_sql(db: str, kind: str, profiles: int, as_of: str, memory_limit: str) -> dict[str, Any]:
-    pipeline = _pipeline(Path(db), memory_limit)
-    statements = (
-        reference_sql(datetime.fromisoformat(as_of)) if kind == "reference" else new_events_sql(profiles)
-    )
-    out: dict[str, Any] = {}
-    with pipeline.engine.begin() as conn:
-        for sql in statements:
-            conn.exec_driver_sql(sql)
-        if kind == "reset":
-            out["events"] = conn.exec_driver_sql(f"SELECT count(*) FROM {SCHEMA}.events").scalar()
-        if kind == "reference":
-            out["sizes"] = dict(
-                conn.exec_driver_sql(
-                    f"SELECT audience_key, count(*) FROM {SCHEMA}.ref_members GROUP BY 1"
-                ).all()
-            )
+def _phase_reference(out: str, as_of: str, memory_limit: str | None) -> dict[str, Any]:
+    con = _connect(str(_paths(Path(out))["ref"]), memory_limit)
+    result = run_reference(con, datetime.fromisoformat(as_of))
+    con.close()
+    return result
+
+
+def _phase_reference_files(out: str, as_of: str, memory_limit: str | None) -> dict[str, Any]:
+    paths = _paths(Path(out))
+    paths["ref_files"].unlink(missing_ok=True)
+    con = _connect(str(paths["ref_files"]), memory_limit)
+    con.execute("SET preserve_insertion_order = true")  # keep the copy time-sorted
+    start = time.perf_counter()
+    con.execute(f"CREATE TABLE events AS {READ_JSON.format(glob=paths['events'] / '*.jsonl')}")
+    read_s = time.perf_counter() - start
+    result = run_reference(con, datetime.fromisoformat(as_of))
+    result["read_json_s"] = read_s
+    con.close()
+    paths["ref_files"].unlink(missing_ok=True)
+    return result
+
+
+def _product_schema(out: Path) -> str:
+    from activation_pipeline.compute.engine import default_schema
+    from activation_pipeline.config import load_workspace
+
+    return default_schema(load_workspace(str(_paths(out)["workspace"])))
+
+
+def _keyed_product(schema: str, db: str = "prod") -> str:
+    """SQL: the product's memberships and traits keyed by each profile's smallest anonymous id."""
+    k = f"""(SELECT profile_id, min(value) AS key FROM {db}.{schema}.identities
+             WHERE identifier_type = 'anonymous_id' AND profile_id IS NOT NULL GROUP BY 1)"""
+    computed = ", ".join(f"c.{t}" for t in TRAITS if t != "plan")
+    return f"""
+        CREATE OR REPLACE TEMP TABLE p_members AS
+            SELECT m.audience_key, k.key FROM {db}.{schema}.audience_membership m JOIN {k} k USING (profile_id);
+        CREATE OR REPLACE TEMP TABLE p_traits AS
+            SELECT k.key, {computed}, u.plan FROM {k} k
+            LEFT JOIN {db}.{schema}.computed_traits c USING (profile_id)
+            LEFT JOIN {db}.{schema}.custom_traits u USING (profile_id);
+    """
+
+
+def _trait_mismatches(a: str, b: str) -> str:
+    def differs(t: str) -> str:
+        x, y = f"a.{t}", f"b.{t}"
+        if t in NUMERIC:
+            x, y = f"TRY_CAST({x} AS DOUBLE)", f"TRY_CAST({y} AS DOUBLE)"
+            return f"NOT ((({x}) IS NULL AND ({y}) IS NULL) OR abs(({x}) - ({y})) <= 1e-6 * greatest(1, abs({y})))"
+        if t == "categories_30d":
+            x, y = f"{x}::VARCHAR", f"{y}::VARCHAR"
+        return f"({x}) IS DISTINCT FROM ({y})"
+
+    counts = ", ".join(f"count(*) FILTER (WHERE {differs(t)}) AS {t}" for t in TRAITS)
+    return f"SELECT count(*) FILTER (WHERE a.key IS NULL OR b.key IS NULL) AS missing, {counts} FROM {a} a FULL JOIN {b} b USING (key)"
+
+
+def _mismatch_counts(con: Any, a: str, b: str) -> dict[str, int]:
+    cursor = con.execute(_trait_mismatches(a, b))
+    names = [d[0] for d in cursor.description]
+    return dict(zip(names, cursor.fetchall()[0], strict=True))
+
+
+def _phase_compare(out: str) -> dict[str, Any]:
+    """Product vs reference: memberships and trait values per profile (keyed by smallest anonymous id)."""
+    paths = _paths(Path(out))
+    con = _connect(str(paths["ref"]), None)
+    con.execute(f"ATTACH '{paths['product']}' AS prod (READ_ONLY)")
+    con.execute(_keyed_product(_product_schema(Path(out))))
+    con.execute("""
+        CREATE OR REPLACE TEMP TABLE r_keys AS
+        SELECT p.profile, min(s.anonymous_id) AS key FROM r_set_profile p JOIN r_sets s USING (set_hash) GROUP BY 1;
+        CREATE OR REPLACE TEMP TABLE rk_members AS SELECT m.audience_key, k.key FROM r_members m JOIN r_keys k USING (profile);
+        CREATE OR REPLACE TEMP TABLE rk_traits AS SELECT k.key, t.* EXCLUDE (profile) FROM r_traits t JOIN r_keys k USING (profile);
+    """)
+    only_product = con.execute(
+        "SELECT count(*) FROM (SELECT * FROM p_members EXCEPT SELECT * FROM rk_members)"
+    ).fetchall()[0][0]
+    only_reference = con.execute(
+        "SELECT count(*) FROM (SELECT * FROM rk_members EXCEPT SELECT * FROM p_members)"
+    ).fetchall()[0][0]
+    traits = _mismatch_counts(con, "p_traits", "rk_traits")
+    profiles = con.execute(
+        "SELECT (SELECT count(*) FROM p_traits), (SELECT count(*) FROM rk_traits)"
+    ).fetchall()[0]
+    con.close()
+    return {
+        "members_only_product": only_product,
+        "members_only_reference": only_reference,
+        "trait_mismatches": traits,
+        "profiles_product": profiles[0],
+        "profiles_reference": profiles[1],
+    }
+
+
+def _phase_new_events(out: str, profiles: int, memory_limit: str | None) -> dict[str, Any]:
+    paths = _paths(Path(out))
+    con = _connect(str(paths["ref"]), memory_limit)
+    con.execute(f"CREATE OR REPLACE TEMP TABLE events AS {new_events_sql(profiles, AS_OF, 2)}")
+    _write_jsonl(con, "true", paths["events"] / "part-new-0001.jsonl")
+    con.close()
+    pipeline = _pipeline(Path(out), memory_limit)
+    summary = pipeline.land()
     pipeline.close()
-    return out
+    return {
+        "events": summary.events,
+        "landing_s": summary.seconds,
+        "unchanged_files": summary.unchanged_sources,
+    }
+
+
+SNAPSHOT = "bench_check"
+
+
+def _phase_full_again(out: str, as_of: str, memory_limit: str | None) -> dict[str, Any]:
+    """Keep the incremental result, evaluate in full at the same time, and count the differences."""
+    paths = _paths(Path(out))
+    schema = _product_schema(Path(out))
+    con = _connect(str(paths["product"]), memory_limit)
+    con.execute(f"""
+        CREATE SCHEMA IF NOT EXISTS {SNAPSHOT};
+        CREATE OR REPLACE TABLE {SNAPSHOT}.members AS SELECT audience_key, profile_id FROM {schema}.audience_membership;
+        CREATE OR REPLACE TABLE {SNAPSHOT}.traits AS
+            SELECT c.*, u.plan FROM {schema}.computed_traits c FULL JOIN {schema}.custom_traits u USING (profile_id);
+    """)
+    con.close()
+    result = _phase_evaluate(out, as_of, True, memory_limit)
+    con = _connect(str(paths["product"]), memory_limit)
+    members = con.execute(f"""
+        SELECT (SELECT count(*) FROM (SELECT * FROM {SNAPSHOT}.members EXCEPT SELECT audience_key, profile_id FROM {schema}.audience_membership)),
+               (SELECT count(*) FROM (SELECT audience_key, profile_id FROM {schema}.audience_membership EXCEPT SELECT * FROM {SNAPSHOT}.members))
+    """).fetchall()[0]
+    con.execute(f"""
+        CREATE OR REPLACE TEMP TABLE f_traits AS
+            SELECT profile_id AS key, c.* EXCLUDE (profile_id), u.plan
+            FROM {schema}.computed_traits c FULL JOIN {schema}.custom_traits u USING (profile_id);
+        CREATE OR REPLACE TEMP TABLE i_traits AS SELECT profile_id AS key, * EXCLUDE (profile_id) FROM {SNAPSHOT}.traits;
+    """)
+    traits = _mismatch_counts(con, "i_traits", "f_traits")
+    con.execute(f"DROP SCHEMA {SNAPSHOT} CASCADE")
+    con.close()
+    result["incremental_vs_full"] = {
+        "members_only_incremental": members[0],
+        "members_only_full": members[1],
+        "trait_mismatches": traits,
+    }
+    return result
 
 
 def _child(queue: Any, fn: Callable[..., dict[str, Any]], args: tuple[Any, ...]) -> None:
@@ -340,20 +564,8 @@ def _child(queue: Any, fn: Callable[..., dict[str, Any]], args: tuple[Any, ...])
     queue.put(result)
 
 
-SAVED: Path | None = None
-"""Directory where each phase's result is saved (and, with --resume, read back instead of re-running)."""
-RESUME = False
-
-
 def run_phase(name: str, fn: Callable[..., dict[str, Any]], *args: Any) -> dict[str, Any]:
     """Run one phase in a fresh process; return its result with wall time and peak RSS."""
-    saved = SAVED / f"phase_{name.replace(' ', '_')}.json" if SAVED else None
-    if RESUME and saved is not None and saved.exists():
-        result = json.loads(saved.read_text())
-        print(
-            f"  {name:<12} {result['wall_s']:8.1f} s   peak {result['peak_mb']:7.0f} MB   (from an earlier run)"
-        )
-        return result
     ctx = mp.get_context("spawn")
     queue = ctx.Queue()
     process = ctx.Process(target=_child, args=(queue, fn, args))
@@ -362,10 +574,13 @@ def run_phase(name: str, fn: Callable[..., dict[str, Any]], *args: Any) -> dict[
     process.join()
     if "error" in result:
         raise SystemExit(f"phase {name} failed: {result['error']}")
-    if saved is not None:
-        saved.write_text(json.dumps(result, default=str))
     print(f"  {name:<12} {result['wall_s']:8.1f} s   peak {result['peak_mb']:7.0f} MB", flush=True)
     return result
+
+
+def _table(rows: list[tuple[str, str, str]]) -> str:
+    width = max(len(r[0]) for r in rows)
+    return "\n".join(f"  {a:<{width}}  {b:>12}  {c}" for a, b, c in rows)
 
 
 def main() -> None:
@@ -373,101 +588,149 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--profiles", type=int, default=1_000_000)
-    parser.add_argument("--events", type=int, default=20_000_000)
-    parser.add_argument("--memory-limit", default="1400MB", help="DuckDB memory_limit (it spills beyond it)")
+    parser.add_argument("--profiles", type=int, default=50_000)
+    parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument(
-        "--reference-memory-limit",
-        default=None,
-        help="DuckDB memory_limit of the reference (default: the same)",
+        "--memory-limit",
+        default="1400MB",
+        help="DuckDB memory_limit of the in-process product phases and the reference on the typed copy "
+        "(the black-box run and the reference from files use DuckDB's default, 80%% of RAM)",
     )
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "out")
-    parser.add_argument("--reuse", action="store_true", help="reuse events synthesised by an earlier run")
-    parser.add_argument(
-        "--resume",
-        action="store_true",
-        help="with --reuse: also reuse the earlier run's synth and full phases",
-    )
-    parser.add_argument(
-        "--second-incremental",
-        action="store_true",
-        help="after the incremental run, add another 1% of changes in the next hour and run incrementally again",
-    )
-    parser.add_argument(
-        "--skip-full-again",
-        action="store_true",
-        help="compare the incremental run with the first full run instead of running a second one",
-    )
     args = parser.parse_args()
     out = args.out / f"p{args.profiles}"
-    db = str(out / "compute.duckdb")
-    reuse = args.reuse and Path(db).exists()
-    if not reuse:
-        shutil.rmtree(out, ignore_errors=True)
-        out.mkdir(parents=True)
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir(parents=True)
+    _workspace_file(out)
     t1, t2 = AS_OF.isoformat(sep=" "), AS_OF_2.isoformat(sep=" ")
+    o, ml = str(out), args.memory_limit
     print(
         f"compute benchmark: {args.profiles:,} profiles, {args.events:,} events, DuckDB on 2 threads",
         flush=True,
     )
-    global SAVED, RESUME
-    SAVED, RESUME = out, reuse and args.resume
-    if RESUME:
-        synth = run_phase("synth", _phase_synth, db, args.profiles, args.events, args.memory_limit)
-        run_phase("reset", _phase_sql, db, "reset", args.profiles, t1, args.memory_limit)
-    elif reuse:
-        synth = run_phase("reuse", _phase_sql, db, "reset", args.profiles, t1, args.memory_limit)
-    else:
-        synth = run_phase("synth", _phase_synth, db, args.profiles, args.events, args.memory_limit)
-    full = run_phase("full", _phase_evaluate, db, t1, True, args.memory_limit)
-    reference_limit = args.reference_memory_limit or args.memory_limit
-    reference = run_phase("reference", _phase_sql, db, "reference", args.profiles, t1, reference_limit)
-    run_phase("new events", _phase_sql, db, "new_events", args.profiles, t2, args.memory_limit)
-    incremental = run_phase("incremental", _phase_evaluate, db, t2, False, args.memory_limit)
-    if args.second_incremental:
-        run_phase("new events 2", _phase_sql, db, "new_events_2", args.profiles, t2, args.memory_limit)
-        t3 = (AS_OF_2 + timedelta(hours=1)).isoformat(sep=" ")
-        second = run_phase("incremental 2", _phase_evaluate, db, t3, False, args.memory_limit)
-        print(f"  second incremental: {second['wall_s']:.1f} s, peak {second['peak_mb']:.0f} MB", flush=True)
-    full2 = (
-        full
-        if args.skip_full_again
-        else run_phase("full again", _phase_evaluate, db, t2, True, args.memory_limit)
-    )
+    synth = run_phase("synth", _phase_synth, o, args.profiles, args.events, ml)
+    box = run_phase("black box", _phase_blackbox, o, AS_OF.isoformat() + "Z")
+    full = run_phase("full", _phase_evaluate, o, t1, True, ml)
+    ref = run_phase("reference", _phase_reference, o, t1, ml)
+    ref_files = run_phase("ref files", _phase_reference_files, o, t1, None)
+    cmp = run_phase("compare", _phase_compare, o)
+    new = run_phase("new events", _phase_new_events, o, args.profiles, ml)
+    inc = run_phase("incremental", _phase_evaluate, o, t2, False, ml)
+    again = run_phase("full again", _phase_full_again, o, t2, ml)
 
-    assert full["profiles"] > 0, "no profiles were built"
-    assert full["sizes"] == reference["sizes"], (full["sizes"], reference["sizes"])
-    same = args.skip_full_again or (
-        incremental["checksum"] == full2["checksum"] and incremental["changes"] == full2["changes"]
+    ref_s = sum(ref["timings"].values())
+    # Evaluation times are the sums of the stages (the process's start-up and imports are left out, as for
+    # the reference); the black box and the reference from files are whole-process wall times.
+    full_s, inc_s, again_s = (sum(r["timings"].values()) for r in (full, inc, again))
+    ref_files_s = ref_files["wall_s"]
+    full_traits_s = sum(
+        full["timings"][k] for k in ("custom_traits", "computed_traits", "sql_traits", "audiences")
     )
-    trait_audience = sum(full["timings"][k] for k in ("custom_traits", "computed_traits", "audiences"))
+    ref_traits_s = ref["timings"]["traits"] + ref["timings"]["audiences"]
+    check = again["incremental_vs_full"]
+    same = (
+        check["members_only_incremental"] == 0
+        and check["members_only_full"] == 0
+        and not any(check["trait_mismatches"].values())
+    )
+    ref_same = cmp["members_only_product"] == 0 and cmp["members_only_reference"] == 0
     figures = {
         "profiles": args.profiles,
         "events": synth["events"],
-        "full_s": full["wall_s"],
+        "jsonl_files": synth["files"],
+        "jsonl_bytes": synth["bytes"],
+        "full_s": full_s,
         "full_stages_s": full["timings"],
         "full_peak_mb": full["peak_mb"],
-        "events_per_s": synth["events"] / full["wall_s"],
-        "reference_s": reference["wall_s"],
-        "reference_peak_mb": reference["peak_mb"],
-        "reference_memory_limit": reference_limit,
-        "traits_audiences_s": trait_audience,
-        "ratio_traits_audiences_vs_reference": trait_audience / reference["wall_s"],
-        "ratio_full_vs_reference": full["wall_s"] / reference["wall_s"],
-        "incremental_s": incremental["wall_s"],
-        "incremental_stages_s": incremental["timings"],
-        "incremental_peak_mb": incremental["peak_mb"],
-        "incremental_recomputed_profiles": incremental["recomputed"],
-        "full_again_s": full2["wall_s"],
-        "full_again_peak_mb": full2["peak_mb"],
-        "speedup_incremental_vs_full": full2["wall_s"] / incremental["wall_s"],
-        "incremental_equals_full": "not checked" if args.skip_full_again else same,
+        "reference_s": ref_s,
+        "reference_stages_s": ref["timings"],
+        "reference_peak_mb": ref["peak_mb"],
+        "reference_identity": ref["identity"],
+        "ratio_full_vs_reference": full_s / ref_s,
+        "ratio_traits_audiences_vs_reference": full_traits_s / ref_traits_s,
+        "ratio_identity_vs_reference": full["timings"]["resolve_identities"] / ref["timings"]["identity"],
+        "blackbox_s": box["run_s"],
+        "blackbox_peak_mb": box["run_peak_mb"],
+        "blackbox_landing_s": box["landing_s"],
+        "blackbox_landing_events_per_s": box["landing_events_per_s"],
+        "blackbox_landed_events": box["landed_events"],
+        "reference_files_s": ref_files_s,
+        "reference_files_read_json_s": ref_files["read_json_s"],
+        "reference_files_peak_mb": ref_files["peak_mb"],
+        "ratio_blackbox_vs_reference_files": box["run_s"] / ref_files_s,
+        "product_vs_reference": cmp,
+        "reference_files_sizes_equal": ref_files["sizes"] == ref["sizes"],
+        "new_events_landed": new["events"],
+        "new_events_landing_s": new["landing_s"],
+        "incremental_s": inc_s,
+        "incremental_stages_s": inc["timings"],
+        "incremental_peak_mb": inc["peak_mb"],
+        "incremental_recomputed_profiles": inc["recomputed"],
+        "full_again_s": again_s,
+        "full_again_peak_mb": again["peak_mb"],
+        "speedup_incremental_vs_full": again_s / inc_s,
+        "incremental_vs_full": check,
+        "incremental_equals_full": same,
         "audience_sizes": full["sizes"],
+        "reference_audience_sizes": ref["sizes"],
+        "blackbox_command": box["command"],
     }
     (out.parent / f"results_{args.profiles}.json").write_text(json.dumps(figures, indent=2, default=str))
-    print(json.dumps(figures, indent=2, default=str))
-    if not same:
-        raise SystemExit("incremental result differs from the full recompute")
+    st = full["timings"]
+    rows = [
+        (
+            "events (JSONL files, bytes)",
+            f"{synth['events']:,}",
+            f"{synth['files']} files, {synth['bytes'] / 1e9:.2f} GB",
+        ),
+        (
+            "PRODUCT full evaluation",
+            f"{full_s:.1f} s",
+            f"peak {full['peak_mb']:,.0f} MB; identity {st['resolve_identities']:.1f}, custom {st['custom_traits']:.1f}, computed {st['computed_traits']:.1f}, sql {st['sql_traits']:.1f}, audiences {st['audiences']:.1f}",
+        ),
+        (
+            "REFERENCE (typed copy + scipy)",
+            f"{ref_s:.1f} s",
+            f"peak {ref['peak_mb']:,.0f} MB; identity {ref['timings']['identity']:.1f}, traits {ref['timings']['traits']:.1f}, audiences {ref['timings']['audiences']:.1f}",
+        ),
+        (
+            "  ratio full / reference",
+            f"{figures['ratio_full_vs_reference']:.2f}x",
+            f"identity {figures['ratio_identity_vs_reference']:.2f}x, traits+audiences {figures['ratio_traits_audiences_vs_reference']:.2f}x",
+        ),
+        (
+            "PRODUCT black box: run --no-sync",
+            f"{box['run_s']:.1f} s",
+            f"peak {box['run_peak_mb']:,.0f} MB; landing {box['landing_s']:.1f} s = {box['landing_events_per_s']:,.0f} events/s",
+        ),
+        (
+            "REFERENCE from files (read_json)",
+            f"{ref_files_s:.1f} s",
+            f"peak {ref_files['peak_mb']:,.0f} MB; read_json {ref_files['read_json_s']:.1f} s",
+        ),
+        ("  ratio black box / reference", f"{figures['ratio_blackbox_vs_reference_files']:.2f}x", ""),
+        (
+            "product == reference",
+            str(ref_same),
+            f"members only in product {cmp['members_only_product']}, only in reference {cmp['members_only_reference']}; trait mismatches {cmp['trait_mismatches']}",
+        ),
+        ("landing 1% new events", f"{new['landing_s']:.1f} s", f"{new['events']:,} events"),
+        (
+            "PRODUCT incremental",
+            f"{inc_s:.1f} s",
+            f"peak {inc['peak_mb']:,.0f} MB; {inc['recomputed']:,} profiles recomputed; "
+            + ", ".join(f"{k} {v:.1f}" for k, v in inc["timings"].items()),
+        ),
+        (
+            "PRODUCT full again (same as-of)",
+            f"{again_s:.1f} s",
+            f"peak {again['peak_mb']:,.0f} MB; speed-up {figures['speedup_incremental_vs_full']:.1f}x",
+        ),
+        ("incremental == full", str(same), json.dumps(check)),
+    ]
+    print("\n" + _table(rows))
+    print(f"\n  audience sizes: product {full['sizes']}\n                  reference {ref['sizes']}")
+    print(f"  figures: {out.parent / f'results_{args.profiles}.json'}")
 
 
 if __name__ == "__main__":
