@@ -128,9 +128,9 @@ def _events_from(sets: str, batch: int, spacing: str) -> list[str]:
     return [
         f"CREATE OR REPLACE TEMP TABLE syn AS SELECT *, ('0x' || substr(md5(ids), 1, 15))::BIGINT AS set_hash FROM ({sets})",
         f"""
-        INSERT INTO {s}.events (message_id, type, timestamp, received_at, day, batch, set_hash, ids)
+        INSERT INTO {s}.events (message_id, type, timestamp, received_at, source, line, batch, set_hash, ids)
         SELECT 'm{batch}_' || row_number() OVER (), 'track', ts + j * {spacing}, ts + j * {spacing},
-               (ts + j * {spacing})::DATE, {batch}, set_hash, ids
+               'synthetic_{batch}', row_number() OVER (), {batch}, set_hash, ids
         FROM syn, range(n) r(j) ORDER BY 3
         """,
         f"""
@@ -142,11 +142,18 @@ def _events_from(sets: str, batch: int, spacing: str) -> list[str]:
     ]
 
 
+def _landed(batch: int) -> str:
+    return (
+        f"INSERT INTO {SCHEMA}.landed_sources (source, batch, events, quarantined, landed_at) "
+        f"VALUES ('synthetic_{batch}', {batch}, 0, 0, now()::TIMESTAMP)"
+    )
+
+
 def synth_sql(profiles: int) -> list[str]:
     """SQL filling events, set keys and one landing for `profiles` people."""
     return [
         *_events_from(sets_sql(profiles), 1, "to_microseconds(gap * 3600000000::BIGINT)"),
-        f"INSERT INTO {SCHEMA}.landings VALUES (DATE '2026-10-01', 1, 'synthetic', 0, 0, now()::TIMESTAMP)",
+        _landed(1),
     ]
 
 
@@ -167,7 +174,7 @@ def new_events_sql(profiles: int) -> list[str]:
     """
     return [
         *_events_from(sets, 2, "INTERVAL 1 SECOND"),
-        f"INSERT INTO {SCHEMA}.landings VALUES (DATE '2026-11-01', 2, 'synthetic', 0, 0, now()::TIMESTAMP)",
+        _landed(2),
     ]
 
 

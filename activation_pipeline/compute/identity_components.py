@@ -189,7 +189,7 @@ class Rebuilt:
     hard: list[HardSet]
 
 
-_WORK = ("_id_times", "_id_tie_ids", "_id_sets", "_id_blocked", "_id_links", "_id_graph", "_id_label",
+_WORK = ("_id_times", "_id_tie_ids", "_id_sets", "_id_blocked", "_id_keys", "_id_links", "_id_key_stats", "_id_graph", "_id_label",
          "_id_set_label", "_id_setinfo", "_id_limits", "_id_complex", "_id_creating", "_id_survivor",
          "_id_merged")  # fmt: skip
 
@@ -272,7 +272,7 @@ def rebuild_simple(
     # A previous id links to both the user id and the anonymous id of its value: which one it becomes
     # depends on the order of resolution, so its component holds both (and goes to the resolver).
     plain = k.c.identifier_type != previous_id
-    columns = [sets.c.ord, node.label("node"), k.c.pos, sets.c.first_seen, sets.c.last_seen]
+    columns = [sets.c.ord, node.label("node"), k.c.pos]
     raw_links = sa.union_all(
         sa.select(
             *columns, k.c.identifier_type.label("t"), k.c.value.label("v"), sa.literal(0).label("alias")
@@ -285,47 +285,51 @@ def rebuild_simple(
             .where(~plain, ~is_blocked)
             for kind in ("user_id", "anonymous_id")
         ],
-    ).subquery("raw_links")
-    r = raw_links.c
-    per_key = [r.t, r.v]
-    # Every set links to one representative set of each of its identifiers; the window also gives each
-    # identifier its first set and when it was first and last seen.
+    )
+    create_table_as(conn, schema, "_id_raw_links", raw_links)
+    r = work_table(schema, "_id_raw_links", "ord", "node", "pos", "t", "v", "alias")
+    create_table_as(
+        conn,
+        schema,
+        "_id_keys",
+        sa.select(r.c.t, r.c.v, sa.func.row_number().over().label("key")).group_by(r.c.t, r.c.v),
+    )
+    keys = work_table(schema, "_id_keys", "t", "v", "key")
     create_table_as(
         conn,
         schema,
         "_id_links",
-        sa.select(
-            r.ord,
-            r.node,
-            r.pos,
-            r.t,
-            r.v,
-            r.alias,
-            sa.func.min(r.node).over(partition_by=per_key).label("rep"),
-            sa.func.min(r.ord).over(partition_by=per_key).label("first_ord"),
-            sa.func.min(r.first_seen).over(partition_by=per_key).label("key_first"),
-            sa.func.max(r.last_seen).over(partition_by=per_key).label("key_last"),
+        sa.select(r.c.ord, r.c.node, r.c.pos, keys.c.key, r.c.alias).select_from(
+            r.join(keys, sa.and_(keys.c.t == r.c.t, keys.c.v == r.c.v))
         ),
     )
-    link = work_table(
+    drop_table(conn, schema, "_id_raw_links")
+    link = work_table(schema, "_id_links", "ord", "node", "pos", "key", "alias")
+    # Per identifier: its first set, a representative set every set holding it links to, when it was
+    # first and last seen.
+    create_table_as(
+        conn,
         schema,
-        "_id_links",
-        "ord",
-        "node",
-        "pos",
-        "t",
-        "v",
-        "alias",
-        "rep",
-        "first_ord",
-        "key_first",
-        "key_last",
+        "_id_key_stats",
+        sa.select(
+            link.c.key,
+            sa.func.min(link.c.ord).label("first_ord"),
+            sa.func.min(link.c.node).label("rep"),
+            sa.func.min(sets.c.first_seen).label("key_first"),
+            sa.func.max(sets.c.last_seen).label("key_last"),
+        )
+        .select_from(link.join(sets, sets.c.ord == link.c.ord))
+        .group_by(link.c.key),
     )
+    stats = work_table(schema, "_id_key_stats", "key", "first_ord", "rep", "key_first", "key_last")
     create_table_as(
         conn,
         schema,
         "_id_graph",
-        sa.select(link.c.node.label("a"), link.c.rep.label("b")).where(link.c.node != link.c.rep).distinct(),
+        sa.select(link.c.node.label("a"), stats.c.rep.label("b"))
+        .select_from(link.join(stats, stats.c.key == link.c.key))
+        .where(link.c.node != stats.c.rep)
+        .distinct(),
     )
     if scipy_path:
         components = label_scipy(conn, schema, "_id_graph", count_rows(conn, sets) + 1, "_id_label")
@@ -345,16 +349,19 @@ def rebuild_simple(
         "_id_setinfo",
         sa.select(
             link.c.ord,
-            set_label.c.label,
-            (sa.func.min(link.c.first_ord) == link.c.ord).label("creating"),
+            (sa.func.min(stats.c.first_ord) == link.c.ord).label("creating"),
             sa.func.max(link.c.alias).label("alias"),
-            PickBy(link.c.t, [link.c.pos], sa.true(), last=False).label("t"),
-            PickBy(link.c.v, [link.c.pos], sa.true(), last=False).label("v"),
+            PickBy(link.c.key, [link.c.pos], sa.true(), last=False).label("first_key"),
         )
-        .select_from(link.join(set_label, set_label.c.ord == link.c.ord))
-        .group_by(link.c.ord, set_label.c.label),
+        .select_from(link.join(stats, stats.c.key == link.c.key))
+        .group_by(link.c.ord),
     )
-    info = work_table(schema, "_id_setinfo", "ord", "label", "creating", "alias", "t", "v")
+    info_raw = work_table(schema, "_id_setinfo", "ord", "creating", "alias", "first_key")
+    info = (
+        sa.select(info_raw, set_label.c.label)
+        .select_from(info_raw.join(set_label, set_label.c.ord == info_raw.c.ord))
+        .subquery("info")
+    )
 
     bounded = [(kind, limit) for kind, limit in limits.items() if limit is not None]
     limit_table = scratch_table(
@@ -367,10 +374,11 @@ def rebuild_simple(
         ),
     )
     per_kind = (
-        sa.select(set_label.c.label, link.c.t, sa.func.count().label("n"))
-        .select_from(link.join(set_label, set_label.c.ord == link.c.ord))
-        .where(link.c.ord == link.c.first_ord)
-        .group_by(set_label.c.label, link.c.t)
+        sa.select(set_label.c.label, keys.c.t, sa.func.count().label("n"))
+        .select_from(
+            stats.join(keys, keys.c.key == stats.c.key).join(set_label, set_label.c.ord == stats.c.first_ord)
+        )
+        .group_by(set_label.c.label, keys.c.t)
         .subquery()
     )
     over = (
@@ -386,8 +394,8 @@ def rebuild_simple(
         conn,
         schema,
         "_id_creating",
-        sa.select(info.c.ord, info.c.label, sets.c.first_seen, ProfileIdHash(info.c.t, info.c.v).label("pid"))
-        .select_from(info.join(sets, sets.c.ord == info.c.ord))
+        sa.select(info.c.ord, info.c.label, sets.c.first_seen, ProfileIdHash(keys.c.t, keys.c.v).label("pid"))
+        .select_from(info.join(sets, sets.c.ord == info.c.ord).join(keys, keys.c.key == info.c.first_key))
         .where(info.c.creating, ~info.c.label.in_(sa.select(complex_labels.c.label))),
     )
     creating = work_table(schema, "_id_creating", "ord", "label", "first_seen", "pid")
@@ -432,13 +440,13 @@ def rebuild_simple(
     conn.execute(
         sa.insert(tables.identities).from_select(
             ["identifier_type", "value", "profile_id", "first_seen", "last_seen"],
-            sa.select(link.c.t, link.c.v, survivor.c.survivor, link.c.key_first, link.c.key_last)
-            .select_from(
-                link.join(set_label, set_label.c.ord == link.c.ord).join(
-                    survivor, survivor.c.label == set_label.c.label
-                )
-            )
-            .where(link.c.ord == link.c.first_ord),
+            sa.select(
+                keys.c.t, keys.c.v, survivor.c.survivor, stats.c.key_first, stats.c.key_last
+            ).select_from(
+                stats.join(keys, keys.c.key == stats.c.key)
+                .join(set_label, set_label.c.ord == stats.c.first_ord)
+                .join(survivor, survivor.c.label == set_label.c.label)
+            ),
         )
     )
     # A creating set's profile is merged at the first later set of its component that created nothing.
