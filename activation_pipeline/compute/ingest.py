@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
+from duckdb.func import PythonUDFType
 from duckdb.sqltypes import VARCHAR
 
 from activation_pipeline.compute.event_columns import EventColumn
@@ -118,7 +119,12 @@ class MessageParser:
         self.db = duckdb.connect()
         self.db.execute("SET TimeZone = 'UTC'")
         self.db.create_function(
-            "canonical_phone", self._canonical_phones, [VARCHAR], VARCHAR, type="arrow", side_effects=False
+            "canonical_phone",
+            self._canonical_phones,
+            [VARCHAR],
+            VARCHAR,
+            type=PythonUDFType.ARROW,
+            side_effects=False,
         )
 
     def close(self) -> None:

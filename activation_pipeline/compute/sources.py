@@ -16,8 +16,9 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
+from io import BufferedIOBase
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import duckdb
 import pyarrow as pa
@@ -126,7 +127,7 @@ def _raw_table(source: str, numbers: list[int], texts: list[str]) -> pa.Table:
     return pa.table({"source": [source] * len(texts), "line": numbers, "raw": texts}, schema=RAW_SCHEMA)
 
 
-def _lines(handle: IO[bytes], source: str, first_line: int) -> Iterator[pa.Table]:
+def _lines(handle: BufferedIOBase, source: str, first_line: int) -> Iterator[pa.Table]:
     number = first_line - 1
     tail = b""
     while True:
@@ -165,7 +166,7 @@ def read_jsonl(file: SourceFile, offset: int = 0, first_line: int = 1) -> Iterat
 def count_lines(file: SourceFile) -> int:
     """How many lines a JSONL file holds (a last line without newline counts), for numbering appends."""
     with file.path.open("rb") as raw_handle:
-        handle: IO[bytes] = gzip.GzipFile(fileobj=raw_handle) if file.is_gzip else raw_handle
+        handle: BufferedIOBase = gzip.GzipFile(fileobj=raw_handle) if file.is_gzip else raw_handle
         lines, last = 0, b""
         while block := handle.read(CHUNK_BYTES):
             lines += block.count(b"\n")
