@@ -185,7 +185,7 @@ def _land_files(landing: _Landing, workspace: Workspace) -> None:
 
 def _chunks(file: SourceFile, offset: int, first_line: int) -> Iterator[pa.Table]:
     if file.is_parquet:
-        yield read_parquet(file)
+        yield from read_parquet(file)
     else:
         yield from read_jsonl(file, offset, first_line)
 

@@ -34,7 +34,8 @@ JSONL_SUFFIXES = (".jsonl", ".ndjson", ".json")
 PARQUET_SUFFIXES = (".parquet",)
 GZIP_SUFFIX = ".gz"
 CHUNK_BYTES = 64 * 1024 * 1024
-"""Files are read in blocks of about this size, so memory does not grow with the file."""
+"""JSONL files are read in blocks of about this size, so memory does not grow with the file."""
+PARQUET_ROWS = 500_000
 
 PARQUET_ALIASES = {
     "message_id": "messageId",
@@ -174,32 +175,44 @@ def count_lines(file: SourceFile) -> int:
     return lines + (1 if last not in (b"", b"\n") else 0)
 
 
-def read_parquet(file: SourceFile) -> pa.Table:
-    """The rows of a Parquet file as message texts (nested fields as structs or JSON strings), numbered."""
+def read_parquet(file: SourceFile) -> Iterator[pa.Table]:
+    """The rows of a Parquet file as message texts (nested fields as structs or JSON strings), numbered.
+
+    Read in slices of PARQUET_ROWS rows, so memory does not grow with the file.
+    """
     db = duckdb.connect()
     try:
         db.execute("SET TimeZone = 'UTC'")
-        path = str(file.path)
-        schema = db.execute("DESCRIBE SELECT * FROM read_parquet(?)", [path]).fetchall()
+        params = {"path": str(file.path)}
+        schema = db.sql("DESCRIBE SELECT * FROM read_parquet($path)", params=params).fetchall()
+        [(total,)] = db.sql("SELECT count(*) FROM read_parquet($path)", params=params).fetchall()
         fields = []
         for name, column_type, *_ in schema:
             key = PARQUET_ALIASES.get(name, name)
-            column = '"' + name.replace('"', '""') + '"'
+            column = _quote_key(name)
             if key in NESTED_FIELDS and column_type == "VARCHAR":
                 # JSON written as text: keep it as JSON (text that is not JSON stays a string, and is refused).
                 column = f"CASE WHEN json_valid({column}) THEN json({column}) ELSE to_json({column}) END"
             fields.append(f"{_quote_key(key)} := {column}")
-        rows = db.sql(
+        query = (
             f"SELECT file_row_number + 1 AS line, to_json(struct_pack({', '.join(fields)}))::VARCHAR AS raw "  # noqa: S608 (quoted column names)
-            "FROM read_parquet($path, file_row_number = true) ORDER BY file_row_number",
-            params={"path": path},
-        ).to_arrow_table()
+            "FROM read_parquet($path, file_row_number = true) "
+            "WHERE file_row_number >= $start AND file_row_number < $end ORDER BY file_row_number"
+        )
+        for start in range(0, int(total), PARQUET_ROWS):
+            rows = db.sql(
+                query, params={**params, "start": start, "end": start + PARQUET_ROWS}
+            ).to_arrow_table()
+            yield pa.table(
+                {
+                    "source": [file.name] * rows.num_rows,
+                    "line": rows.column("line"),
+                    "raw": rows.column("raw"),
+                },
+                schema=RAW_SCHEMA,
+            )
     finally:
         db.close()
-    return pa.table(
-        {"source": [file.name] * rows.num_rows, "line": rows.column("line"), "raw": rows.column("raw")},
-        schema=RAW_SCHEMA,
-    )
 
 
 def _quote_key(key: str) -> str:

@@ -13,6 +13,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from activation_pipeline.compute import sources
 from activation_pipeline.compute.engine import ComputeEngine
 from activation_pipeline.compute.event_columns import referenced_columns
 from activation_pipeline.compute.identity import profile_id_for
@@ -342,3 +343,20 @@ def test_a_new_reference_is_filled_from_the_kept_json(tmp_path: Path, compute_en
     pipeline.evaluate(at("2026-10-20T00:00"))
     row = by_profile(pipeline, "computed_traits")[profile_id_for(("user_id", "u1"))]
     assert (row["revenue"], row["shoes"]) == (10, 1)
+
+
+def test_large_parquet_files_are_read_in_slices(
+    tmp_path: Path, compute_engine: ComputeEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sources, "PARQUET_ROWS", 2)
+    rows = [json.loads(message(i, datetime(2025, 1, 1, tzinfo=UTC), f"u{i}")) for i in range(5)]
+    rows[3]["userId"] = None
+    workspace = make_workspace(tmp_path)
+    pq.write_table(pa.Table.from_pylist(rows), tmp_path / "events" / "big.parquet")
+    pipeline = ComputePipeline(workspace, compute_engine)
+    summary = pipeline.land()
+    assert (summary.events, summary.quarantined) == (4, 1)
+    assert [(q["line"], q["reason"]) for q in pipeline.quarantine().to_pylist()] == [
+        (4, "no userId or anonymousId")
+    ]
+    assert [e["line"] for e in _events(pipeline)] == [1, 2, 3, 5]
