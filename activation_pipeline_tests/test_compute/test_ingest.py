@@ -349,7 +349,7 @@ def test_large_parquet_files_are_read_in_slices(
     tmp_path: Path, compute_engine: ComputeEngine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(sources, "PARQUET_ROWS", 2)
-    rows = [json.loads(message(i, datetime(2025, 1, 1, tzinfo=UTC), f"u{i}")) for i in range(5)]
+    rows = [json.loads(message(i, datetime(2025, 1, 1, tzinfo=UTC), f"u{i}", revenue=i)) for i in range(5)]
     rows[3]["userId"] = None
     workspace = make_workspace(tmp_path)
     pq.write_table(pa.Table.from_pylist(rows), tmp_path / "events" / "big.parquet")
