@@ -11,7 +11,7 @@ landing share a batch number, so an incremental evaluation picks up late events 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -24,11 +24,9 @@ from activation_pipeline.compute.engine import ComputeEngine, load_arrow
 from activation_pipeline.compute.event_columns import ensure_event_columns
 from activation_pipeline.compute.ingest import MessageParser, Parsed
 from activation_pipeline.compute.sources import (
-    SourceFile,
-    count_lines,
+    JsonlReader,
     event_files,
     file_digest,
-    read_jsonl,
     read_parquet,
     read_warehouse,
 )
@@ -169,8 +167,9 @@ def _land_files(landing: _Landing, workspace: Workspace) -> None:
             else:
                 summary.new_sources += 1
             offset, first_line = 0, 1
-        events, quarantined = landing.stage(_chunks(file, offset, first_line))
-        lines = None if file.is_parquet else count_lines(file)
+        reader = None if file.is_parquet else JsonlReader(file, offset, first_line)
+        events, quarantined = landing.stage(read_parquet(file) if reader is None else reader)
+        lines = None if reader is None else reader.last_line
         landing.record(
             file.name,
             events,
@@ -181,13 +180,6 @@ def _land_files(landing: _Landing, workspace: Workspace) -> None:
             lines=lines,
             complete=digest.complete,
         )
-
-
-def _chunks(file: SourceFile, offset: int, first_line: int) -> Iterator[pa.Table]:
-    if file.is_parquet:
-        yield from read_parquet(file)
-    else:
-        yield from read_jsonl(file, offset, first_line)
 
 
 def _land_warehouse(landing: _Landing, workspace: Workspace) -> None:

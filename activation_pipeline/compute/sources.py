@@ -128,51 +128,51 @@ def _raw_table(source: str, numbers: list[int], texts: list[str]) -> pa.Table:
     return pa.table({"source": [source] * len(texts), "line": numbers, "raw": texts}, schema=RAW_SCHEMA)
 
 
-def _lines(handle: BufferedIOBase, source: str, first_line: int) -> Iterator[pa.Table]:
-    number = first_line - 1
-    tail = b""
-    while True:
-        block = handle.read(CHUNK_BYTES)
-        data = tail + block
-        if not block:
-            pieces, tail = ([data] if data else []), b""
-        else:
-            cut = data.rfind(b"\n") + 1
-            pieces, tail = (data[:cut].split(b"\n")[:-1] if cut else []), data[cut:]
-        numbers: list[int] = []
-        texts: list[str] = []
-        for piece in pieces:
-            number += 1
-            text = piece.decode("utf-8", errors="replace").rstrip("\r")
-            if text.strip():
-                numbers.append(number)
-                texts.append(text)
-        if texts:
-            yield _raw_table(source, numbers, texts)
-        if not block:
-            return
+class JsonlReader:
+    """The messages of a JSONL file (plain or gzip) from byte `offset`, numbered from `first_line`.
 
+    Iterate it for the raw chunks; afterwards `last_line` is the number of the file's last line (blank lines
+    and a last line without newline count), where the numbering of a later append goes on.
+    """
 
-def read_jsonl(file: SourceFile, offset: int = 0, first_line: int = 1) -> Iterator[pa.Table]:
-    """The messages of a JSONL file (plain or gzip) from byte `offset`, numbered from `first_line`."""
-    with file.path.open("rb") as handle:
-        handle.seek(offset)
-        if file.is_gzip:
-            with gzip.GzipFile(fileobj=handle) as unzipped:
-                yield from _lines(unzipped, file.name, first_line)
-        else:
-            yield from _lines(handle, file.name, first_line)
+    def __init__(self, file: SourceFile, offset: int = 0, first_line: int = 1) -> None:
+        """Prepare to read `file` from `offset`."""
+        self.file = file
+        self.offset = offset
+        self.last_line = first_line - 1
 
+    def __iter__(self) -> Iterator[pa.Table]:
+        """Raw message chunks of about CHUNK_BYTES each."""
+        with self.file.path.open("rb") as handle:
+            handle.seek(self.offset)
+            if self.file.is_gzip:
+                with gzip.GzipFile(fileobj=handle) as unzipped:
+                    yield from self._chunks(unzipped)
+            else:
+                yield from self._chunks(handle)
 
-def count_lines(file: SourceFile) -> int:
-    """How many lines a JSONL file holds (a last line without newline counts), for numbering appends."""
-    with file.path.open("rb") as raw_handle:
-        handle: BufferedIOBase = gzip.GzipFile(fileobj=raw_handle) if file.is_gzip else raw_handle
-        lines, last = 0, b""
-        while block := handle.read(CHUNK_BYTES):
-            lines += block.count(b"\n")
-            last = block[-1:]
-    return lines + (1 if last not in (b"", b"\n") else 0)
+    def _chunks(self, handle: BufferedIOBase) -> Iterator[pa.Table]:
+        tail = b""
+        while True:
+            block = handle.read(CHUNK_BYTES)
+            data = tail + block
+            if not block:
+                pieces, tail = ([data] if data else []), b""
+            else:
+                cut = data.rfind(b"\n") + 1
+                pieces, tail = (data[:cut].split(b"\n")[:-1] if cut else []), data[cut:]
+            numbers: list[int] = []
+            texts: list[str] = []
+            for piece in pieces:
+                self.last_line += 1
+                text = piece.decode("utf-8", errors="replace").rstrip("\r")
+                if text.strip():
+                    numbers.append(self.last_line)
+                    texts.append(text)
+            if texts:
+                yield _raw_table(self.file.name, numbers, texts)
+            if not block:
+                return
 
 
 def read_parquet(file: SourceFile) -> Iterator[pa.Table]:
