@@ -30,12 +30,16 @@ from activation_pipeline.compute.sources import (
     read_parquet,
     read_warehouse,
 )
-from activation_pipeline.compute.sqlutil import drop_table
+from activation_pipeline.compute.sqlutil import drop_table, table_columns
 from activation_pipeline.config import Workspace
 from activation_pipeline.config.models import WarehouseEventsSource
 
 STAGING = "_landing_events"
 STAGING_KEYS = "_landing_set_keys"
+
+
+class LegacySchemaError(RuntimeError):
+    """The compute schema was created by a version that stored events by day."""
 
 
 @dataclass
@@ -238,6 +242,12 @@ def land_events(engine: ComputeEngine, workspace: Workspace) -> LandingSummary:
     summary = LandingSummary()
     tables = engine.tables
     with engine.begin() as conn:
+        if "source" not in table_columns(conn, engine.schema, tables.events.name):
+            raise LegacySchemaError(
+                f"compute schema '{engine.schema}' was written by an earlier version that landed events by day: "
+                "drop that schema (with DuckDB, delete the compute file) and run again; events are landed "
+                "again from the source, and deliveries already made are kept in the state store"
+            )
         columns = ensure_event_columns(conn, tables.events, workspace)
         batch = (conn.execute(sa.select(sa.func.max(tables.landings.c.batch))).scalar() or 0) + 1
         staging, staging_keys = _staging_tables(conn, engine)

@@ -18,6 +18,7 @@ from activation_pipeline.compute.engine import ComputeEngine
 from activation_pipeline.compute.event_columns import referenced_columns
 from activation_pipeline.compute.identity import profile_id_for
 from activation_pipeline.compute.ingest import RAW_SCHEMA, MessageParser, Parsed
+from activation_pipeline.compute.landing import LegacySchemaError
 from activation_pipeline.compute.pipeline import ComputePipeline
 from activation_pipeline.config import Workspace
 
@@ -360,3 +361,13 @@ def test_large_parquet_files_are_read_in_slices(
         (4, "no userId or anonymousId")
     ]
     assert [e["line"] for e in _events(pipeline)] == [1, 2, 3, 5]
+
+
+def test_a_compute_schema_of_the_day_partitioned_version_is_refused_clearly(tmp_path: Path) -> None:
+    engine = ComputeEngine(url=f"duckdb:///{tmp_path / 'compute.duckdb'}", schema="legacy")
+    with engine.engine.begin() as conn:
+        conn.exec_driver_sql("CREATE SCHEMA legacy")
+        conn.exec_driver_sql("CREATE TABLE legacy.events (message_id TEXT, day DATE)")
+    with pytest.raises(LegacySchemaError, match="earlier version that landed events by day"):
+        ComputePipeline(make_workspace(tmp_path), engine).land()
+    engine.dispose()
