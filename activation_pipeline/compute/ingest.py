@@ -11,7 +11,7 @@ message is its `ids` (JSON, most trusted first) and `set_hash`.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -23,7 +23,7 @@ from duckdb.sqltypes import VARCHAR
 
 from activation_pipeline.compute.event_columns import EventColumn
 from activation_pipeline.config import Workspace
-from activation_pipeline.identifiers import canonical_phone
+from activation_pipeline.identifiers import canonical_email, canonical_phone
 
 MESSAGE_TYPES = ("identify", "track", "group", "alias", "page", "screen")
 PREVIOUS_ID = "previous_id"
@@ -32,7 +32,8 @@ PREVIOUS_ID = "previous_id"
 RAW_SCHEMA = pa.schema([("source", pa.string()), ("line", pa.int64()), ("raw", pa.string())])
 """What a source hands to the parser: one message text per row, with where it came from."""
 
-_WHITESPACE = " \t\r\n\f\v"
+# Python's str.strip() set (Unicode whitespace), so SQL trimming matches `activation_pipeline.identifiers`.
+_WHITESPACE = "".join(chr(c) for c in range(0x3001) if chr(c).isspace())
 _NUMBER_TYPES = "('BIGINT', 'UBIGINT', 'DOUBLE')"
 _NESTED = ("traits", "properties", "context")
 
@@ -92,6 +93,18 @@ class _Paths:
         return "[" + ", ".join(_lit(p) for p in (["$"] if with_root else []) + self.paths) + "]"
 
 
+def _per_distinct(values: pa.Array, canonical: Callable[[str], str]) -> pa.Array:
+    """Apply a Python canonical form to each distinct value of an Arrow vector (a DuckDB UDF's input)."""
+    forms = pc.unique(values)
+    mapped = pa.array([None if f is None else canonical(f) for f in forms.to_pylist()], pa.string())
+    return pc.take(mapped, pc.index_in(values, forms))
+
+
+def _canonical_emails(written: pa.Array) -> pa.Array:
+    """Emails in canonical form, by the same Python code the ledger and blocked values use."""
+    return _per_distinct(written, canonical_email)
+
+
 @dataclass(frozen=True)
 class Parsed:
     """The outcome of parsing: event rows, the identifiers of their identifier sets, and quarantined lines."""
@@ -118,14 +131,14 @@ class MessageParser:
         self.region = workspace.normalisation.default_region
         self.db = duckdb.connect()
         self.db.execute("SET TimeZone = 'UTC'")
-        self.db.create_function(
-            "canonical_phone",
-            self._canonical_phones,
-            [VARCHAR],
-            VARCHAR,
-            type=PythonUDFType.ARROW,
-            side_effects=False,
-        )
+        udfs: list[tuple[str, Callable[[pa.Array], pa.Array]]] = [
+            ("canonical_phone", self._canonical_phones),
+            ("canonical_email", _canonical_emails),
+        ]
+        for name, function in udfs:
+            self.db.create_function(
+                name, function, [VARCHAR], VARCHAR, type=PythonUDFType.ARROW, side_effects=False
+            )
 
     def close(self) -> None:
         """Release the in-memory database."""
@@ -143,7 +156,7 @@ class MessageParser:
         if name in ("user_id", "anonymous_id"):
             return name
         if name == "email":
-            return f"lower({self._trait(paths, 'email')})"
+            return f"canonical_email({self._trait(paths, 'email')})"
         if name == "phone":
             return f"canonical_phone({self._trait(paths, 'phone')})"
         if name in ("ios.idfa", "android.id"):
@@ -228,12 +241,8 @@ class MessageParser:
             self.db.unregister(name)
 
     def _canonical_phones(self, written: pa.Array) -> pa.Array:
-        """Phones in canonical form, parsed in Python once per distinct written form (phonenumbers)."""
-        forms = pc.unique(written)
-        canonical = pa.array(
-            [None if f is None else canonical_phone(f, self.region) for f in forms.to_pylist()], pa.string()
-        )
-        return pc.take(canonical, pc.index_in(written, forms))
+        """Phones in canonical form (phonenumbers), computed once per distinct written form."""
+        return _per_distinct(written, lambda form: canonical_phone(form, self.region))
 
     def parse(self, raw: pa.Table) -> Parsed:
         """Validate raw messages (RAW_SCHEMA): usable ones become event rows, the rest quarantine rows."""

@@ -21,6 +21,7 @@ from activation_pipeline.compute.ingest import RAW_SCHEMA, MessageParser, Parsed
 from activation_pipeline.compute.landing import LegacySchemaError
 from activation_pipeline.compute.pipeline import ComputePipeline
 from activation_pipeline.config import Workspace
+from activation_pipeline.identifiers import canonical_identifier
 
 from .conftest import at, by_profile, make_workspace
 
@@ -371,3 +372,27 @@ def test_a_compute_schema_of_the_day_partitioned_version_is_refused_clearly(tmp_
     with pytest.raises(LegacySchemaError, match="earlier version that landed events by day"):
         ComputePipeline(make_workspace(tmp_path), engine).land()
     engine.dispose()
+
+
+@pytest.mark.parametrize(
+    ("kind", "written"),
+    [
+        ("email", "\u00a0ÄNN.Ölz@Example.COM\u2003"),
+        ("email", "İSTANBUL@x.com"),
+        ("phone", " (212) 555-0101 "),
+        ("phone", "+49 (0)30 1234567"),
+        ("phone", "n/a"),
+        ("user_id", "\u3000u-1\t"),
+        ("user_id", 1.5),
+    ],
+)
+def test_landed_identifiers_have_the_canonical_form(tmp_path: Path, kind: str, written: object) -> None:
+    workspace = make_workspace(tmp_path)
+    msg: dict[str, Any] = {**GOOD, "type": "identify", "traits": {}}
+    if kind == "user_id":
+        msg["userId"] = written
+    else:
+        msg["traits"][kind] = written
+    [row] = parse(workspace, msg).events.to_pylist()
+    ids = dict(map(tuple, json.loads(row["ids"])))
+    assert ids[kind] == canonical_identifier(kind, written, workspace.normalisation.default_region)
