@@ -196,17 +196,47 @@ def _phase_sql(db: str, statements: list[str], memory_limit: str) -> dict[str, A
     return {"events": events, "sets": sets}
 
 
-def _phase_identity(db: str, as_of: str, full: bool, memory_limit: str) -> dict[str, Any]:
+def _time_statements(engine: Any) -> list[tuple[float, str]]:
+    """Record (seconds, statement) for every statement the engine runs (DuckDB runs them synchronously)."""
+    import sqlalchemy as sa
+
+    timings: list[tuple[float, str]] = []
+
+    @sa.event.listens_for(engine.engine, "before_cursor_execute")
+    def _before(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        conn.info.setdefault("_t0", []).append(time.perf_counter())
+
+    @sa.event.listens_for(engine.engine, "after_cursor_execute")
+    def _after(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        timings.append((time.perf_counter() - conn.info["_t0"].pop(), " ".join(statement.split())))
+
+    return timings
+
+
+def _phase_identity(
+    db: str, as_of: str, full: bool, memory_limit: str, steps: bool = False
+) -> dict[str, Any]:
     from activation_pipeline.compute import state
     from activation_pipeline.compute.identity import resolve_identities
 
     engine = _engine(db, memory_limit)
+    timings = _time_statements(engine) if steps else []
+    if steps:
+        import logging
+
+        logging.basicConfig(format="    %(message)s")
+        logging.getLogger("activation_pipeline.compute.identity_components").setLevel(logging.DEBUG)
     if full:
         with engine.begin() as conn:
             state.set_flag(conn, engine.tables, state.IDENTITY_NEEDS_FULL, True)
     start = time.perf_counter()
     summary = resolve_identities(engine, _workspace(), datetime.fromisoformat(as_of))
     seconds = time.perf_counter() - start
+    if steps:
+        shown = sorted(timings, reverse=True)[:25]
+        print(f"    statements: {len(timings)}, {sum(t for t, _ in timings):.1f} s in SQL; slowest:")
+        for took, sql in shown:
+            print(f"    {took:6.2f} s  {sql[:150]}")
     s = SCHEMA
     with engine.begin() as conn:
         checksum = [
@@ -274,6 +304,8 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "out")
     parser.add_argument("--reuse", action="store_true", help="reuse the events synthesised by an earlier run")
     parser.add_argument("--skip-full-again", action="store_true", help="do not check incremental == full")
+    parser.add_argument("--steps", action="store_true", help="print the slowest SQL statements of each run")
+    parser.add_argument("--full-only", action="store_true", help="stop after the first full run")
     args = parser.parse_args()
     out = args.out / f"identity_p{args.profiles}"
     db = str(out / "compute.duckdb")
@@ -289,10 +321,13 @@ def main() -> None:
         synth = run_phase("reuse", _phase_sql, db, [], args.memory_limit)
     print(f"  {synth['events']:,} events, {synth['sets']:,} identifier sets", flush=True)
     t1, t2 = AS_OF.isoformat(sep=" "), AS_OF_2.isoformat(sep=" ")
-    full = run_phase("full", _phase_identity, db, t1, True, args.memory_limit)
+    full = run_phase("full", _phase_identity, db, t1, True, args.memory_limit, args.steps)
     print(f"    {full['summary']}", flush=True)
+    if args.full_only:
+        print(f"figures: full {full['identity_s']:.1f} s ({full['peak_mb']:.0f} MB)")
+        return
     run_phase("new events", _phase_sql, db, new_events_sql(args.profiles), args.memory_limit)
-    incremental = run_phase("incremental", _phase_identity, db, t2, False, args.memory_limit)
+    incremental = run_phase("incremental", _phase_identity, db, t2, False, args.memory_limit, args.steps)
     print(f"    {incremental['summary']}", flush=True)
     if not args.skip_full_again:
         again = run_phase("full again", _phase_identity, db, t2, True, args.memory_limit)

@@ -28,7 +28,7 @@ import sqlalchemy as sa
 
 from activation_pipeline.compute import state
 from activation_pipeline.compute.engine import ComputeEngine, load_arrow
-from activation_pipeline.compute.identity_components import rebuild_simple
+from activation_pipeline.compute.identity_components import rebuild_duckdb, rebuild_simple
 from activation_pipeline.compute.ingest import PREVIOUS_ID
 from activation_pipeline.compute.schema import Tables
 from activation_pipeline.compute.scratch import scratch_table
@@ -559,8 +559,11 @@ class _RebuildStats:
 
 
 def _rebuild(conn: sa.Connection, engine: ComputeEngine, resolver: Resolver, condition: Any) -> _RebuildStats:
-    """Rebuild the graph: simple components in SQL (see `identity_components`), the others sequentially."""
-    rebuilt = rebuild_simple(conn, engine, resolver.limits, resolver.blocked, condition, PREVIOUS_ID)
+    """Rebuild the graph: simple components at once (see `identity_components`), the others sequentially."""
+    args = (conn, engine, resolver.limits, resolver.blocked, condition, PREVIOUS_ID)
+    rebuilt = rebuild_duckdb(*args) if engine.is_duckdb else None
+    if rebuilt is None:
+        rebuilt = rebuild_simple(*args)
     hard = rebuilt.hard
     profiles = [resolver.resolve(r.pairs, r.first_seen, r.last_seen) for r in hard]
     aliases = {old: new for old, new, _ in resolver.merges}

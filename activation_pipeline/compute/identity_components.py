@@ -11,15 +11,22 @@ with the diameter of a component.
 
 from __future__ import annotations
 
+import logging
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import pandas as pd  # type: ignore[import-untyped]
 import pyarrow as pa
 import sqlalchemy as sa
-from scipy.sparse import csr_array
+from scipy.sparse import coo_array, csr_array
 from scipy.sparse.csgraph import connected_components
 
+from activation_pipeline.compute.engine import load_arrow
 from activation_pipeline.compute.scratch import scratch_table
 from activation_pipeline.compute.sqlutil import (
     PickBy,
@@ -44,13 +51,26 @@ def count_rows(conn: sa.Connection, table: Any) -> int:
 
 def duckdb_arrow(conn: sa.Connection, query: Any) -> pa.Table:
     """Run a SELECT on DuckDB and return its result as Arrow, without a row-by-row fetch."""
-    sql = str(query.compile(dialect=conn.dialect, compile_kwargs={"literal_binds": True}))
+    compiled = query.compile(dialect=conn.dialect, compile_kwargs={"render_postcompile": True})
+    params = [compiled.params[name] for name in compiled.positiontup or []]
     raw: Any = conn.connection.driver_connection
     if hasattr(raw, "complete"):
         # DuckDB 2 refuses new work while the previous statement's (already read) result is open.
         raw.complete()
-    result: pa.Table = raw.sql(sql).to_arrow_table()
+    result: pa.Table = raw.sql(str(compiled), params=params or None).to_arrow_table()
     return result
+
+
+@contextmanager
+def arrow_view(conn: sa.Connection, data: pa.Table) -> Iterator[sa.TableClause]:
+    """An Arrow table as a DuckDB view (read in place) for the length of the block."""
+    raw: Any = conn.connection.driver_connection
+    name = f"_arrow_{uuid.uuid4().hex}"
+    raw.register(name, data)
+    try:
+        yield sa.table(name, *[sa.column(c) for c in data.column_names])
+    finally:
+        raw.unregister(name)
 
 
 @dataclass(frozen=True)
@@ -509,3 +529,359 @@ def _hard_sets(conn: sa.Connection, tables: Any, sets: Any, info: Any, complex_l
             hard.append(HardSet(row.set_hash, [], row.first_seen, row.last_seen))
         hard[-1].pairs.append([row.identifier_type, row.value])
     return hard
+
+
+# ------------------------------------------------------------------------------------------ DuckDB: numpy
+
+_log = logging.getLogger(__name__)
+_TS = pa.timestamp("us")
+
+
+class _Steps:
+    """Wall time of each step of a rebuild, logged at DEBUG (the identity benchmark prints them)."""
+
+    def __init__(self) -> None:
+        self.start = self.last = time.perf_counter()
+
+    def __call__(self, name: str) -> None:
+        now = time.perf_counter()
+        _log.debug("identity rebuild: %-22s %6.2f s", name, now - self.last)
+        self.last = now
+
+
+def _micros(column: Any) -> np.ndarray[Any, Any]:
+    return np.asarray(column.cast(pa.int64()).to_numpy(), dtype=np.int64)
+
+
+def _set_order(conn: sa.Connection, tables: Any, condition: Any, times: pa.Table) -> np.ndarray[Any, Any]:
+    """The sets' resolution order (time first seen, then identifier text): positions into `times`."""
+    first = _micros(times.column("first_seen"))
+    order = np.argsort(first, kind="stable")
+    ranked = first[order]
+    tie = ranked[1:] == ranked[:-1]
+    if not tie.any():
+        return order
+    # Sets first seen at the same moment are ordered by their identifier text: read it for those only.
+    tied = np.zeros(len(order), dtype=bool)
+    tied[1:] |= tie
+    tied[:-1] |= tie
+    at = order[tied]
+    view_data = pa.table({"i": pa.array(at), "set_hash": times.column("set_hash").take(pa.array(at))})
+    e = tables.events.c
+    with arrow_view(conn, view_data) as view:
+        ids = (
+            sa.select(e.set_hash, sa.func.min(e.ids).label("ids"))
+            .where(condition, e.set_hash.in_(sa.select(view.c.set_hash)))
+            .group_by(e.set_hash)
+            .subquery("ids")
+        )
+        ranks = duckdb_arrow(
+            conn,
+            sa.select(view.c.i, sa.func.dense_rank().over(order_by=ids.c.ids).label("r")).select_from(
+                view.join(ids, ids.c.set_hash == view.c.set_hash)
+            ),
+        )
+    rank = np.zeros(len(order), dtype=np.int64)
+    rank[np.asarray(ranks.column("i").to_numpy(), dtype=np.int64)] = ranks.column("r").to_numpy()
+    return np.lexsort((rank, first))
+
+
+def rebuild_duckdb(
+    conn: sa.Connection,
+    engine: Any,
+    limits: dict[str, int | None],
+    blocked: dict[str, frozenset[str]],
+    condition: Any,
+    previous_id: str,
+) -> Rebuilt | None:
+    """`rebuild_simple` on DuckDB with the grouping in numpy: the same result, in a few passes over the data.
+
+    Identifiers are numbered by a 64-bit hash of (type, value), checked by a second hash; on a clash the
+    caller falls back to `rebuild_simple` (returns None before writing anything).
+    """
+    tables, schema = engine.tables, engine.schema
+    step = _Steps()
+    e, k = tables.events.c, tables.set_keys
+    times = duckdb_arrow(
+        conn,
+        sa.select(
+            e.set_hash,
+            sa.func.min(e.timestamp).label("first_seen"),
+            sa.func.max(e.timestamp).label("last_seen"),
+        )
+        .where(condition)
+        .group_by(e.set_hash),
+    )
+    step("set times")
+    order = _set_order(conn, tables, condition, times)
+    n = len(order)
+    hashes = np.asarray(times.column("set_hash").to_numpy(), dtype=np.int64)[order]
+    firsts = _micros(times.column("first_seen"))[order]
+    lasts = _micros(times.column("last_seen"))[order]
+    del times
+    ordinal = np.empty(n, dtype=np.int32)
+    ordinal[order] = np.arange(n, dtype=np.int32)
+    step("set order")
+
+    blocked_rows = [(kind, value) for kind, values in blocked.items() for value in sorted(values)]
+    blocked_table = scratch_table(
+        conn,
+        schema,
+        "_id_blocked",
+        pa.table(
+            {"identifier_type": [t for t, _ in blocked_rows], "value": [v for _, v in blocked_rows]},
+            schema=pa.schema([("identifier_type", pa.string()), ("value", pa.string())]),
+        ),
+    )
+    kinds = sorted(
+        {r[0] for r in conn.execute(sa.select(k.c.identifier_type).distinct())} | {"user_id", "anonymous_id"}
+    )
+    with arrow_view(
+        conn, pa.table({"set_hash": pa.array(hashes), "ord": pa.array(np.arange(n, dtype=np.int32))})
+    ) as sets:
+        found = k.join(sets, sets.c.set_hash == k.c.set_hash)
+        is_blocked = sa.and_(
+            blocked_table.c.identifier_type == k.c.identifier_type, blocked_table.c.value == k.c.value
+        )
+        blocked_count = int(
+            conn.execute(
+                sa.select(sa.func.count()).select_from(found.join(blocked_table, is_blocked))
+            ).scalar()
+            or 0
+        )
+        usable = found.outerjoin(blocked_table, is_blocked)
+        unblocked = blocked_table.c.value.is_(None)
+
+        def links_of(kind: Any, alias: bool, where: Any) -> sa.Select[Any]:
+            code = sa.case({name: i for i, name in enumerate(kinds)}, value=kind, else_=-1)
+            return (
+                sa.select(
+                    sets.c.ord,
+                    k.c.pos,
+                    sa.cast(code, sa.SmallInteger).label("kind"),
+                    sa.func.hash(kind, k.c.value).label("h1"),
+                    sa.func.hash(kind + sa.func.chr(31) + k.c.value).label("h2"),
+                    sa.literal(alias).label("alias"),
+                )
+                .select_from(usable)
+                .where(where, unblocked)
+            )
+
+        plain = k.c.identifier_type != previous_id
+        links = duckdb_arrow(
+            conn,
+            sa.union_all(
+                links_of(k.c.identifier_type, False, plain),
+                *[links_of(sa.literal(kind, sa.Text), True, ~plain) for kind in ("user_id", "anonymous_id")],
+            ),
+        )
+    drop_table(conn, schema, "_id_blocked")
+    step("links")
+    ords = np.asarray(links.column("ord").to_numpy(), dtype=np.int32)
+    pos = np.asarray(links.column("pos").to_numpy(), dtype=np.int64)
+    link_kind = np.asarray(links.column("kind").to_numpy(), dtype=np.int16)
+    h1 = np.asarray(links.column("h1").to_numpy(), dtype=np.uint64)
+    h2 = np.asarray(links.column("h2").to_numpy(), dtype=np.uint64)
+    link_alias = np.asarray(links.column("alias").to_numpy(zero_copy_only=False), dtype=bool)
+    del links
+
+    # Identifiers: dense numbers (order of first appearance), checked against the second hash.
+    codes, uniques = pd.factorize(h1)
+    del h1
+    key = codes.astype(np.int32)
+    del codes
+    nkeys = len(uniques)
+    del uniques
+    second = np.zeros(nkeys, dtype=np.uint64)
+    second[key] = h2
+    if np.any(second[key] != h2):
+        return None  # two identifiers share a hash: let SQL number them
+    del second, h2
+    first_ord = np.full(nkeys, n, dtype=np.int32)
+    np.minimum.at(first_ord, key, ords)
+    key_last = np.full(nkeys, np.iinfo(np.int64).min, dtype=np.int64)
+    np.maximum.at(key_last, key, lasts[ords])
+    key_kind = np.zeros(nkeys, dtype=np.int16)
+    key_kind[key] = link_kind
+    key_alias = np.zeros(nkeys, dtype=bool)
+    key_alias[key[link_alias]] = True
+    del link_kind, link_alias
+    step("identifiers")
+
+    # Components: every set is linked to the first set of each of its identifiers.
+    link_first = first_ord[key]
+    later = link_first != ords
+    graph = coo_array(
+        (np.ones(int(later.sum()), dtype=np.float64), (ords[later], link_first[later])), shape=(n, n)
+    )
+    del later
+    ncomp, labels = connected_components(graph, directed=True, connection="weak")
+    del graph
+    set_label = labels.astype(np.int32)
+    del labels
+    key_label = set_label[first_ord]
+    step("components")
+
+    # Per set: does it hold identifiers (else no profile), is it creating (no identifier seen before), and
+    # its first identifier (smallest position) for the id of the profile it creates.
+    has_links = np.zeros(n, dtype=bool)
+    has_links[ords] = True
+    creating = has_links.copy()
+    creating[ords[link_first != ords]] = False
+    del link_first
+    best = np.full(n, np.iinfo(np.int64).max, dtype=np.int64)
+    np.minimum.at(best, ords, (pos << 32) | key.astype(np.int64))
+    # Per component: an identifier type over its limit, or an alias, leaves it to the resolver.
+    complex_comp = np.zeros(ncomp, dtype=bool)
+    for kind, limit in limits.items():
+        if limit is not None and kind in kinds:
+            counts = np.bincount(key_label[key_kind == kinds.index(kind)], minlength=ncomp)
+            complex_comp |= counts > limit
+    complex_comp[key_label[key_alias]] = True
+    simple_set = has_links & ~complex_comp[set_label]
+    hard_set = has_links & complex_comp[set_label]
+    # The representative link of each identifier: one in its first set (gives its type and value).
+    rep = np.empty(nkeys, dtype=np.int64)
+    at_first = np.flatnonzero(ords == first_ord[key])
+    rep[key[at_first]] = at_first
+    del at_first, key, ords
+    step("flags")
+
+    # The profile each creating set creates; the survivor of a component is the oldest (time, id).
+    creators = np.flatnonzero(creating & simple_set)
+    with arrow_view(
+        conn,
+        pa.table(
+            {
+                "i": pa.array(np.arange(len(creators), dtype=np.int64)),
+                "set_hash": pa.array(hashes[creators]),
+                "pos": pa.array((best[creators] >> 32).astype(np.int32)),
+            }
+        ),
+    ) as first_keys:
+        pid_rows = duckdb_arrow(
+            conn,
+            sa.select(first_keys.c.i, ProfileIdHash(k.c.identifier_type, k.c.value).label("pid")).select_from(
+                first_keys.join(
+                    k, sa.and_(k.c.set_hash == first_keys.c.set_hash, k.c.pos == first_keys.c.pos)
+                )
+            ),
+        )
+    pid = np.zeros(len(creators), dtype=np.int64)
+    pid[np.asarray(pid_rows.column("i").to_numpy(), dtype=np.int64)] = pid_rows.column("pid").to_numpy()
+    del pid_rows
+    creator_label = set_label[creators]
+    pick = np.lexsort((pid, firsts[creators], creator_label))
+    winners = pick[np.r_[True, creator_label[pick][1:] != creator_label[pick][:-1]]] if len(pick) else pick
+    survivor = np.zeros(ncomp, dtype=np.int64)
+    survivor[creator_label[winners]] = pid[winners]
+    step("survivors")
+
+    # A creating set's profile is merged at the first later set of its component that created nothing.
+    members = np.flatnonzero(simple_set)
+    members = members[np.argsort(set_label[members], kind="stable")]
+    later = np.flatnonzero(~creating[members])
+    merged = np.flatnonzero(pid != survivor[creator_label])
+    position = np.empty(n, dtype=np.int64)
+    position[members] = np.arange(len(members))
+    next_free = later[np.searchsorted(later, position[creators[merged]], side="right")]
+    merged_at = firsts[members[next_free]]
+    step("merges")
+
+    load_arrow(
+        conn,
+        tables.profiles,
+        pa.table(
+            {
+                "profile_id": pa.array(pid[winners]),
+                "created_at": pa.array(firsts[creators[winners]]).cast(_TS),
+            }
+        ),
+    )
+    written = ~hard_set
+    set_profile = np.where(simple_set, survivor[set_label], 0)[written]
+    load_arrow(
+        conn,
+        tables.identity_sets,
+        pa.table(
+            {
+                "set_hash": pa.array(hashes[written]),
+                "profile_id": pa.array(set_profile, mask=~simple_set[written]),
+                "first_seen": pa.array(firsts[written]).cast(_TS),
+                "last_seen": pa.array(lasts[written]).cast(_TS),
+            }
+        ),
+    )
+    load_arrow(
+        conn,
+        tables.profile_merges,
+        pa.table(
+            {
+                "merged_profile_id": pa.array(pid[merged]),
+                "into_profile_id": pa.array(survivor[creator_label[merged]]),
+                "merged_at": pa.array(merged_at).cast(_TS),
+            }
+        ),
+    )
+    load_arrow(
+        conn,
+        tables.profile_aliases,
+        pa.table(
+            {"old_profile_id": pa.array(pid[merged]), "profile_id": pa.array(survivor[creator_label[merged]])}
+        ),
+    )
+    simple_keys = np.flatnonzero(~complex_comp[key_label])
+    with arrow_view(
+        conn,
+        pa.table(
+            {
+                "set_hash": pa.array(hashes[first_ord[simple_keys]]),
+                "pos": pa.array(pos[rep[simple_keys]].astype(np.int32)),
+                "profile_id": pa.array(survivor[key_label[simple_keys]]),
+                "first_seen": pa.array(firsts[first_ord[simple_keys]]).cast(_TS),
+                "last_seen": pa.array(key_last[simple_keys]).cast(_TS),
+            }
+        ),
+    ) as found_keys:
+        conn.execute(
+            sa.insert(tables.identities).from_select(
+                ["identifier_type", "value", "profile_id", "first_seen", "last_seen"],
+                sa.select(
+                    k.c.identifier_type,
+                    k.c.value,
+                    found_keys.c.profile_id,
+                    found_keys.c.first_seen,
+                    found_keys.c.last_seen,
+                ).select_from(
+                    found_keys.join(
+                        k, sa.and_(k.c.set_hash == found_keys.c.set_hash, k.c.pos == found_keys.c.pos)
+                    )
+                ),
+            )
+        )
+    step("write")
+    hard_ords = np.flatnonzero(hard_set)
+    hard: list[HardSet] = []
+    if len(hard_ords):
+        with arrow_view(
+            conn,
+            pa.table(
+                {
+                    "set_hash": pa.array(hashes[hard_ords]),
+                    "ord": pa.array(hard_ords.astype(np.int64)),
+                    "first_seen": pa.array(firsts[hard_ords]).cast(_TS),
+                    "last_seen": pa.array(lasts[hard_ords]).cast(_TS),
+                }
+            ),
+        ) as hv:
+            rows = conn.execute(
+                sa.select(hv.c.set_hash, hv.c.first_seen, hv.c.last_seen, k.c.identifier_type, k.c.value)
+                .select_from(hv.join(k, k.c.set_hash == hv.c.set_hash))
+                .order_by(hv.c.ord, k.c.pos)
+            ).all()
+        for row in rows:
+            if not hard or hard[-1].set_hash != row.set_hash:
+                hard.append(HardSet(row.set_hash, [], row.first_seen, row.last_seen))
+            hard[-1].pairs.append([row.identifier_type, row.value])
+    step("hard sets")
+    return Rebuilt(n, len(creators), len(merged), blocked_count, 0, hard)
