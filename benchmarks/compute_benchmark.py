@@ -191,9 +191,8 @@ def reference_identity(con: Any, as_of: datetime) -> dict[str, Any]:
     t = f"TIMESTAMP '{as_of}'"
     con.execute(f"""
         CREATE OR REPLACE TABLE r_sets AS
-        SELECT row_number() OVER () - 1 AS sid, * FROM (
-            SELECT set_hash, first(user_id) AS user_id, first(anonymous_id) AS anonymous_id, first(email) AS email
-            FROM events WHERE ts <= {t} GROUP BY set_hash)""")
+        SELECT row_number() OVER () - 1 AS sid, hash(user_id, anonymous_id, email) AS set_hash, * FROM (
+            SELECT DISTINCT user_id, anonymous_id, email FROM events WHERE ts <= {t})""")
     edges = con.sql("""
         WITH ids AS (
             SELECT sid, 1 AS k, user_id AS v FROM r_sets WHERE user_id IS NOT NULL
