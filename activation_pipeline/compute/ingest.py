@@ -11,9 +11,11 @@ message is its `ids` (JSON, most trusted first) and `set_hash`.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+import json
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 import duckdb
 import pyarrow as pa
@@ -34,7 +36,6 @@ RAW_SCHEMA = pa.schema([("source", pa.string()), ("line", pa.int64()), ("raw", p
 
 # Python's str.strip() set (Unicode whitespace), so SQL trimming matches `activation_pipeline.identifiers`.
 _WHITESPACE = "".join(chr(c) for c in range(0x3001) if chr(c).isspace())
-_NUMBER_TYPES = "('BIGINT', 'UBIGINT', 'DOUBLE')"
 _NESTED = ("traits", "properties", "context")
 
 
@@ -43,54 +44,89 @@ def _lit(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-def _json_path(parts: list[str]) -> str:
+_TOP = (
+    "type", "event", "name", "userId", "anonymousId", "groupId", "previousId", "messageId", "timestamp",
+    "originalTimestamp", "receivedAt", "traits", "properties", "context",
+)  # fmt: skip
+_NUMBER_START = "('-', '0', '1', '2', '3', '4', '5', '6', '7', '8', '9')"
+
+
+def _json_path(parts: Sequence[str]) -> str:
     return "$." + ".".join('"' + p.replace("\\", "\\\\").replace('"', '\\"') + '"' for p in parts)
 
 
-class _Paths:
-    """The JSON paths read from each message: one multi-path call reads them all in a single parse."""
+class _Fields:
+    """The JSON values read from each message, by two `json_transform` calls into structs (one parse each).
 
-    def __init__(self) -> None:
-        self.paths: list[str] = []
+    `m` holds the top-level Segment fields, `n` the nested paths the workspace reads (identifier traits,
+    device fields, typed columns). Values are JSON texts: a string starts with `"`, an object with `{`.
+    Built twice: a first pass only collects the nested paths the expressions need.
+    """
 
-    def index(self, parts: list[str]) -> int:
-        """The 1-based position of a path in the value list (added when new)."""
-        path = _json_path(parts)
-        if path not in self.paths:
-            self.paths.append(path)
-        return self.paths.index(path) + 1
+    def __init__(self, nested: set[tuple[str, ...]] | None = None) -> None:
+        """Collect paths (no `nested`), or render expressions for the collected `nested` paths."""
+        self.collecting = nested is None
+        self.wanted: set[tuple[str, ...]] = set()
+        # A path under another requested path is read from that one's JSON (a struct leaf has no children).
+        self.leaves = {
+            p for p in nested or set() if not any(p[:i] in (nested or set()) for i in range(1, len(p)))
+        }
 
-    def kind(self, parts: list[str]) -> str:
-        """SQL: the JSON type at the path (NULL when absent); the type list starts with the message's own."""
-        return f"k[{self.index(parts) + 1}]"
+    def json(self, parts: Sequence[str]) -> str:
+        """SQL: the JSON text at the path (NULL when absent)."""
+        key = tuple(parts)
+        if len(key) == 1 and key[0] in _TOP:
+            return f"m[{_lit(key[0])}]::VARCHAR"
+        if self.collecting:
+            self.wanted.add(key)
+            return "NULL"
+        for size in range(1, len(key) + 1):
+            if key[:size] in self.leaves:
+                leaf = "n" + "".join(f"[{_lit(p)}]" for p in key[:size])
+                if size == len(key):
+                    return f"{leaf}::VARCHAR"
+                return f"json_extract({leaf}, {_lit(_json_path(key[size:]))})::VARCHAR"
+        raise KeyError(key)
 
-    def value(self, parts: list[str]) -> str:
-        """SQL: the value at the path as text (strings unquoted)."""
-        return f"v[{self.index(parts)}]"
-
-    def text(self, parts: list[str]) -> str:
+    def text(self, parts: Sequence[str]) -> str:
         """SQL: the value as identifier text: strings trimmed, numbers as text; anything else or '' is NULL."""
-        kind, value = self.kind(parts), self.value(parts)
+        value = self.json(parts)
         return (
-            f"CASE WHEN {kind} = 'VARCHAR' THEN nullif(trim({value}, {_lit(_WHITESPACE)}), '') "
-            f"WHEN {kind} IN {_NUMBER_TYPES} THEN {value} END"
+            f"CASE WHEN starts_with({value}, '\"') THEN nullif(trim(json_extract_string({value}, '$'), "
+            f"{_lit(_WHITESPACE)}), '') WHEN left({value}, 1) IN {_NUMBER_START} THEN {value} END"
         )
 
-    def string(self, parts: list[str]) -> str:
+    def string(self, parts: Sequence[str]) -> str:
         """SQL: the value when it is a JSON string, else NULL."""
-        return f"CASE WHEN {self.kind(parts)} = 'VARCHAR' THEN {self.value(parts)} END"
+        value = self.json(parts)
+        return f"CASE WHEN starts_with({value}, '\"') THEN json_extract_string({value}, '$') END"
 
-    def present(self, parts: list[str]) -> str:
+    def value(self, parts: Sequence[str]) -> str:
+        """SQL: the value as text, as `json_extract_string` gives it (strings unquoted, others as JSON)."""
+        value = self.json(parts)
+        return (
+            f"CASE WHEN starts_with({value}, '\"') THEN json_extract_string({value}, '$') "
+            f"WHEN {value} <> 'null' THEN {value} END"
+        )
+
+    def present(self, parts: Sequence[str]) -> str:
         """SQL: true when the path holds a value other than null."""
-        return f"coalesce({self.kind(parts)} <> 'NULL', false)"
+        return f"coalesce({self.json(parts)} <> 'null', false)"
 
-    def is_object(self, parts: list[str]) -> str:
+    def is_object(self, parts: Sequence[str]) -> str:
         """SQL: true when the path is absent, null, or an object."""
-        return f"coalesce({self.kind(parts)} IN ('OBJECT', 'NULL'), true)"
+        value = self.json(parts)
+        return f"coalesce({value} = 'null' OR starts_with({value}, '{{'), true)"
 
-    def sql_list(self, *, with_root: bool = False) -> str:
-        """SQL: the list of every path (after the root `$` when `with_root`)."""
-        return "[" + ", ".join(_lit(p) for p in (["$"] if with_root else []) + self.paths) + "]"
+    def nested_spec(self) -> str:
+        """The `json_transform` structure of the nested paths (every leaf read as JSON)."""
+        spec: dict[str, Any] = {}
+        for path in sorted(self.leaves):
+            node = spec
+            for part in path[:-1]:
+                node = node.setdefault(part, {})
+            node[path[-1]] = "JSON"
+        return json.dumps(spec or {"_": "JSON"})
 
 
 def _per_distinct(values: pa.Array, canonical: Callable[[str], str]) -> pa.Array:
@@ -146,26 +182,26 @@ class MessageParser:
 
     # ------------------------------------------------------------------ SQL pieces
 
-    def _trait(self, paths: _Paths, path: str) -> str:
+    def _trait(self, fields: _Fields, path: str) -> str:
         """SQL: a trait as identifier text (identify traits first, else context.traits)."""
         parts = path.split(".")
-        own = paths.text(["traits", *parts])
-        return f"coalesce(CASE WHEN type = 'identify' THEN {own} END, {paths.text(['context', 'traits', *parts])})"
+        own = fields.text(["traits", *parts])
+        return f"coalesce(CASE WHEN type = 'identify' THEN {own} END, {fields.text(['context', 'traits', *parts])})"
 
-    def _identifier(self, paths: _Paths, name: str) -> str:
+    def _identifier(self, fields: _Fields, name: str) -> str:
         if name in ("user_id", "anonymous_id"):
             return name
         if name == "email":
-            return f"canonical_email({self._trait(paths, 'email')})"
+            return f"canonical_email({self._trait(fields, 'email')})"
         if name == "phone":
-            return f"canonical_phone({self._trait(paths, 'phone')})"
+            return f"canonical_phone({self._trait(fields, 'phone')})"
         if name in ("ios.idfa", "android.id"):
             wanted = "ios" if name == "ios.idfa" else "android"
-            device_type = paths.text(["context", "device", "type"])
-            advertising_id = paths.text(["context", "device", "advertisingId"])
+            device_type = fields.text(["context", "device", "type"])
+            advertising_id = fields.text(["context", "device", "advertisingId"])
             return f"CASE WHEN lower({device_type}) = {_lit(wanted)} THEN {advertising_id} END"
         settings = self.workspace.identity.identifiers[name]
-        return self._trait(paths, settings.trait or name)
+        return self._trait(fields, settings.trait or name)
 
     def _ids(self) -> str:
         """SQL: the identifier set as JSON `[[type, value], ...]`, most trusted first; NULL when empty.
@@ -182,53 +218,57 @@ class MessageParser:
         found = f"list_concat(list_filter([{pairs}], lambda p: p[2] IS NOT NULL), {alias})"
         return f"nullif(to_json({found})::VARCHAR, '[]')"
 
-    def _typed(self, paths: _Paths, column: EventColumn) -> str:
-        value = paths.value([column.namespace, *column.path.split(".")])
+    def _typed(self, fields: _Fields, column: EventColumn) -> str:
+        value = fields.value([column.namespace, *column.path.split(".")])
         return f"TRY_CAST({value} AS DOUBLE)" if column.kind == "number" else value
 
     def _queries(self) -> tuple[str, str]:
-        """SQL: one JSON pass over each message into lists of types and values, then the checked rows.
+        """SQL: one pass reading each message into structs, then the checked rows.
 
         The checked rows carry the message's fields, its quarantine reason (NULL when usable) and identifiers.
         """
-        p = _Paths()
-        kind = p.string(["type"])
-        times = [["timestamp"], ["originalTimestamp"], ["receivedAt"]]
-        written_time = "CASE " + " ".join(f"WHEN {p.present(t)} THEN {p.string(t)}" for t in times) + " END"
-        nested = ", ".join(
-            f"CASE WHEN {p.kind([n])} = 'OBJECT' THEN j[{i + 1}] END AS {n}" for i, n in enumerate(_NESTED)
-        )
-        fields = (
-            f"k IS NOT NULL AS valid, coalesce(k[1] = 'OBJECT', false) AS is_object, {kind} AS type, "
-            f"CASE WHEN {kind} = 'track' THEN {p.string(['event'])} ELSE {p.string(['name'])} END AS event, "
-            f"{p.text(['userId'])} AS user_id, {p.text(['anonymousId'])} AS anonymous_id, "
-            f"{p.text(['groupId'])} AS group_id, {p.text(['previousId'])} AS previous_id, "
-            f"{p.text(['messageId'])} AS message_id, "
-            f"({' OR '.join(p.present(t) for t in times)}) AS has_time, "
-            f"TRY_CAST({written_time} AS TIMESTAMPTZ)::TIMESTAMP AS ts, "
-            f"TRY_CAST({p.string(['receivedAt'])} AS TIMESTAMPTZ)::TIMESTAMP AS received_at, "
-            + "".join(f"{p.is_object([n])} AS {n}_ok, " for n in _NESTED)
-            + nested
-        )
-        typed = "".join(f", {self._typed(p, c)} AS {c.name}" for c in self.columns)
-        order = self.workspace.identity.priority_order()
-        identifiers = "".join(f", {self._identifier(p, name)} AS id_{i}" for i, name in enumerate(order))
-        with_fields = f"SELECT source, line, raw, k, v, {fields}{typed} FROM json_pass"
-        with_ids = f"SELECT *{identifiers} FROM ({with_fields})"
-        checked = (
-            f"SELECT * EXCLUDE (k, v{''.join(f', id_{i}' for i in range(len(order)))}), "
-            f"{_REASON_SQL} AS reason, {self._ids()} AS ids FROM ({with_ids})"
-        )
-        # The path lists are complete only once every expression above has been built.
-        nested_paths = "[" + ", ".join(_lit(f"$.{n}") for n in _NESTED) + "]"
+        collected = _Fields()
+        self._checked(collected)
+        fields = _Fields(collected.wanted)
+        checked = self._checked(fields)
+        top = json.dumps(dict.fromkeys(_TOP, "JSON"))
         json_pass = (
-            "SELECT source, line, raw, k, "
-            f"CASE WHEN k[1] = 'OBJECT' THEN json_extract_string(raw, {p.sql_list()}) END AS v, "
-            f"CASE WHEN k[1] = 'OBJECT' THEN json_extract(raw, {nested_paths}) END AS j "
-            f"FROM (SELECT source, line, raw, CASE WHEN json_valid(raw) THEN json_type(raw, {p.sql_list(with_root=True)}) END AS k "
+            "SELECT source, line, raw, root, "
+            f"CASE WHEN root = 'OBJECT' THEN json_transform(raw, {_lit(top)}) END AS m, "
+            f"CASE WHEN root = 'OBJECT' THEN json_transform(raw, {_lit(fields.nested_spec())}) END AS n "
+            "FROM (SELECT source, line, raw, CASE WHEN json_valid(raw) THEN json_type(raw) END AS root "
             "FROM raw_input)"
         )
         return json_pass, checked
+
+    def _checked(self, f: _Fields) -> str:
+        kind = f.string(["type"])
+        times = [["timestamp"], ["originalTimestamp"], ["receivedAt"]]
+        written_time = "CASE " + " ".join(f"WHEN {f.present(t)} THEN {f.string(t)}" for t in times) + " END"
+        nested = ", ".join(
+            f"CASE WHEN starts_with({f.json([n])}, '{{') THEN {f.json([n])} END AS {n}" for n in _NESTED
+        )
+        columns = (
+            f"root IS NOT NULL AS valid, coalesce(root = 'OBJECT', false) AS is_object, {kind} AS type, "
+            f"CASE WHEN {kind} = 'track' THEN {f.string(['event'])} ELSE {f.string(['name'])} END AS event, "
+            f"{f.text(['userId'])} AS user_id, {f.text(['anonymousId'])} AS anonymous_id, "
+            f"{f.text(['groupId'])} AS group_id, {f.text(['previousId'])} AS previous_id, "
+            f"{f.text(['messageId'])} AS message_id, "
+            f"({' OR '.join(f.present(t) for t in times)}) AS has_time, "
+            f"TRY_CAST({written_time} AS TIMESTAMPTZ)::TIMESTAMP AS ts, "
+            f"TRY_CAST({f.string(['receivedAt'])} AS TIMESTAMPTZ)::TIMESTAMP AS received_at, "
+            + "".join(f"{f.is_object([n])} AS {n}_ok, " for n in _NESTED)
+            + nested
+        )
+        typed = "".join(f", {self._typed(f, c)} AS {c.name}" for c in self.columns)
+        order = self.workspace.identity.priority_order()
+        identifiers = "".join(f", {self._identifier(f, name)} AS id_{i}" for i, name in enumerate(order))
+        with_fields = f"SELECT source, line, raw, m, n, {columns}{typed} FROM json_pass"
+        with_ids = f"SELECT *{identifiers} FROM ({with_fields})"
+        return (
+            f"SELECT * EXCLUDE (m, n{''.join(f', id_{i}' for i in range(len(order)))}), "
+            f"{_REASON_SQL} AS reason, {self._ids()} AS ids FROM ({with_ids})"
+        )
 
     # ------------------------------------------------------------------ parsing
 
