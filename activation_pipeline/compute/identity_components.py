@@ -12,6 +12,7 @@ with the diameter of a component.
 from __future__ import annotations
 
 import logging
+import resource
 import time
 import uuid
 from collections.abc import Iterator
@@ -545,7 +546,9 @@ class _Steps:
 
     def __call__(self, name: str) -> None:
         now = time.perf_counter()
-        _log.debug("identity rebuild: %-22s %6.2f s", name, now - self.last)
+        if _log.isEnabledFor(logging.DEBUG):
+            peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+            _log.debug("identity rebuild: %-14s %6.2f s  peak %5.0f MB", name, now - self.last, peak)
         self.last = now
 
 
@@ -660,7 +663,9 @@ def rebuild_duckdb(
                     k.c.pos,
                     sa.cast(code, sa.SmallInteger).label("kind"),
                     sa.func.hash(kind, k.c.value).label("h1"),
-                    sa.func.hash(kind + sa.func.chr(31) + k.c.value).label("h2"),
+                    sa.cast(
+                        sa.func.hash(kind + sa.func.chr(31) + k.c.value).op("&")(0x7FFFFFFF), sa.Integer
+                    ).label("h2"),
                     sa.literal(alias).label("alias"),
                 )
                 .select_from(usable)
@@ -678,10 +683,10 @@ def rebuild_duckdb(
     drop_table(conn, schema, "_id_blocked")
     step("links")
     ords = np.asarray(links.column("ord").to_numpy(), dtype=np.int32)
-    pos = np.asarray(links.column("pos").to_numpy(), dtype=np.int64)
+    pos = np.asarray(links.column("pos").to_numpy(), dtype=np.int32)
     link_kind = np.asarray(links.column("kind").to_numpy(), dtype=np.int16)
     h1 = np.asarray(links.column("h1").to_numpy(), dtype=np.uint64)
-    h2 = np.asarray(links.column("h2").to_numpy(), dtype=np.uint64)
+    h2 = np.asarray(links.column("h2").to_numpy(), dtype=np.int32)
     link_alias = np.asarray(links.column("alias").to_numpy(zero_copy_only=False), dtype=bool)
     del links
 
@@ -692,7 +697,7 @@ def rebuild_duckdb(
     del codes
     nkeys = len(uniques)
     del uniques
-    second = np.zeros(nkeys, dtype=np.uint64)
+    second = np.zeros(nkeys, dtype=np.int32)
     second[key] = h2
     if np.any(second[key] != h2):
         return None  # two identifiers share a hash: let SQL number them
@@ -730,7 +735,7 @@ def rebuild_duckdb(
     creating[ords[link_first != ords]] = False
     del link_first
     best = np.full(n, np.iinfo(np.int64).max, dtype=np.int64)
-    np.minimum.at(best, ords, (pos << 32) | key.astype(np.int64))
+    np.minimum.at(best, ords, (pos.astype(np.int64) << 32) | key)
     # Per component: an identifier type over its limit, or an alias, leaves it to the resolver.
     complex_comp = np.zeros(ncomp, dtype=bool)
     for kind, limit in limits.items():
@@ -874,14 +879,17 @@ def rebuild_duckdb(
                 }
             ),
         ) as hv:
-            rows = conn.execute(
+            rows = duckdb_arrow(
+                conn,
                 sa.select(hv.c.set_hash, hv.c.first_seen, hv.c.last_seen, k.c.identifier_type, k.c.value)
                 .select_from(hv.join(k, k.c.set_hash == hv.c.set_hash))
-                .order_by(hv.c.ord, k.c.pos)
-            ).all()
-        for row in rows:
-            if not hard or hard[-1].set_hash != row.set_hash:
-                hard.append(HardSet(row.set_hash, [], row.first_seen, row.last_seen))
-            hard[-1].pairs.append([row.identifier_type, row.value])
-    step("hard sets")
+                .order_by(hv.c.ord, k.c.pos),
+            )
+        columns = [rows.column(name).to_pylist() for name in rows.column_names]
+        del rows
+        for set_hash, first_seen, last_seen, kind, value in zip(*columns, strict=True):
+            if not hard or hard[-1].set_hash != set_hash:
+                hard.append(HardSet(set_hash, [], first_seen, last_seen))
+            hard[-1].pairs.append([kind, value])
+    step(f"hard sets ({len(hard)})")
     return Rebuilt(n, len(creators), len(merged), blocked_count, 0, hard)

@@ -14,7 +14,7 @@ import pyarrow as pa
 import pytest
 import sqlalchemy as sa
 
-from activation_pipeline.compute import identity_components
+from activation_pipeline.compute import identity, identity_components
 from activation_pipeline.compute.engine import ComputeEngine
 from activation_pipeline.compute.identity import Resolver, _final, profile_id_for
 from activation_pipeline.compute.identity_components import label_scipy, label_sql, work_table
@@ -301,3 +301,27 @@ def test_duckdb_and_postgres_build_the_same_graph(tmp_path: Path, messages: Mess
         duck.close()
         pg.close()
         drop_schemas(PG_URL, schema)
+
+
+@pytest.mark.parametrize("seed", [4, 5])
+def test_numpy_rebuild_equals_the_sql_rebuild_merges_included(
+    tmp_path: Path, messages: Messages, monkeypatch: pytest.MonkeyPatch, seed: int
+) -> None:
+    """DuckDB's numpy rebuild writes what the SQL rebuild (its fallback on a hash clash) writes, merges too."""
+    workspace = _workspace(tmp_path)
+    _random_messages(messages, seed, count=400)
+    messages.write()
+    graphs, merge_rows = [], []
+    for name in ("numpy", "sql"):
+        pipeline = ComputePipeline(workspace, ComputeEngine(f"duckdb:///{tmp_path / name}.duckdb", "c"))
+        if name == "sql":
+            monkeypatch.setattr(identity, "rebuild_duckdb", lambda *args: None)
+        pipeline.land()
+        pipeline.resolve_identities(at("2026-10-12T00:00"))
+        graphs.append(_graph_table(pipeline))
+        merge_rows.append(
+            sorted(pipeline.read(sa.select(pipeline.engine.tables.profile_merges)).to_pylist(), key=repr)
+        )
+        pipeline.close()
+    assert graphs[0] == graphs[1]
+    assert merge_rows[0] == merge_rows[1] and merge_rows[0]
