@@ -63,7 +63,10 @@ class ComputeEngine:
     @classmethod
     def for_workspace(cls, workspace: Workspace) -> ComputeEngine:
         """The compute engine a workspace configures."""
-        return cls(url=engine_url(workspace), schema=default_schema(workspace))
+        settings = (
+            {"memory_limit": workspace.compute.memory_limit} if workspace.compute.engine == "duckdb" else None
+        )
+        return cls(url=engine_url(workspace), schema=default_schema(workspace), duckdb_settings=settings)
 
     @property
     def engine(self) -> sa.Engine:

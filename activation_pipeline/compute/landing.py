@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import sqlalchemy as sa
 
 from activation_pipeline.compute import state
@@ -30,12 +31,15 @@ from activation_pipeline.compute.sources import (
     read_parquet,
     read_warehouse,
 )
-from activation_pipeline.compute.sqlutil import drop_table, table_columns
+from activation_pipeline.compute.sqlutil import create_table_as, drop_table, table_columns
 from activation_pipeline.config import Workspace
 from activation_pipeline.config.models import WarehouseEventsSource
 
 STAGING = "_landing_events"
 STAGING_KEYS = "_landing_set_keys"
+SORTED = "_events_by_time"
+PARSE_ROWS = 250_000
+"""Raw lines parsed at once: large enough to amortise a parse, small enough to bound its memory."""
 
 
 class LegacySchemaError(RuntimeError):
@@ -72,7 +76,11 @@ class LandingSummary:
 
 @dataclass
 class _Landing:
-    """One landing in progress: the connection, its batch, the parser and the staging tables."""
+    """One landing in progress: the connection, its batch, the parser and the staging tables.
+
+    Raw chunks are buffered and parsed PARSE_ROWS at a time, so many small files (a day or an hour each, as
+    archives hold them) cost one parse, not one each; manifest rows are written once every chunk is parsed.
+    """
 
     conn: sa.Connection
     engine: ComputeEngine
@@ -82,42 +90,68 @@ class _Landing:
     staging_keys: sa.Table
     summary: LandingSummary
     staged: int = 0
+    buffer: list[pa.Table] = field(default_factory=list)
+    buffered: int = 0
+    counts: dict[str, list[int]] = field(default_factory=dict)
+    records: list[tuple[str, bool, dict[str, Any]]] = field(default_factory=list)
 
-    def stage(self, chunks: Iterable[pa.Table]) -> tuple[int, int]:
-        """Parse raw chunks into the staging tables; quarantine goes straight in. Returns (events, quarantined)."""
-        events = quarantined = 0
+    def stage(self, chunks: Iterable[pa.Table]) -> None:
+        """Queue raw chunks for parsing into the staging tables."""
         for chunk in chunks:
-            parsed = self.parser.parse(chunk)
-            load_arrow(self.conn, self.staging, parsed.events)
-            load_arrow(self.conn, self.staging_keys, parsed.set_keys)
-            quarantine = parsed.quarantine.append_column(
-                "batch", pa.array([self.batch] * parsed.quarantine.num_rows, pa.int64())
-            )
-            load_arrow(self.conn, self.engine.tables.quarantine, quarantine)
-            self.summary.count(parsed)
-            events += parsed.events.num_rows
-            quarantined += parsed.quarantine.num_rows
-        self.staged += events
-        return events, quarantined
+            self.buffer.append(chunk)
+            self.buffered += chunk.num_rows
+            if self.buffered >= PARSE_ROWS:
+                self.flush()
 
-    def record(self, source: str, events: int, quarantined: int, **values: Any) -> None:
-        """Write a source's manifest row (replacing the previous one)."""
-        landed = self.engine.tables.landings
-        previous = self.conn.execute(
-            sa.select(landed.c.events, landed.c.quarantined).where(landed.c.source == source)
-        ).first()
-        self.conn.execute(sa.delete(landed).where(landed.c.source == source))
-        keep_events, keep_quarantined = (previous or (0, 0)) if values.pop("appended", False) else (0, 0)
-        self.conn.execute(
-            sa.insert(landed).values(
-                source=source,
-                batch=self.batch,
-                events=keep_events + events,
-                quarantined=keep_quarantined + quarantined,
-                landed_at=datetime.now(UTC).replace(tzinfo=None),
-                **values,
-            )
+    def flush(self) -> None:
+        """Parse what is queued: events and identifier sets to staging, quarantine straight in."""
+        if not self.buffer:
+            return
+        parsed = self.parser.parse(pa.concat_tables(self.buffer))
+        self.buffer, self.buffered = [], 0
+        load_arrow(self.conn, self.staging, parsed.events)
+        load_arrow(self.conn, self.staging_keys, parsed.set_keys)
+        quarantine = parsed.quarantine.append_column(
+            "batch", pa.array([self.batch] * parsed.quarantine.num_rows, pa.int64())
         )
+        load_arrow(self.conn, self.engine.tables.quarantine, quarantine)
+        self.summary.count(parsed)
+        self.staged += parsed.events.num_rows
+        for position, table in enumerate((parsed.events, parsed.quarantine)):
+            for entry in pc.value_counts(table.column("source")).to_pylist():
+                self.counts.setdefault(entry["values"], [0, 0])[position] += entry["counts"]
+        _commit_staged(self)
+
+    def record(self, source: str, *, appended: bool, **values: Any) -> None:
+        """Queue a source's manifest row (written by `finish`, once its lines are parsed)."""
+        self.records.append((source, appended, values))
+
+    def touch(self, source: str, mtime_ns: int) -> None:
+        """Record a new modification time for a source whose content did not change."""
+        landed = self.engine.tables.landings
+        self.conn.execute(sa.update(landed).where(landed.c.source == source).values(mtime_ns=mtime_ns))
+
+    def finish(self) -> None:
+        """Parse what is left and write the manifest rows (replacing each source's previous one)."""
+        self.flush()
+        landed = self.engine.tables.landings
+        for source, appended, values in self.records:
+            previous = self.conn.execute(
+                sa.select(landed.c.events, landed.c.quarantined).where(landed.c.source == source)
+            ).first()
+            self.conn.execute(sa.delete(landed).where(landed.c.source == source))
+            kept = (previous or (0, 0)) if appended else (0, 0)
+            events, quarantined = self.counts.get(source, [0, 0])
+            self.conn.execute(
+                sa.insert(landed).values(
+                    source=source,
+                    batch=self.batch,
+                    events=kept[0] + events,
+                    quarantined=kept[1] + quarantined,
+                    landed_at=datetime.now(UTC).replace(tzinfo=None),
+                    **values,
+                )
+            )
 
     def forget(self, source: str, landed_batch: int) -> None:
         """Remove what a source gave before (it changed); a full evaluation follows if it was used."""
@@ -156,9 +190,13 @@ def _land_files(landing: _Landing, workspace: Workspace) -> None:
             and previous.size is not None
             and file.size > previous.size
         )
+        if previous is not None and (previous.size, previous.mtime_ns) == (file.size, file.mtime_ns):
+            summary.unchanged_sources += 1  # same size and modification time: not read, not hashed
+            continue
         digest = file_digest(file.path, previous.size if can_append and previous is not None else None)
         if previous is not None and previous.content_hash == digest.content_hash:
             summary.unchanged_sources += 1
+            landing.touch(file.name, file.mtime_ns)
             continue
         appended = can_append and previous is not None and digest.prefix_hash == previous.content_hash
         if appended and previous is not None:
@@ -172,14 +210,13 @@ def _land_files(landing: _Landing, workspace: Workspace) -> None:
                 summary.new_sources += 1
             offset, first_line = 0, 1
         reader = None if file.is_parquet else JsonlReader(file, offset, first_line)
-        events, quarantined = landing.stage(read_parquet(file) if reader is None else reader)
+        landing.stage(read_parquet(file) if reader is None else reader)
         lines = None if reader is None else reader.last_line
         landing.record(
             file.name,
-            events,
-            quarantined,
             appended=appended,
             size=file.size,
+            mtime_ns=file.mtime_ns,
             content_hash=digest.content_hash,
             lines=lines,
             complete=digest.complete,
@@ -199,14 +236,17 @@ def _land_warehouse(landing: _Landing, workspace: Workspace) -> None:
             landing.summary.appended_sources += 1
         else:
             landing.summary.new_sources += 1
-        events, quarantined = landing.stage([raw])
+        landing.stage([raw])
         if isinstance(newest, datetime) and newest.tzinfo is not None:
             newest = newest.astimezone(UTC).replace(tzinfo=None)
-        landing.record(unit, events, quarantined, appended=True, watermark=newest)
+        landing.record(unit, appended=True, watermark=newest)
 
 
-def _commit_staged(landing: _Landing) -> int:
-    """Move staged events into `events` (first of each messageId, never one already landed), time-sorted."""
+def _commit_staged(landing: _Landing) -> None:
+    """Move staged events into `events` (first of each messageId, never one already landed), time-sorted.
+
+    Runs after every parse, so the staging tables hold one parse's rows at most (bounded memory).
+    """
     conn, tables = landing.conn, landing.engine.tables
     staging, events = landing.staging, tables.events
     columns = [c.name for c in staging.columns]
@@ -232,8 +272,27 @@ def _commit_staged(landing: _Landing) -> int:
     conn.execute(
         sa.insert(tables.set_keys).from_select(["set_hash", "pos", "identifier_type", "value"], new_keys)
     )
-    landed = sa.select(sa.func.count()).select_from(events).where(events.c.batch == landing.batch)
-    return int(conn.execute(landed).scalar() or 0)
+    conn.execute(sa.delete(staging))
+    conn.execute(sa.delete(keys))
+
+
+def _keep_time_order(conn: sa.Connection, engine: ComputeEngine, landed: int) -> None:
+    """Rewrite DuckDB's events in time order after a large landing, so window filters skip row groups.
+
+    Each parse's rows go in sorted by time; history spread over many files interleaves, so a landing that
+    added a quarter of the table or more (a history load) sorts the whole table once.
+    """
+    events = engine.tables.events
+    total = int(conn.execute(sa.select(sa.func.count()).select_from(events)).scalar() or 0)
+    if landed == 0 or landed * 4 < total:
+        return
+    create_table_as(conn, engine.schema, SORTED, sa.select(events).order_by(events.c.timestamp))
+    sorted_events = sa.Table(
+        SORTED, sa.MetaData(schema=engine.schema), *[sa.Column(c.name) for c in events.columns]
+    )
+    conn.execute(sa.delete(events))
+    conn.execute(sa.insert(events).from_select([c.name for c in events.columns], sa.select(sorted_events)))
+    drop_table(conn, engine.schema, SORTED)
 
 
 def land_events(engine: ComputeEngine, workspace: Workspace) -> LandingSummary:
@@ -258,8 +317,13 @@ def land_events(engine: ComputeEngine, workspace: Workspace) -> LandingSummary:
                 _land_warehouse(landing, workspace)
             else:
                 _land_files(landing, workspace)
-            summary.events = _commit_staged(landing) if landing.staged else 0
+            landing.finish()
+            events = tables.events
+            landed = sa.select(sa.func.count()).select_from(events).where(events.c.batch == batch)
+            summary.events = int(conn.execute(landed).scalar() or 0)
             summary.duplicates = landing.staged - summary.events
+            if engine.is_duckdb:
+                _keep_time_order(conn, engine, summary.events)
         finally:
             parser.close()
             drop_table(conn, engine.schema, STAGING)

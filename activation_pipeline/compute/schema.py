@@ -78,6 +78,7 @@ def build_tables(schema: str | None) -> Tables:
         md,
         sa.Column("source", sa.Text, primary_key=True),
         sa.Column("size", sa.BigInteger),
+        sa.Column("mtime_ns", sa.BigInteger),
         sa.Column("content_hash", sa.Text),
         sa.Column("lines", sa.BigInteger),
         sa.Column("complete", sa.Boolean),

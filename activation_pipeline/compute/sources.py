@@ -53,11 +53,12 @@ NESTED_FIELDS = ("traits", "properties", "context", "integrations")
 
 @dataclass(frozen=True)
 class SourceFile:
-    """One event file: where it is, its name relative to the source path, and its size in bytes."""
+    """One event file: where it is, its name relative to the source path, its size and modification time."""
 
     path: Path
     name: str
     size: int
+    mtime_ns: int = 0
 
     @property
     def is_parquet(self) -> bool:
@@ -93,13 +94,16 @@ def event_files(workspace: Workspace) -> list[SourceFile]:
     root = workspace.resolve_path(source.path)
     suffixes = _suffixes(source)
     if root.is_file():
-        return [SourceFile(root, root.name, root.stat().st_size)]
+        return [_source_file(root, root.name)]
     if not root.is_dir():
         return []
     found = [p for p in root.rglob("*") if p.is_file() and p.name.lower().endswith(suffixes)]
-    return sorted(
-        (SourceFile(p, p.relative_to(root).as_posix(), p.stat().st_size) for p in found), key=lambda f: f.name
-    )
+    return sorted((_source_file(p, p.relative_to(root).as_posix()) for p in found), key=lambda f: f.name)
+
+
+def _source_file(path: Path, name: str) -> SourceFile:
+    stat = path.stat()
+    return SourceFile(path, name, stat.st_size, stat.st_mtime_ns)
 
 
 def file_digest(path: Path, prefix_size: int | None) -> FileDigest:

@@ -184,6 +184,11 @@ class Compute(Model):
     schema_: str | None = Field(
         default=None, alias="schema", pattern=r"^[a-z_][a-z0-9_]*$", description="default: the workspace name"
     )
+    memory_limit: str = Field(
+        default="2GB",
+        pattern=r"^[0-9]+(\.[0-9]+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)$",
+        description="DuckDB's memory limit; larger work spills to disk next to the DuckDB file",
+    )
 
     @model_validator(mode="after")
     def _postgres_needs_url(self) -> Self:
