@@ -655,39 +655,47 @@ def rebuild_duckdb(
         usable = found.outerjoin(blocked_table, is_blocked)
         unblocked = blocked_table.c.value.is_(None)
 
-        def links_of(kind: Any, alias: bool, where: Any) -> sa.Select[Any]:
+        def link_columns(kind: Any) -> list[Any]:
             code = sa.case({name: i for i, name in enumerate(kinds)}, value=kind, else_=-1)
-            return (
-                sa.select(
-                    sets.c.ord,
-                    k.c.pos,
-                    sa.cast(code, sa.SmallInteger).label("kind"),
-                    sa.func.hash(kind, k.c.value).label("h1"),
-                    sa.cast(
-                        sa.func.hash(kind + sa.func.chr(31) + k.c.value).op("&")(0x7FFFFFFF), sa.Integer
-                    ).label("h2"),
-                    sa.literal(alias).label("alias"),
-                )
-                .select_from(usable)
-                .where(where, unblocked)
-            )
+            return [
+                sets.c.ord,
+                k.c.pos,
+                sa.cast(code, sa.SmallInteger).label("kind"),
+                sa.func.hash(kind, k.c.value).label("h1"),
+                sa.cast(
+                    sa.func.hash(kind + sa.func.chr(31) + k.c.value).op("&")(0x7FFFFFFF), sa.Integer
+                ).label("h2"),
+            ]
 
         plain = k.c.identifier_type != previous_id
+        # A previous id is read as an anonymous id, and also as a user id (`hu`) if it could be one.
+        no_user: Any = sa.literal_column("0::UBIGINT").label("hu")
+        anonymous = sa.literal("anonymous_id", sa.Text)
         links = duckdb_arrow(
             conn,
             sa.union_all(
-                links_of(k.c.identifier_type, False, plain),
-                *[links_of(sa.literal(kind, sa.Text), True, ~plain) for kind in ("user_id", "anonymous_id")],
+                sa.select(*link_columns(k.c.identifier_type), no_user, sa.false().label("alias"))
+                .select_from(usable)
+                .where(plain, unblocked),
+                sa.select(
+                    *link_columns(anonymous),
+                    sa.func.hash(sa.literal("user_id", sa.Text), k.c.value),
+                    sa.true(),
+                )
+                .select_from(usable)
+                .where(~plain, unblocked),
             ),
         )
     drop_table(conn, schema, "_id_blocked")
     step("links")
+
     ords = np.asarray(links.column("ord").to_numpy(), dtype=np.int32)
     pos = np.asarray(links.column("pos").to_numpy(), dtype=np.int32)
     link_kind = np.asarray(links.column("kind").to_numpy(), dtype=np.int16)
     h1 = np.asarray(links.column("h1").to_numpy(), dtype=np.uint64)
     h2 = np.asarray(links.column("h2").to_numpy(), dtype=np.int32)
-    link_alias = np.asarray(links.column("alias").to_numpy(zero_copy_only=False), dtype=bool)
+    alias_rows = np.flatnonzero(links.column("alias").to_numpy(zero_copy_only=False))
+    hu = np.asarray(links.column("hu").to_numpy(), dtype=np.uint64)[alias_rows]
     del links
 
     # Identifiers: dense numbers (order of first appearance), checked against the second hash.
@@ -696,21 +704,37 @@ def rebuild_duckdb(
     key = codes.astype(np.int32)
     del codes
     nkeys = len(uniques)
-    del uniques
     second = np.zeros(nkeys, dtype=np.int32)
     second[key] = h2
     if np.any(second[key] != h2):
         return None  # two identifiers share a hash: let SQL number them
     del second, h2
+    key_kind = np.zeros(nkeys, dtype=np.int16)
+    key_kind[key] = link_kind
+    key_alias = np.zeros(nkeys, dtype=bool)
+    if len(hu):
+        # A previous id whose value is nowhere a user id always resolves to the anonymous id (a plain
+        # link). Otherwise which one it becomes depends on the order of resolution: its set links to both,
+        # and its component goes to the resolver.
+        values, inverse = np.unique(hu, return_inverse=True)
+        match = pd.Index(values).get_indexer(uniques)
+        found = np.flatnonzero((match >= 0) & (key_kind == kinds.index("user_id")))
+        user_of_value = np.full(len(values), -1, dtype=np.int64)
+        user_of_value[match[found]] = found
+        user_key = user_of_value[inverse.reshape(-1)]
+        ambiguous = np.flatnonzero(user_key >= 0)
+        rows = alias_rows[ambiguous]
+        key_alias[key[rows]] = True
+        key_alias[user_key[ambiguous]] = True
+        ords = np.concatenate([ords, ords[rows]])
+        pos = np.concatenate([pos, pos[rows]])
+        key = np.concatenate([key, user_key[ambiguous].astype(np.int32)])
+        del values, inverse, match, found, user_of_value, user_key, ambiguous, rows
+    del uniques, hu, link_kind, alias_rows
     first_ord = np.full(nkeys, n, dtype=np.int32)
     np.minimum.at(first_ord, key, ords)
     key_last = np.full(nkeys, np.iinfo(np.int64).min, dtype=np.int64)
     np.maximum.at(key_last, key, lasts[ords])
-    key_kind = np.zeros(nkeys, dtype=np.int16)
-    key_kind[key] = link_kind
-    key_alias = np.zeros(nkeys, dtype=bool)
-    key_alias[key[link_alias]] = True
-    del link_kind, link_alias
     step("identifiers")
 
     # Components: every set is linked to the first set of each of its identifiers.
@@ -753,6 +777,8 @@ def rebuild_duckdb(
     step("flags")
 
     # The profile each creating set creates; the survivor of a component is the oldest (time, id).
+    # (A previous id in a simple component is read as an anonymous id.)
+    read_as = sa.case((k.c.identifier_type == previous_id, "anonymous_id"), else_=k.c.identifier_type)
     creators = np.flatnonzero(creating & simple_set)
     with arrow_view(
         conn,
@@ -766,7 +792,7 @@ def rebuild_duckdb(
     ) as first_keys:
         pid_rows = duckdb_arrow(
             conn,
-            sa.select(first_keys.c.i, ProfileIdHash(k.c.identifier_type, k.c.value).label("pid")).select_from(
+            sa.select(first_keys.c.i, ProfileIdHash(read_as, k.c.value).label("pid")).select_from(
                 first_keys.join(
                     k, sa.and_(k.c.set_hash == first_keys.c.set_hash, k.c.pos == first_keys.c.pos)
                 )
@@ -852,7 +878,7 @@ def rebuild_duckdb(
             sa.insert(tables.identities).from_select(
                 ["identifier_type", "value", "profile_id", "first_seen", "last_seen"],
                 sa.select(
-                    k.c.identifier_type,
+                    read_as,
                     k.c.value,
                     found_keys.c.profile_id,
                     found_keys.c.first_seen,
