@@ -21,7 +21,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import pandas as pd  # type: ignore[import-untyped]
 import pyarrow as pa
 import sqlalchemy as sa
 from scipy.sparse import coo_array, csr_array
@@ -671,8 +670,7 @@ def rebuild_duckdb(
         # A previous id is read as an anonymous id, and also as a user id (`hu`) if it could be one.
         no_user: Any = sa.literal_column("0::UBIGINT").label("hu")
         anonymous = sa.literal("anonymous_id", sa.Text)
-        links = duckdb_arrow(
-            conn,
+        raw = (
             sa.union_all(
                 sa.select(*link_columns(k.c.identifier_type), no_user, sa.false().label("alias"))
                 .select_from(usable)
@@ -684,6 +682,29 @@ def rebuild_duckdb(
                 )
                 .select_from(usable)
                 .where(~plain, unblocked),
+            )
+            .cte("l")
+            .prefix_with("MATERIALIZED")
+        )
+        # Identifiers numbered by their hash (checked against the second hash below).
+        numbers = (
+            sa.select(raw.c.h1, (sa.func.row_number().over() - 1).label("key")).group_by(raw.c.h1).cte("n")
+        )
+        user = numbers.alias("u")
+        links = duckdb_arrow(
+            conn,
+            sa.select(
+                raw.c.ord,
+                raw.c.pos,
+                raw.c.kind,
+                raw.c.h2,
+                raw.c.alias,
+                numbers.c.key,
+                sa.func.coalesce(user.c.key, -1).label("user_key"),
+            ).select_from(
+                raw.join(numbers, numbers.c.h1 == raw.c.h1).outerjoin(
+                    user, sa.and_(raw.c.alias, user.c.h1 == raw.c.hu)
+                )
             ),
         )
     drop_table(conn, schema, "_id_blocked")
@@ -692,18 +713,13 @@ def rebuild_duckdb(
     ords = np.asarray(links.column("ord").to_numpy(), dtype=np.int32)
     pos = np.asarray(links.column("pos").to_numpy(), dtype=np.int32)
     link_kind = np.asarray(links.column("kind").to_numpy(), dtype=np.int16)
-    h1 = np.asarray(links.column("h1").to_numpy(), dtype=np.uint64)
+    key = np.asarray(links.column("key").to_numpy(), dtype=np.int32)
     h2 = np.asarray(links.column("h2").to_numpy(), dtype=np.int32)
     alias_rows = np.flatnonzero(links.column("alias").to_numpy(zero_copy_only=False))
-    hu = np.asarray(links.column("hu").to_numpy(), dtype=np.uint64)[alias_rows]
+    user_key = np.asarray(links.column("user_key").to_numpy(), dtype=np.int64)[alias_rows]
     del links
 
-    # Identifiers: dense numbers (order of first appearance), checked against the second hash.
-    codes, uniques = pd.factorize(h1)
-    del h1
-    key = codes.astype(np.int32)
-    del codes
-    nkeys = len(uniques)
+    nkeys = int(key.max()) + 1 if len(key) else 0
     second = np.zeros(nkeys, dtype=np.int32)
     second[key] = h2
     if np.any(second[key] != h2):
@@ -712,25 +728,20 @@ def rebuild_duckdb(
     key_kind = np.zeros(nkeys, dtype=np.int16)
     key_kind[key] = link_kind
     key_alias = np.zeros(nkeys, dtype=bool)
-    if len(hu):
-        # A previous id whose value is nowhere a user id always resolves to the anonymous id (a plain
-        # link). Otherwise which one it becomes depends on the order of resolution: its set links to both,
-        # and its component goes to the resolver.
-        values, inverse = np.unique(hu, return_inverse=True)
-        match = pd.Index(values).get_indexer(uniques)
-        found = np.flatnonzero((match >= 0) & (key_kind == kinds.index("user_id")))
-        user_of_value = np.full(len(values), -1, dtype=np.int64)
-        user_of_value[match[found]] = found
-        user_key = user_of_value[inverse.reshape(-1)]
-        ambiguous = np.flatnonzero(user_key >= 0)
+    # A previous id whose value is nowhere a user id always resolves to the anonymous id (a plain link).
+    # Otherwise which one it becomes depends on the order of resolution: its set links to both, and its
+    # component goes to the resolver.
+    ambiguous = np.flatnonzero(user_key >= 0)
+    ambiguous = ambiguous[key_kind[user_key[ambiguous]] == kinds.index("user_id")]
+    if len(ambiguous):
         rows = alias_rows[ambiguous]
         key_alias[key[rows]] = True
         key_alias[user_key[ambiguous]] = True
         ords = np.concatenate([ords, ords[rows]])
         pos = np.concatenate([pos, pos[rows]])
         key = np.concatenate([key, user_key[ambiguous].astype(np.int32)])
-        del values, inverse, match, found, user_of_value, user_key, ambiguous, rows
-    del uniques, hu, link_kind, alias_rows
+        del rows
+    del user_key, ambiguous, link_kind, alias_rows
     first_ord = np.full(nkeys, n, dtype=np.int32)
     np.minimum.at(first_ord, key, ords)
     key_last = np.full(nkeys, np.iinfo(np.int64).min, dtype=np.int64)
