@@ -8,7 +8,8 @@ would resolve the same way: an incremental run only resolves sets that are new s
 gives the same graph as a full rebuild as long as events arrive in time order.
 
 A full rebuild first groups the sets into connected components (`identity_components`): a component that
-breaks no limit and holds no alias ends as one profile, written in SQL; only the others go through `Resolver`.
+breaks no limit and holds no ambiguous alias ends as one profile, written at once (numpy on DuckDB, SQL
+elsewhere); only the others go through `Resolver`.
 
 Profile ids are 63-bit hashes of the identifier that created the profile: stable from run to run, and a
 merge keeps the older profile's id. `profile_aliases` maps every merged-away id to its surviving id.

@@ -325,3 +325,36 @@ def test_numpy_rebuild_equals_the_sql_rebuild_merges_included(
         pipeline.close()
     assert graphs[0] == graphs[1]
     assert merge_rows[0] == merge_rows[1] and merge_rows[0]
+
+
+def test_an_alias_from_an_anonymous_id_stays_simple_on_duckdb(
+    tmp_path: Path, messages: Messages, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A previous id that is nowhere a user id can only be the anonymous id: no resolver needed."""
+    messages.identify("2026-10-01T10:00", anon="a1", device_id="d1")
+    messages.alias("2026-10-02T10:00", user="u1", previous="a1")
+    messages.identify("2026-10-03T10:00", user="u1", email="e@x.io")
+    messages.alias("2026-10-04T10:00", user="u3", previous="u2")  # u2 is a user id: order decides
+    messages.identify("2026-10-05T10:00", user="u2", anon="a2")
+    messages.write()
+    workspace = _workspace(tmp_path)
+    pipeline = ComputePipeline(workspace, ComputeEngine(f"duckdb:///{tmp_path / 'alias.duckdb'}", "c"))
+    pipeline.land()
+    resolved: list[Any] = []
+    real = Resolver.resolve
+
+    def recording(self: Resolver, pairs: list[list[str]], *args: Any) -> Any:
+        resolved.append(pairs)
+        return real(self, pairs, *args)
+
+    monkeypatch.setattr(Resolver, "resolve", recording)
+    pipeline.resolve_identities(at("2026-10-06T00:00"))
+    got = _graph_table(pipeline)
+    monkeypatch.setattr(Resolver, "resolve", real)
+    expected = _sequential(pipeline, workspace, "2026-10-06T00:00")
+    pipeline.close()
+    for name in ("identities", "sets", "profiles", "aliases"):
+        assert got[name] == expected[name], name
+    assert all(["user_id", "u1"] not in pairs for pairs in resolved) and resolved
+    owner = {(r[0], r[1]): r[2] for r in got["identities"]}
+    assert owner["anonymous_id", "a1"] == owner["user_id", "u1"] == owner["device_id", "d1"]
