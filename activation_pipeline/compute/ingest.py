@@ -37,6 +37,15 @@ RAW_SCHEMA = pa.schema([("source", pa.string()), ("line", pa.int64()), ("raw", p
 # Python's str.strip() set (Unicode whitespace), so SQL trimming matches `activation_pipeline.identifiers`.
 _WHITESPACE = "".join(chr(c) for c in range(0x3001) if chr(c).isspace())
 _NESTED = ("traits", "properties", "context")
+_WHITESPACE_CODES = "(" + ", ".join(str(ord(c)) for c in _WHITESPACE) + ")"
+
+
+def _trimmed(text: str) -> str:
+    """SQL: text without leading or trailing whitespace, as Python's str.strip() (the trim runs only when needed)."""
+    return (
+        f"CASE WHEN unicode({text}) IN {_WHITESPACE_CODES} OR unicode(right({text}, 1)) IN {_WHITESPACE_CODES} "
+        f"THEN trim({text}, {_lit(_WHITESPACE)}) ELSE {text} END"
+    )
 
 
 def _lit(text: str) -> str:
@@ -91,9 +100,10 @@ class _Fields:
     def text(self, parts: Sequence[str]) -> str:
         """SQL: the value as identifier text: strings trimmed, numbers as text; anything else or '' is NULL."""
         value = self.json(parts)
+        unquoted = f"json_extract_string({value}, '$')"
         return (
-            f"CASE WHEN starts_with({value}, '\"') THEN nullif(trim(json_extract_string({value}, '$'), "
-            f"{_lit(_WHITESPACE)}), '') WHEN left({value}, 1) IN {_NUMBER_START} THEN {value} END"
+            f"CASE WHEN starts_with({value}, '\"') THEN nullif({_trimmed(unquoted)}, '') "
+            f"WHEN left({value}, 1) IN {_NUMBER_START} THEN {value} END"
         )
 
     def string(self, parts: Sequence[str]) -> str:
