@@ -21,7 +21,9 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import sqlalchemy as sa
 
 from activation_pipeline.compute.ingest import RAW_SCHEMA
@@ -128,8 +130,9 @@ def file_digest(path: Path, prefix_size: int | None) -> FileDigest:
     return FileDigest(whole.hexdigest(), prefix_hash, last in (b"", b"\n"))
 
 
-def _raw_table(source: str, numbers: list[int], texts: list[str]) -> pa.Table:
-    return pa.table({"source": [source] * len(texts), "line": numbers, "raw": texts}, schema=RAW_SCHEMA)
+def _raw_table(source: str, numbers: Any, texts: Any) -> pa.Table:
+    sources = pa.DictionaryArray.from_arrays(pa.array(np.zeros(len(texts), np.int32)), pa.array([source]))
+    return pa.table({"source": sources.cast(pa.string()), "line": numbers, "raw": texts}, schema=RAW_SCHEMA)
 
 
 class JsonlReader:
@@ -160,23 +163,28 @@ class JsonlReader:
         while True:
             block = handle.read(CHUNK_BYTES)
             data = tail + block
-            if not block:
-                pieces, tail = ([data] if data else []), b""
-            else:
+            if block:
                 cut = data.rfind(b"\n") + 1
-                pieces, tail = (data[:cut].split(b"\n")[:-1] if cut else []), data[cut:]
-            numbers: list[int] = []
-            texts: list[str] = []
-            for piece in pieces:
-                self.last_line += 1
-                text = piece.decode("utf-8", errors="replace").rstrip("\r")
-                if text.strip():
-                    numbers.append(self.last_line)
-                    texts.append(text)
-            if texts:
-                yield _raw_table(self.file.name, numbers, texts)
+                data, tail = data[:cut], data[cut:]
+            else:
+                tail = b""
+            if data:
+                texts = data.decode("utf-8", errors="replace").split("\n")
+                if data.endswith(b"\n"):
+                    texts.pop()  # the empty piece after the last newline is not a line
+                chunk = self._numbered(texts)
+                if chunk.num_rows:
+                    yield chunk
             if not block:
                 return
+
+    def _numbered(self, texts: list[str]) -> pa.Table:
+        """The non-blank lines with their numbers (blank lines are counted, not kept)."""
+        lines = pc.utf8_rtrim(pa.array(texts, pa.string()), characters="\r")
+        numbers = pa.array(np.arange(self.last_line + 1, self.last_line + 1 + len(texts), dtype=np.int64))
+        self.last_line += len(texts)
+        keep = pc.greater(pc.utf8_length(pc.utf8_trim_whitespace(lines)), 0)
+        return _raw_table(self.file.name, pc.filter(numbers, keep), pc.filter(lines, keep))
 
 
 def read_parquet(file: SourceFile) -> Iterator[pa.Table]:
