@@ -14,6 +14,10 @@ per person. Each phase runs in its own process so its peak RSS (Python + DuckDB)
 3. new events   1% of people get events in (T, T + 1h]; half of them on a new device (new sets)
 4. incremental  `resolve_identities(T + 1h)`
 5. full again   a rebuild at T + 1h, checked equal to the incremental result
+
+`--steps` prints the time and peak memory of each step of the DuckDB rebuild and the slowest SQL statements;
+`--full-only` stops after phase 2; `--reuse` starts again from the events of an earlier run. The machine may be
+shared: compare runs back to back.
 """
 
 from __future__ import annotations
