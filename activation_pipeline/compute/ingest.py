@@ -1,6 +1,8 @@
 """Parse Segment-spec messages with DuckDB: raw JSON texts in, typed event rows and quarantined lines out.
 
-Every message is parsed once by DuckDB's JSON reader (no Python per line). A message that cannot be used is
+Every message is read by DuckDB's JSON functions, no Python per line: validated, then read into two structs (the
+top-level Segment fields, and the nested paths the workspace uses); emails and phones get their canonical form
+in Python once per distinct written value (`activation_pipeline.identifiers`). A message that cannot be used is
 quarantined with the first reason that applies, in this order: not valid JSON, not a JSON object, no type,
 unknown type, no userId or anonymousId, track without event, group without groupId, alias without
 previousId, no timestamp (`timestamp`, else `originalTimestamp`, else `receivedAt`), timestamp not ISO-8601,
