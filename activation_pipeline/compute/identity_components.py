@@ -41,6 +41,20 @@ from activation_pipeline.compute.sqlutil import (
 _GRAPH = ("a", "b")
 
 
+def _blocked_table(conn: sa.Connection, schema: str, blocked: dict[str, frozenset[str]]) -> sa.Table:
+    """A work table of the blocked (identifier type, value) pairs."""
+    rows = [(kind, value) for kind, values in blocked.items() for value in sorted(values)]
+    return scratch_table(
+        conn,
+        schema,
+        "_id_blocked",
+        pa.table(
+            {"identifier_type": [t for t, _ in rows], "value": [v for _, v in rows]},
+            schema=pa.schema([("identifier_type", pa.string()), ("value", pa.string())]),
+        ),
+    )
+
+
 def work_table(schema: str | None, name: str, *columns: str) -> sa.TableClause:
     """A lightweight reference to a work table created with `create_table_as`."""
     return sa.table(name, *[sa.column(c) for c in columns], schema=schema)
@@ -273,16 +287,7 @@ def rebuild_simple(
     # scipy wants dense node numbers; SQL propagation wants them in no particular order (set hashes).
     node = sets.c.ord if scipy_path else sets.c.set_hash
 
-    blocked_rows = [(kind, value) for kind, values in blocked.items() for value in sorted(values)]
-    blocked_table = scratch_table(
-        conn,
-        schema,
-        "_id_blocked",
-        pa.table(
-            {"identifier_type": [k for k, _ in blocked_rows], "value": [v for _, v in blocked_rows]},
-            schema=pa.schema([("identifier_type", pa.string()), ("value", pa.string())]),
-        ),
-    )
+    blocked_table = _blocked_table(conn, schema, blocked)
     k = tables.set_keys
     is_blocked = sa.exists().where(
         blocked_table.c.identifier_type == k.c.identifier_type, blocked_table.c.value == k.c.value
@@ -631,16 +636,7 @@ def rebuild_duckdb(
     ordinal[order] = np.arange(n, dtype=np.int32)
     step("set order")
 
-    blocked_rows = [(kind, value) for kind, values in blocked.items() for value in sorted(values)]
-    blocked_table = scratch_table(
-        conn,
-        schema,
-        "_id_blocked",
-        pa.table(
-            {"identifier_type": [t for t, _ in blocked_rows], "value": [v for _, v in blocked_rows]},
-            schema=pa.schema([("identifier_type", pa.string()), ("value", pa.string())]),
-        ),
-    )
+    blocked_table = _blocked_table(conn, schema, blocked)
     kinds = sorted(
         {r[0] for r in conn.execute(sa.select(k.c.identifier_type).distinct())} | {"user_id", "anonymous_id"}
     )
