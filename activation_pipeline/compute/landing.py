@@ -31,7 +31,7 @@ from activation_pipeline.compute.sources import (
     read_parquet,
     read_warehouse,
 )
-from activation_pipeline.compute.sqlutil import create_table_as, drop_table, table_columns
+from activation_pipeline.compute.sqlutil import create_table_as, drop_table, rename_table, table_columns
 from activation_pipeline.config import Workspace
 from activation_pipeline.config.models import WarehouseEventsSource
 
@@ -76,13 +76,14 @@ class LandingSummary:
 
 @dataclass
 class _Landing:
-    """One landing in progress: the connection, its batch, the parser and the staging tables.
+    """One landing in progress: its batch, the parser, the staging tables and what waits to be written.
 
     Raw chunks are buffered and parsed PARSE_ROWS at a time, so many small files (a day or an hour each, as
-    archives hold them) cost one parse, not one each; manifest rows are written once every chunk is parsed.
+    archives hold them) cost one parse, not one each. Each parse is written in a transaction of its own (memory
+    stays bounded however long the history), together with what the files it completes change: removing what a
+    changed file gave before, and the file's manifest row, written with its last lines.
     """
 
-    conn: sa.Connection
     engine: ComputeEngine
     parser: MessageParser
     batch: int
@@ -93,6 +94,7 @@ class _Landing:
     buffer: list[pa.Table] = field(default_factory=list)
     buffered: int = 0
     counts: dict[str, list[int]] = field(default_factory=dict)
+    forgets: list[tuple[str, int]] = field(default_factory=list)
     records: list[tuple[str, bool, dict[str, Any]]] = field(default_factory=list)
 
     def stage(self, chunks: Iterable[pa.Table]) -> None:
@@ -104,45 +106,49 @@ class _Landing:
                 self.flush()
 
     def flush(self) -> None:
-        """Parse what is queued: events and identifier sets to staging, quarantine straight in."""
-        if not self.buffer:
-            return
-        parsed = self.parser.parse(pa.concat_tables(self.buffer))
+        """Parse what is queued and write it, with the queued removals and manifest rows, in one transaction."""
+        parsed = self.parser.parse(pa.concat_tables(self.buffer)) if self.buffer else None
         self.buffer, self.buffered = [], 0
-        load_arrow(self.conn, self.staging, parsed.events)
-        load_arrow(self.conn, self.staging_keys, parsed.set_keys)
+        with self.engine.begin() as conn:
+            for source, landed_batch in self.forgets:
+                _forget(conn, self.engine, events_of_source(self.engine, source), landed_batch)
+            self.forgets = []
+            if parsed is not None:
+                self._write(conn, parsed)
+            self._write_records(conn)
+
+    def _write(self, conn: sa.Connection, parsed: Parsed) -> None:
+        load_arrow(conn, self.staging, parsed.events)
+        load_arrow(conn, self.staging_keys, parsed.set_keys)
         quarantine = parsed.quarantine.append_column(
             "batch", pa.array([self.batch] * parsed.quarantine.num_rows, pa.int64())
         )
-        load_arrow(self.conn, self.engine.tables.quarantine, quarantine)
+        load_arrow(conn, self.engine.tables.quarantine, quarantine)
         self.summary.count(parsed)
         self.staged += parsed.events.num_rows
         for position, table in enumerate((parsed.events, parsed.quarantine)):
             for entry in pc.value_counts(table.column("source")).to_pylist():
                 self.counts.setdefault(entry["values"], [0, 0])[position] += entry["counts"]
-        _commit_staged(self)
+        _commit_staged(conn, self)
 
     def record(self, source: str, *, appended: bool, **values: Any) -> None:
-        """Queue a source's manifest row (written by `finish`, once its lines are parsed)."""
+        """Queue a source's manifest row: written with the source's last lines."""
         self.records.append((source, appended, values))
 
-    def touch(self, source: str, mtime_ns: int) -> None:
-        """Record a new modification time for a source whose content did not change."""
-        landed = self.engine.tables.landings
-        self.conn.execute(sa.update(landed).where(landed.c.source == source).values(mtime_ns=mtime_ns))
+    def forget(self, source: str, landed_batch: int) -> None:
+        """Queue removing what a source gave before (it changed)."""
+        self.forgets.append((source, landed_batch))
 
-    def finish(self) -> None:
-        """Parse what is left and write the manifest rows (replacing each source's previous one)."""
-        self.flush()
+    def _write_records(self, conn: sa.Connection) -> None:
         landed = self.engine.tables.landings
         for source, appended, values in self.records:
-            previous = self.conn.execute(
+            previous = conn.execute(
                 sa.select(landed.c.events, landed.c.quarantined).where(landed.c.source == source)
             ).first()
-            self.conn.execute(sa.delete(landed).where(landed.c.source == source))
+            conn.execute(sa.delete(landed).where(landed.c.source == source))
             kept = (previous or (0, 0)) if appended else (0, 0)
             events, quarantined = self.counts.get(source, [0, 0])
-            self.conn.execute(
+            conn.execute(
                 sa.insert(landed).values(
                     source=source,
                     batch=self.batch,
@@ -152,16 +158,35 @@ class _Landing:
                     **values,
                 )
             )
+        self.records = []
 
-    def forget(self, source: str, landed_batch: int) -> None:
-        """Remove what a source gave before (it changed); a full evaluation follows if it was used."""
-        tables = self.engine.tables
-        self.conn.execute(sa.delete(tables.events).where(tables.events.c.source == source))
-        self.conn.execute(sa.delete(tables.quarantine).where(tables.quarantine.c.source == source))
-        if landed_batch <= state.get_int(self.conn, tables, state.IDENTITY_BATCH):
-            # Events already folded into profiles were replaced: merges cannot be undone incrementally.
-            state.set_flag(self.conn, tables, state.IDENTITY_NEEDS_FULL, True)
-            state.set_flag(self.conn, tables, state.EVALUATION_NEEDS_FULL, True)
+
+def events_of_source(engine: ComputeEngine, source: str) -> tuple[Any, Any]:
+    """Which events and quarantined lines a source gave (conditions on the two tables)."""
+    tables = engine.tables
+    return tables.events.c.source == source, tables.quarantine.c.source == source
+
+
+def _forget(conn: sa.Connection, engine: ComputeEngine, rows: tuple[Any, Any], landed_batch: int) -> None:
+    """Remove events and quarantined lines; a full evaluation follows if the events were already used."""
+    tables = engine.tables
+    conn.execute(sa.delete(tables.events).where(rows[0]))
+    conn.execute(sa.delete(tables.quarantine).where(rows[1]))
+    if landed_batch <= state.get_int(conn, tables, state.IDENTITY_BATCH):
+        # Events already folded into profiles were replaced: merges cannot be undone incrementally.
+        state.set_flag(conn, tables, state.IDENTITY_NEEDS_FULL, True)
+        state.set_flag(conn, tables, state.EVALUATION_NEEDS_FULL, True)
+
+
+def _recover(conn: sa.Connection, engine: ComputeEngine, interrupted: int) -> None:
+    """Remove what an interrupted landing wrote for sources whose manifest row it did not get to write."""
+    tables = engine.tables
+    finished = sa.select(tables.landings.c.source).where(tables.landings.c.batch == interrupted)
+    rows = (
+        sa.and_(tables.events.c.batch == interrupted, tables.events.c.source.not_in(finished)),
+        sa.and_(tables.quarantine.c.batch == interrupted, tables.quarantine.c.source.not_in(finished)),
+    )
+    _forget(conn, engine, rows, interrupted)
 
 
 def _staging_tables(conn: sa.Connection, engine: ComputeEngine) -> tuple[sa.Table, sa.Table]:
@@ -179,7 +204,8 @@ def _staging_tables(conn: sa.Connection, engine: ComputeEngine) -> tuple[sa.Tabl
 
 def _land_files(landing: _Landing, workspace: Workspace) -> None:
     landed = landing.engine.tables.landings
-    known = {r.source: r for r in landing.conn.execute(sa.select(landed))}
+    with landing.engine.begin() as conn:
+        known = {r.source: r for r in conn.execute(sa.select(landed))}
     summary = landing.summary
     for file in event_files(workspace):
         previous = known.get(file.name)
@@ -196,7 +222,10 @@ def _land_files(landing: _Landing, workspace: Workspace) -> None:
         digest = file_digest(file.path, previous.size if can_append and previous is not None else None)
         if previous is not None and previous.content_hash == digest.content_hash:
             summary.unchanged_sources += 1
-            landing.touch(file.name, file.mtime_ns)
+            with landing.engine.begin() as conn:  # the content is the same: remember its new time
+                conn.execute(
+                    sa.update(landed).where(landed.c.source == file.name).values(mtime_ns=file.mtime_ns)
+                )
             continue
         appended = can_append and previous is not None and digest.prefix_hash == previous.content_hash
         if appended and previous is not None:
@@ -225,9 +254,8 @@ def _land_files(landing: _Landing, workspace: Workspace) -> None:
 
 def _land_warehouse(landing: _Landing, workspace: Workspace) -> None:
     landed = landing.engine.tables.landings
-    marks = {
-        r.source: r.watermark for r in landing.conn.execute(sa.select(landed.c.source, landed.c.watermark))
-    }
+    with landing.engine.begin() as conn:
+        marks = {r.source: r.watermark for r in conn.execute(sa.select(landed.c.source, landed.c.watermark))}
     for unit, raw, newest in read_warehouse(workspace, marks):
         if raw.num_rows == 0:
             landing.summary.unchanged_sources += 1
@@ -242,12 +270,12 @@ def _land_warehouse(landing: _Landing, workspace: Workspace) -> None:
         landing.record(unit, appended=True, watermark=newest)
 
 
-def _commit_staged(landing: _Landing) -> None:
+def _commit_staged(conn: sa.Connection, landing: _Landing) -> None:
     """Move staged events into `events` (first of each messageId, never one already landed), time-sorted.
 
     Runs after every parse, so the staging tables hold one parse's rows at most (bounded memory).
     """
-    conn, tables = landing.conn, landing.engine.tables
+    tables = landing.engine.tables
     staging, events = landing.staging, tables.events
     columns = [c.name for c in staging.columns]
     ranked = sa.select(
@@ -287,12 +315,7 @@ def _keep_time_order(conn: sa.Connection, engine: ComputeEngine, landed: int) ->
     if landed == 0 or landed * 4 < total:
         return
     create_table_as(conn, engine.schema, SORTED, sa.select(events).order_by(events.c.timestamp))
-    sorted_events = sa.Table(
-        SORTED, sa.MetaData(schema=engine.schema), *[sa.Column(c.name) for c in events.columns]
-    )
-    conn.execute(sa.delete(events))
-    conn.execute(sa.insert(events).from_select([c.name for c in events.columns], sa.select(sorted_events)))
-    drop_table(conn, engine.schema, SORTED)
+    rename_table(conn, engine.schema, SORTED, events.name)
 
 
 def land_events(engine: ComputeEngine, workspace: Workspace) -> LandingSummary:
@@ -308,29 +331,34 @@ def land_events(engine: ComputeEngine, workspace: Workspace) -> LandingSummary:
                 "again from the source, and deliveries already made are kept in the state store"
             )
         columns = ensure_event_columns(conn, tables.events, workspace)
-        batch = (conn.execute(sa.select(sa.func.max(tables.landings.c.batch))).scalar() or 0) + 1
+        interrupted = state.get_int(conn, tables, state.LANDING_BATCH)
+        if interrupted:
+            _recover(conn, engine, interrupted)
+        landed_max = conn.execute(sa.select(sa.func.max(tables.landings.c.batch))).scalar() or 0
+        batch = max(landed_max, interrupted) + 1
+        state.put(conn, tables, state.LANDING_BATCH, str(batch))
         staging, staging_keys = _staging_tables(conn, engine)
-        parser = MessageParser(workspace, columns)
-        landing = _Landing(conn, engine, parser, batch, staging, staging_keys, summary)
-        try:
-            if isinstance(workspace.sources.events, WarehouseEventsSource):
-                _land_warehouse(landing, workspace)
-            else:
-                _land_files(landing, workspace)
-            landing.finish()
-            events = tables.events
-            landed = sa.select(sa.func.count()).select_from(events).where(events.c.batch == batch)
-            summary.events = int(conn.execute(landed).scalar() or 0)
-            summary.duplicates = landing.staged - summary.events
-            if engine.is_duckdb:
-                _keep_time_order(conn, engine, summary.events)
-        finally:
-            parser.close()
-            drop_table(conn, engine.schema, STAGING)
-            drop_table(conn, engine.schema, STAGING_KEYS)
+    parser = MessageParser(workspace, columns)
+    landing = _Landing(engine, parser, batch, staging, staging_keys, summary)
+    try:
+        if isinstance(workspace.sources.events, WarehouseEventsSource):
+            _land_warehouse(landing, workspace)
+        else:
+            _land_files(landing, workspace)
+        landing.flush()
+    finally:
+        parser.close()
+    with engine.begin() as conn:
+        events = tables.events
+        landed = sa.select(sa.func.count()).select_from(events).where(events.c.batch == batch)
+        summary.events = int(conn.execute(landed).scalar() or 0)
+        summary.duplicates = landing.staged - summary.events
+        if engine.is_duckdb:
+            _keep_time_order(conn, engine, summary.events)
+        drop_table(conn, engine.schema, STAGING)
+        drop_table(conn, engine.schema, STAGING_KEYS)
+        state.put(conn, tables, state.LANDING_BATCH, None)
         summary.batch = batch if not summary.unchanged or summary.quarantined else None
-        summary.events_total = int(
-            conn.execute(sa.select(sa.func.count()).select_from(tables.events)).scalar() or 0
-        )
+        summary.events_total = int(conn.execute(sa.select(sa.func.count()).select_from(events)).scalar() or 0)
     summary.seconds = time.perf_counter() - started
     return summary

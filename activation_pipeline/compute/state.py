@@ -17,6 +17,8 @@ EVALUATION_NEEDS_FULL = "evaluation_needs_full"
 AFFECTED_KEY = "affected_key"
 IDENTITY_CONFIG = "identity_config"
 EVALUATION_CONFIG = "evaluation_config"
+LANDING_BATCH = "landing_batch"
+"""Set while a landing runs (its batch); still set at the next landing means it was interrupted."""
 
 
 def stage_key(stage: str) -> str:

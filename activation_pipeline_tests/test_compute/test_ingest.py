@@ -13,7 +13,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from activation_pipeline.compute import sources
+from activation_pipeline.compute import landing, sources
 from activation_pipeline.compute.engine import ComputeEngine
 from activation_pipeline.compute.event_columns import referenced_columns
 from activation_pipeline.compute.identity import profile_id_for
@@ -396,3 +396,26 @@ def test_landed_identifiers_have_the_canonical_form(tmp_path: Path, kind: str, w
     [row] = parse(workspace, msg).events.to_pylist()
     ids = dict(map(tuple, json.loads(row["ids"])))
     assert ids[kind] == canonical_identifier(kind, written, workspace.normalisation.default_region)
+
+
+def test_an_interrupted_landing_is_finished_by_the_next_without_counting_twice(
+    tmp_path: Path, compute_engine: ComputeEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(landing, "PARSE_ROWS", 2)  # a transaction every two lines
+    workspace = make_workspace(tmp_path)
+    day = datetime(2025, 5, 1, tzinfo=UTC)
+    (tmp_path / "events" / "a.jsonl").write_text(
+        "\n".join([message(1, day, "u1"), "not json", message(2, day, "u2"), message(3, day, "u3")]) + "\n"
+    )
+    broken = tmp_path / "events" / "b.jsonl.gz"
+    whole = gzip.compress(("\n".join(message(i, day, "u4") for i in range(4, 40)) + "\n").encode())
+    broken.write_bytes(whole[: len(whole) // 2])  # a truncated upload: reading it fails half way
+    pipeline = ComputePipeline(workspace, compute_engine)
+    with pytest.raises(EOFError):
+        pipeline.land()
+    assert pipeline.read(compute_engine.tables.events.select()).num_rows > 0  # part of it was committed
+    broken.write_bytes(whole)
+    summary = pipeline.land()
+    assert (summary.events, summary.quarantined, summary.new_sources) == (39, 1, 2)
+    assert pipeline.quarantine().num_rows == 1
+    assert sorted(e["message_id"] for e in _events(pipeline)) == sorted(f"m{i}" for i in range(1, 40))
