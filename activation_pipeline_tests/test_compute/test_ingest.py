@@ -207,13 +207,31 @@ def _events(pipeline: ComputePipeline) -> list[dict[str, Any]]:
     return pipeline.read(e.select().order_by(e.c.timestamp, e.c.message_id)).to_pylist()
 
 
-def test_three_years_of_undated_files_land_in_one_run(tmp_path: Path, compute_engine: ComputeEngine) -> None:
+def _write_history(events: Path, layout: str, lines: list[str]) -> None:
+    """Four parts of a history, as undated JSONL, gzip in Segment's dated archive folders, or Parquet."""
+    for part in range(4):
+        chunk = lines[part::4] + (["not json"] if part == 0 else [])
+        if layout == "undated":
+            (events / f"part-{part:04d}.jsonl").write_text("\n".join(chunk) + "\n")
+        elif layout == "archive":
+            folder = events / "src_1" / f"2026-11-0{part + 1}"
+            folder.mkdir(parents=True)
+            (folder / f"17620000{part}.abc.gz").write_bytes(gzip.compress(("\n".join(chunk) + "\n").encode()))
+        else:
+            rows = [json.loads(line) for line in chunk if line != "not json"]
+            if part == 0:
+                rows.append({"type": "track", "messageId": "bad", "event": "X", "timestamp": "2024-01-01"})
+            pq.write_table(pa.Table.from_pylist(rows), events / f"part-{part:04d}.parquet")
+
+
+@pytest.mark.parametrize("layout", ["undated", "archive", "parquet"])
+def test_three_years_of_history_land_in_one_run(
+    tmp_path: Path, compute_engine: ComputeEngine, layout: str
+) -> None:
     workspace = make_workspace(tmp_path, COUNTERS)
     start = datetime(2023, 11, 1, tzinfo=UTC)
     lines = [message(i, start + timedelta(days=i), f"u{i % 3}", revenue=1) for i in range(1100)]
-    for part in range(4):
-        chunk = lines[part::4] + (["not json"] if part == 0 else [])
-        (tmp_path / "events" / f"part-{part:04d}.jsonl").write_text("\n".join(chunk) + "\n")
+    _write_history(tmp_path / "events", layout, lines)
     pipeline = ComputePipeline(workspace, compute_engine)
     first = pipeline.land()
     assert (first.events, first.quarantined, first.new_sources, first.batch) == (1100, 1, 4, 1)
@@ -223,6 +241,9 @@ def test_three_years_of_undated_files_land_in_one_run(tmp_path: Path, compute_en
     pipeline.evaluate(at("2026-11-05T00:00"))
     orders = {p: r["orders"] for p, r in by_profile(pipeline, "computed_traits").items()}
     assert orders == {profile_id_for(("user_id", f"u{u}")): n for u, n in ((0, 367), (1, 367), (2, 366))}
+    timestamps = [e["timestamp"] for e in pipeline.read(compute_engine.tables.events.select()).to_pylist()]
+    if compute_engine.is_duckdb:
+        assert timestamps == sorted(timestamps)  # stored in time order after a history load
 
 
 def test_dated_folders_gzip_and_parquet(tmp_path: Path, compute_engine: ComputeEngine) -> None:
