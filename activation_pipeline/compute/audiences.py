@@ -35,6 +35,7 @@ from activation_pipeline.config.models import (
     TraitCondition,
     UniqueListTrait,
 )
+from activation_pipeline.config.rules import walk_conditions
 
 
 @dataclass(frozen=True)
@@ -101,19 +102,6 @@ def trait_refs(workspace: Workspace, level: str) -> dict[str, TraitRef]:
     return refs
 
 
-def _walk(node: Any) -> list[Any]:
-    found = [node]
-    if isinstance(node, AllCondition):
-        for c in node.all:
-            found += _walk(c)
-    elif isinstance(node, AnyCondition):
-        for c in node.any:
-            found += _walk(c)
-    elif isinstance(node, NotCondition):
-        found += _walk(node.not_)
-    return found
-
-
 def _utc(moment: datetime | None) -> datetime | None:
     if moment is None:
         return None
@@ -142,7 +130,7 @@ def topological(audiences: list[Audience]) -> list[Audience]:
     def visit(audience: Audience, path: tuple[str, ...]) -> None:
         if audience.key in done or audience.key in path:
             return
-        for node in _walk(audience.where):
+        for _, node in walk_conditions(audience.where):
             if isinstance(node, AudienceCondition) and node.audience in by_key:
                 visit(by_key[node.audience], (*path, audience.key))
         done.add(audience.key)
@@ -160,7 +148,7 @@ class _Counts:
         self.columns: dict[str, str] = {}
         self.specs: list[tuple[str, Audience, EventCondition]] = []
         for audience in audiences:
-            for node in _walk(audience.where):
+            for _, node in walk_conditions(audience.where):
                 if isinstance(node, EventCondition):
                     signature = _event_signature(audience, node)
                     if signature not in self.columns:

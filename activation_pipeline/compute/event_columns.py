@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -19,13 +18,8 @@ import sqlalchemy as sa
 
 from activation_pipeline.compute.sqlutil import JsonText, TryFloat, path_parts, table_columns
 from activation_pipeline.config import Workspace
-from activation_pipeline.config.models import (
-    AggregationTrait,
-    AllCondition,
-    AnyCondition,
-    EventCondition,
-    NotCondition,
-)
+from activation_pipeline.config.models import AggregationTrait, EventCondition
+from activation_pipeline.config.rules import walk_conditions
 
 Namespace = Literal["properties", "traits"]
 Kind = Literal["text", "number"]
@@ -58,19 +52,6 @@ class EventColumn:
         return TryFloat(text) if self.kind == "number" else text
 
 
-def _event_conditions(node: Any) -> Iterator[EventCondition]:
-    if isinstance(node, AllCondition):
-        for child in node.all:
-            yield from _event_conditions(child)
-    elif isinstance(node, AnyCondition):
-        for child in node.any:
-            yield from _event_conditions(child)
-    elif isinstance(node, NotCondition):
-        yield from _event_conditions(node.not_)
-    elif isinstance(node, EventCondition):
-        yield node
-
-
 def referenced_columns(workspace: Workspace) -> list[EventColumn]:
     """Every event column the workspace's traits and audiences read, sorted."""
     found: set[EventColumn] = set()
@@ -84,9 +65,9 @@ def referenced_columns(workspace: Workspace) -> list[EventColumn]:
             kind: Kind = "number" if isinstance(trait, AggregationTrait) else "text"
             found.add(EventColumn("properties", prop, kind))
     for audience in workspace.audiences:
-        for condition in _event_conditions(audience.where):
-            for flt in condition.where:
-                found.add(EventColumn("properties", flt.property, "text"))
+        for _, node in walk_conditions(audience.where):
+            if isinstance(node, EventCondition):
+                found.update(EventColumn("properties", flt.property, "text") for flt in node.where)
     return sorted(found)
 
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
 import sqlalchemy as sa
 
@@ -22,12 +21,8 @@ from activation_pipeline.compute.engine import ComputeEngine
 from activation_pipeline.compute.event_columns import ensure_event_columns
 from activation_pipeline.compute.sqlutil import create_table_as, drop_table
 from activation_pipeline.config import Workspace
-from activation_pipeline.config.models import (
-    AllCondition,
-    AnyCondition,
-    EventCondition,
-    NotCondition,
-)
+from activation_pipeline.config.models import EventCondition
+from activation_pipeline.config.rules import walk_conditions
 
 STAGES = ("custom_traits", "computed_traits", "sql_traits")
 
@@ -54,22 +49,13 @@ class Plan:
 def windows(workspace: Workspace) -> set[timedelta]:
     """Every user-level time window the workspace's computed traits and event conditions use."""
     found = {t.window for t in workspace.traits.computed if t.window is not None and t.level == "user"}
-
-    def walk(node: Any) -> None:
-        if isinstance(node, AllCondition):
-            for child in node.all:
-                walk(child)
-        elif isinstance(node, AnyCondition):
-            for child in node.any:
-                walk(child)
-        elif isinstance(node, NotCondition):
-            walk(node.not_)
-        elif isinstance(node, EventCondition) and node.within is not None:
-            found.add(node.within)
-
     for audience in workspace.audiences:
         if audience.level == "user":
-            walk(audience.where)
+            found.update(
+                node.within
+                for _, node in walk_conditions(audience.where)
+                if isinstance(node, EventCondition) and node.within is not None
+            )
     return found
 
 
