@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import multiprocessing as mp
 import os
 import re
 import resource
@@ -38,10 +37,11 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+
+from phases import peak_mb, run_phase
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -77,10 +77,6 @@ def _connect(path: str, memory_limit: str | None) -> Any:
 
 def _list(values: list[str]) -> str:
     return "[" + ", ".join(f"'{v}'" for v in values) + "]"
-
-
-def _peak_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 # ------------------------------------------------------------------------------------------ the events
@@ -389,7 +385,7 @@ def _phase_evaluate(out: str, as_of: str, full: bool, memory_limit: str | None) 
         start = time.perf_counter()
         results[stage] = getattr(pipeline, stage)(moment)
         timings[stage] = time.perf_counter() - start
-        print(f"    {stage:<20} {timings[stage]:8.1f} s   peak so far {_peak_mb():7.0f} MB", flush=True)
+        print(f"    {stage:<20} {timings[stage]:8.1f} s   peak so far {peak_mb():7.0f} MB", flush=True)
     pipeline.close()
     return {
         "timings": timings,
@@ -548,32 +544,6 @@ def _phase_full_again(out: str, as_of: str, memory_limit: str | None) -> dict[st
         "members_only_full": members[1],
         "trait_mismatches": traits,
     }
-    return result
-
-
-def _child(queue: Any, fn: Callable[..., dict[str, Any]], args: tuple[Any, ...]) -> None:
-    start = time.perf_counter()
-    try:
-        result = fn(*args)
-    except BaseException as error:
-        queue.put({"error": f"{type(error).__name__}: {error}"})
-        raise
-    result["wall_s"] = time.perf_counter() - start
-    result["peak_mb"] = _peak_mb()
-    queue.put(result)
-
-
-def run_phase(name: str, fn: Callable[..., dict[str, Any]], *args: Any) -> dict[str, Any]:
-    """Run one phase in a fresh process; return its result with wall time and peak RSS."""
-    ctx = mp.get_context("spawn")
-    queue = ctx.Queue()
-    process = ctx.Process(target=_child, args=(queue, fn, args))
-    process.start()
-    result: dict[str, Any] = queue.get()
-    process.join()
-    if "error" in result:
-        raise SystemExit(f"phase {name} failed: {result['error']}")
-    print(f"  {name:<12} {result['wall_s']:8.1f} s   peak {result['peak_mb']:7.0f} MB", flush=True)
     return result
 
 

@@ -23,15 +23,14 @@ shared: compare runs back to back.
 from __future__ import annotations
 
 import argparse
-import multiprocessing as mp
-import resource
 import shutil
 import sys
 import time
-from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
+
+from phases import run_phase
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -185,10 +184,6 @@ def new_events_sql(profiles: int) -> list[str]:
 # ------------------------------------------------------------------------------------------ phases
 
 
-def _peak_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
 def _phase_sql(db: str, statements: list[str], memory_limit: str) -> dict[str, Any]:
     engine = _engine(db, memory_limit)
     with engine.begin() as conn:
@@ -271,33 +266,6 @@ def _phase_identity(
     return {"identity_s": seconds, "summary": summary.__dict__, "checksum": checksum}
 
 
-def _child(queue: Any, fn: Callable[..., dict[str, Any]], args: tuple[Any, ...]) -> None:
-    start = time.perf_counter()
-    try:
-        result = fn(*args)
-    except BaseException as error:
-        queue.put({"error": f"{type(error).__name__}: {error}"})
-        raise
-    result["wall_s"] = time.perf_counter() - start
-    result["peak_mb"] = _peak_mb()
-    queue.put(result)
-
-
-def run_phase(name: str, fn: Callable[..., dict[str, Any]], *args: Any) -> dict[str, Any]:
-    """Run one phase in a fresh process; return its result with wall time and peak RSS."""
-    ctx = mp.get_context("spawn")
-    queue = ctx.Queue()
-    process = ctx.Process(target=_child, args=(queue, fn, args))
-    process.start()
-    result: dict[str, Any] = queue.get()
-    process.join()
-    if "error" in result:
-        raise SystemExit(f"phase {name} failed: {result['error']}")
-    took = result.get("identity_s", result["wall_s"])
-    print(f"  {name:<12} {took:8.1f} s   peak {result['peak_mb']:7.0f} MB", flush=True)
-    return result
-
-
 def main() -> None:
     """Run every phase and print the figures."""
     parser = argparse.ArgumentParser(
@@ -325,16 +293,18 @@ def main() -> None:
         synth = run_phase("reuse", _phase_sql, db, [], args.memory_limit)
     print(f"  {synth['events']:,} events, {synth['sets']:,} identifier sets", flush=True)
     t1, t2 = AS_OF.isoformat(sep=" "), AS_OF_2.isoformat(sep=" ")
-    full = run_phase("full", _phase_identity, db, t1, True, args.memory_limit, args.steps)
+    full = run_phase("full", _phase_identity, db, t1, True, args.memory_limit, args.steps, took="identity_s")
     print(f"    {full['summary']}", flush=True)
     if args.full_only:
         print(f"figures: full {full['identity_s']:.1f} s ({full['peak_mb']:.0f} MB)")
         return
     run_phase("new events", _phase_sql, db, new_events_sql(args.profiles), args.memory_limit)
-    incremental = run_phase("incremental", _phase_identity, db, t2, False, args.memory_limit, args.steps)
+    incremental = run_phase(
+        "incremental", _phase_identity, db, t2, False, args.memory_limit, args.steps, took="identity_s"
+    )
     print(f"    {incremental['summary']}", flush=True)
     if not args.skip_full_again:
-        again = run_phase("full again", _phase_identity, db, t2, True, args.memory_limit)
+        again = run_phase("full again", _phase_identity, db, t2, True, args.memory_limit, took="identity_s")
         same = again["checksum"] == incremental["checksum"]
         print(f"  incremental == full: {same}", flush=True)
         if not same:
