@@ -111,7 +111,7 @@ class _Landing:
         self.buffer, self.buffered = [], 0
         with self.engine.begin() as conn:
             for source, landed_batch in self.forgets:
-                _forget(conn, self.engine, events_of_source(self.engine, source), landed_batch)
+                _forget(conn, self.engine, _source_rows(self.engine, source), landed_batch)
             self.forgets = []
             if parsed is not None:
                 self._write(conn, parsed)
@@ -161,7 +161,7 @@ class _Landing:
         self.records = []
 
 
-def events_of_source(engine: ComputeEngine, source: str) -> tuple[Any, Any]:
+def _source_rows(engine: ComputeEngine, source: str) -> tuple[Any, Any]:
     """Which events and quarantined lines a source gave (conditions on the two tables)."""
     tables = engine.tables
     return tables.events.c.source == source, tables.quarantine.c.source == source

@@ -81,11 +81,6 @@ def _try_float_postgres(element: TryFloat, compiler: SQLCompiler, **kw: Any) -> 
     return f"(CASE WHEN ({inner}) ~ {pattern} THEN CAST(({inner}) AS DOUBLE PRECISION) END)"
 
 
-def json_number(column: Any, path: str) -> ColumnElement[float]:
-    """The number at a JSON path (a JSON number or numeric text), else NULL."""
-    return TryFloat(JsonText(column, path_parts(path)))
-
-
 class PickBy(FunctionElement[Any]):
     """Aggregate: the value on the row with the smallest (`first`) or largest order key, among filtered rows."""
 
