@@ -20,7 +20,6 @@ from activation_pipeline.activation.model import IdentifierValue, ProfileView
 from activation_pipeline.config.models import MOBILE_IDENTIFIERS, Connection, IdStrategy
 
 DEFAULT_IDENTIFIERS: tuple[str, ...] = ("email", "phone", "ios.idfa", "android.id")
-MESSAGE_KEYS = ("user_id", "anonymous_id")
 DEVICE_TYPES = {"ios.idfa": "ios", "android.id": "android"}
 ADVERTISING_ID = "context.device.advertisingId"
 

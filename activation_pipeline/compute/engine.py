@@ -157,7 +157,3 @@ def load_arrow(conn: sa.Connection, table: sa.Table, data: pa.Table) -> int:
     return data.num_rows
 
 
-def ensure_dir(path: Path) -> Path:
-    """Create a directory (and parents) and return it."""
-    path.mkdir(parents=True, exist_ok=True)
-    return path

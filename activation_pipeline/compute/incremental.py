@@ -23,11 +23,12 @@ from activation_pipeline.compute.sqlutil import create_table_as, drop_table
 from activation_pipeline.config import Workspace
 from activation_pipeline.config.models import EventCondition
 from activation_pipeline.config.rules import walk_conditions
+from activation_pipeline.errors import ComputeError
 
 STAGES = ("custom_traits", "computed_traits", "sql_traits")
 
 
-class StageOrderError(RuntimeError):
+class StageOrderError(ComputeError, RuntimeError):
     """A stage was run before the stage it depends on reached the same as-of time."""
 
 

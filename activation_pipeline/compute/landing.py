@@ -34,6 +34,7 @@ from activation_pipeline.compute.sources import (
 from activation_pipeline.compute.sqlutil import create_table_as, drop_table, rename_table, table_columns
 from activation_pipeline.config import Workspace
 from activation_pipeline.config.models import WarehouseEventsSource
+from activation_pipeline.errors import ComputeError
 
 STAGING = "_landing_events"
 STAGING_KEYS = "_landing_set_keys"
@@ -42,7 +43,7 @@ PARSE_ROWS = 250_000
 """Raw lines parsed at once: large enough to amortise a parse, small enough to bound its memory."""
 
 
-class LegacySchemaError(RuntimeError):
+class LegacySchemaError(ComputeError, RuntimeError):
     """The compute schema was created by a version that stored events by day."""
 
 

@@ -31,6 +31,7 @@ from activation_pipeline.config.models import (
     SqlTrait,
 )
 from activation_pipeline.config.secrets import SecretRef
+from activation_pipeline.errors import ComputeError
 
 _RESERVED_VIEWS = frozenset(
     {"identifies", "tracks", "groups", "aliases", "pages", "screens", "users", "accounts"}
@@ -48,7 +49,7 @@ _VIEW_META = (
 )
 
 
-class SqlTraitError(RuntimeError):
+class SqlTraitError(ComputeError, RuntimeError):
     """A SQL trait's query is unusable (missing columns, or several rows for one profile)."""
 
 

@@ -470,10 +470,6 @@ class NotCondition(Model):
     not_: Condition = Field(alias="not")
 
 
-AnyConditionModel = (
-    AllCondition | AnyCondition | NotCondition | EventCondition | TraitCondition | AudienceCondition
-)
-
 _CONDITION_KEYS = ("all", "any", "not", "event", "trait", "audience")
 
 

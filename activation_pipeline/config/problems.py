@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from activation_pipeline.config.models import SLUG, SNAKE_KEY, TAG, TRAIT_PATH
+from activation_pipeline.errors import ConfigurationError
 
 Loc = tuple[str | int, ...]
 
@@ -28,7 +29,7 @@ class Problem:
         return asdict(self)
 
 
-class WorkspaceInvalidError(ValueError):
+class WorkspaceInvalidError(ConfigurationError, ValueError):
     """A workspace file has problems; `problems` lists every one of them."""
 
     def __init__(self, source: str, problems: Sequence[Problem]) -> None:

@@ -7,8 +7,10 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
+from activation_pipeline.errors import ConfigurationError
 
-class MissingSecretError(RuntimeError):
+
+class MissingSecretError(ConfigurationError, RuntimeError):
     """An environment variable that a secret reference names is not set."""
 
 

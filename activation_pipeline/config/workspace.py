@@ -6,7 +6,6 @@ from pathlib import Path
 
 from pydantic import Field, PrivateAttr
 
-from activation_pipeline.config.catalogue import CATALOGUE, DestinationSpec
 from activation_pipeline.config.destination_types import AnyDestination, Destination
 from activation_pipeline.config.models import (
     SLUG,
@@ -17,7 +16,6 @@ from activation_pipeline.config.models import (
     Identity,
     Model,
     Sources,
-    SqlTrait,
     StateSettings,
     Traits,
 )
@@ -86,17 +84,9 @@ class Workspace(Model):
         """The destination with this id."""
         return next(d for d in self.destinations if d.id == destination_id)
 
-    def destination_spec(self, destination_id: str) -> DestinationSpec:
-        """The catalogue entry of a destination's type."""
-        return CATALOGUE[self.destination(destination_id).type]
-
     def computed_trait(self, key: str) -> AnyComputedTrait:
         """The computed trait with this key."""
         return next(t for t in self.traits.computed if t.key == key)
-
-    def sql_trait(self, key: str) -> SqlTrait:
-        """The SQL trait with this key."""
-        return next(t for t in self.traits.sql if t.key == key)
 
     def connection(self, connection_id: str) -> Connection:
         """The connection with this id."""

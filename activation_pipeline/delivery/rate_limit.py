@@ -167,25 +167,6 @@ class SharedRateLimiter:
             thread.join(timeout=5)
 
 
-class LocalRateLimiter:
-    """The same schedule within one process only (for sandboxes and tools without a state store)."""
-
-    def __init__(self, requests_per_second: float, *, safety: float = DEFAULT_SAFETY) -> None:
-        self.interval = 1.0 / (requests_per_second * safety)
-        self._next = 0.0
-        self._lock = threading.Lock()
-
-    def acquire(self) -> None:
-        """Block until the next slot."""
-        with self._lock:
-            now = time.time()
-            slot = max(now, self._next)
-            self._next = slot + self.interval
-        delay = slot - time.time()
-        if delay > 0:
-            time.sleep(delay)
-
-
 def max_in_any_window(timestamps: list[float], window: float = 1.0) -> int:
     """The most timestamps inside any half-open window [t, t + window) (two pointers over sorted times)."""
     ordered = sorted(timestamps)

@@ -33,10 +33,10 @@ ALIAS_LABEL = "anonymous_id"
 def braze_classify(response: requests.Response) -> Verdict:
     """Default classification, plus `X-RateLimit-Reset` as the wait of a 429 without Retry-After."""
     verdict = default_classify(response)
-    if verdict.kind == "retry" and verdict.delay is None and response.status_code == 429:
+    if verdict.kind is Outcome.RETRY and verdict.delay is None and response.status_code == 429:
         reset = response.headers.get("X-RateLimit-Reset", "")
         if reset.isdigit():
-            return Verdict("retry", max(0.0, int(reset) - time.time()), verdict.reason)
+            return Verdict(Outcome.RETRY, max(0.0, int(reset) - time.time()), verdict.reason)
     return verdict
 
 
@@ -113,7 +113,7 @@ class BrazeClient:
                 continue
             result = self.sender.post_json("/users/track", body)
             answers.append(result)
-            if result.verdict != "ok":
+            if result.verdict is not Outcome.ACKNOWLEDGED:
                 results += same_for_all(list(placed.values()), result, sent)
                 continue
             errors = {

@@ -57,6 +57,7 @@ from activation_pipeline.destinations.http import (
 from activation_pipeline.destinations.normalise import FACEBOOK, FACEBOOK_SCHEMA, RecordNormaliser
 from activation_pipeline.destinations.normalise.figures import ListFigures
 from activation_pipeline.destinations.normalise.record import NormalisedRecord
+from activation_pipeline.errors import TransientDestinationError
 
 MAX_ROWS = 10_000
 THROTTLE_CODES = frozenset({4, 17, 32, 613, *range(80000, 80015)})
@@ -110,7 +111,7 @@ def classify_meta(response: requests.Response) -> Verdict:
     """Judge a Graph API answer: throttle codes and transient errors retry whatever the HTTP status."""
     status = response.status_code
     if 200 <= status < 300:
-        return Verdict("ok")
+        return Verdict(Outcome.ACKNOWLEDGED)
     try:
         error = meta_error(response.json())
     except ValueError:
@@ -120,17 +121,19 @@ def classify_meta(response: requests.Response) -> Verdict:
         subcode = error.get("error_subcode")
         where = f"Meta error {code}" + (f"/{subcode}" if subcode else "")
         if code in THROTTLE_CODES:
-            return Verdict("retry", _regain_seconds(response.headers), reason=f"{where}: rate limited")
+            return Verdict(Outcome.RETRY, _regain_seconds(response.headers), reason=f"{where}: rate limited")
         if code in TRANSIENT_CODES or error.get("is_transient") is True:
-            return Verdict("retry", parse_retry_after(response.headers.get("Retry-After")), reason=where)
+            return Verdict(
+                Outcome.RETRY, parse_retry_after(response.headers.get("Retry-After")), reason=where
+            )
         if not is_retryable_status(status):
             message = str(error.get("error_user_title") or error.get("message") or "")[:200]
-            return Verdict("fail", reason=f"HTTP {status} {where}: {message}")
+            return Verdict(Outcome.FAILED, reason=f"HTTP {status} {where}: {message}")
     if is_retryable_status(status):
         return Verdict(
-            "retry", parse_retry_after(response.headers.get("Retry-After")), reason=f"HTTP {status}"
+            Outcome.RETRY, parse_retry_after(response.headers.get("Retry-After")), reason=f"HTTP {status}"
         )
-    return Verdict("fail", reason=f"HTTP {status}: {short_body(response)}")
+    return Verdict(Outcome.FAILED, reason=f"HTTP {status}: {short_body(response)}")
 
 
 @dataclass
@@ -253,8 +256,8 @@ class FacebookClient:
         params: dict[str, Any] | None = {"fields": "id,name", "limit": 500}
         while path:
             result = self.sender.request("GET", path, params=params)
-            if result.verdict != "ok":
-                raise RuntimeError(f"listing custom audiences failed: {result.reason}")
+            if result.verdict is not Outcome.ACKNOWLEDGED:
+                raise TransientDestinationError(f"listing custom audiences failed: {result.reason}")
             body = result.json() or {}
             for audience in body.get("data", []):
                 if audience.get("name") == name:
@@ -272,8 +275,8 @@ class FacebookClient:
         }
         result = self.sender.post_json(f"{self.version}/act_{self.account}/customaudiences", body)
         created = result.json() or {}
-        if result.verdict != "ok" or "id" not in created:
-            raise RuntimeError(f"creating custom audience failed: {result.reason}")
+        if result.verdict is not Outcome.ACKNOWLEDGED or "id" not in created:
+            raise TransientDestinationError(f"creating custom audience failed: {result.reason}")
         return str(created["id"])
 
     # ------------------------------------------------------------------ sending
@@ -284,7 +287,7 @@ class FacebookClient:
         last_batch = self._sessions.batch(context)
         try:
             audience_id = self.ensure_audience(context.connection_settings, context.connection_id)
-        except RuntimeError as error:
+        except TransientDestinationError as error:
             reason = str(error)
             return BatchResult([RecordResult(r.record_id, Outcome.RETRY, reason) for r in records])
         normalised = self.normaliser.normalise_many([r.payload for r in records])
@@ -351,13 +354,13 @@ class FacebookClient:
             METHOD[operation], f"{self.version}/{audience_id}/users", json=body
         )
         figures.http(result)
-        answer = result.json() if result.verdict == "ok" else None
+        answer = result.json() if result.verdict is Outcome.ACKNOWLEDGED else None
         response = answer if isinstance(answer, dict) else None
-        if result.verdict == "ok":
+        if result.verdict is Outcome.ACKNOWLEDGED:
             figures.add("rows_sent", len(data))
             figures.add("platform_received", float((response or {}).get("num_received", 0) or 0))
             figures.add("platform_invalid", float((response or {}).get("num_invalid_entries", 0) or 0))
-        outcome = {"ok": Outcome.ACKNOWLEDGED, "fail": Outcome.FAILED}.get(result.verdict, Outcome.RETRY)
+        outcome = result.verdict
         summary = {k: v for k, v in (response or {}).items() if k != "invalid_entry_samples"}
         out: list[RecordResult] = []
         for member in chunk:

@@ -31,17 +31,18 @@ from activation_pipeline.destinations.base import (
     RecordResult,
 )
 from activation_pipeline.destinations.http import ClientOptions
+from activation_pipeline.errors import TerminalDestinationError, TransientDestinationError
 
 Handler = Callable[[dict[str, Any], dict[str, str]], Any]
 _IMPORT_LOCK = threading.Lock()
 _RNG = random.Random()  # noqa: S311 - jitter, not cryptography
 
 
-class RetryableError(Exception):
+class RetryableError(TransientDestinationError):
     """Raised by a function to ask for the record to be retried later (a transient failure)."""
 
 
-class EventNotSupportedError(Exception):
+class EventNotSupportedError(TerminalDestinationError):
     """The function has no handler for this message type."""
 
 
@@ -119,11 +120,13 @@ class FunctionClient:
             self.calls += 1
             try:
                 returned = handler(json.loads(json.dumps(message)), dict(self.settings))
-            except RetryableError as error:
+            except TransientDestinationError as error:
                 wait = policy.backoff(attempt, _RNG)
                 if attempt >= policy.max_attempts or waited + wait > policy.max_total_wait:
                     return RecordResult(
-                        record_id, Outcome.RETRY, f"RetryableError: {error}; gave up after {attempt} attempts"
+                        record_id,
+                        Outcome.RETRY,
+                        f"{type(error).__name__}: {error}; gave up after {attempt} attempts",
                     )
                 self.retries += 1
                 waited += wait

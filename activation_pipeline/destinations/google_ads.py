@@ -110,7 +110,7 @@ def classify_google(response: requests.Response) -> Verdict:
     """Judge a Data Manager answer: quota and availability errors retry, honouring `retryDelay`."""
     status = response.status_code
     if 200 <= status < 300:
-        return Verdict("ok")
+        return Verdict(Outcome.ACKNOWLEDGED)
     try:
         error = google_error(response.json())
     except ValueError:
@@ -119,14 +119,16 @@ def classify_google(response: requests.Response) -> Verdict:
         code = str(error.get("status") or "")
         if code in RETRY_STATUSES or is_retryable_status(status):
             hint = retry_delay(error) or parse_retry_after(response.headers.get("Retry-After"))
-            return Verdict("retry", hint, reason=f"HTTP {status} {code}")
+            return Verdict(Outcome.RETRY, hint, reason=f"HTTP {status} {code}")
         reasons = ",".join(error_reasons(error)) or code
-        return Verdict("fail", reason=f"HTTP {status} {reasons}: {str(error.get('message', ''))[:200]}")
+        return Verdict(
+            Outcome.FAILED, reason=f"HTTP {status} {reasons}: {str(error.get('message', ''))[:200]}"
+        )
     if is_retryable_status(status):
         return Verdict(
-            "retry", parse_retry_after(response.headers.get("Retry-After")), reason=f"HTTP {status}"
+            Outcome.RETRY, parse_retry_after(response.headers.get("Retry-After")), reason=f"HTTP {status}"
         )
-    return Verdict("fail", reason=f"HTTP {status}: {short_body(response)}")
+    return Verdict(Outcome.FAILED, reason=f"HTTP {status}: {short_body(response)}")
 
 
 @dataclass
@@ -293,7 +295,7 @@ class GoogleAdsClient:
             result = self.sender.post_json(path, self._body(operation, user_list_id, pending))
             figures.http(result)
             body = result.json()
-            if result.verdict == "ok":
+            if result.verdict is Outcome.ACKNOWLEDGED:
                 figures.add("platform_received", len(pending))
                 response = body if isinstance(body, dict) else None
                 for m in pending:
@@ -301,10 +303,10 @@ class GoogleAdsClient:
                     out.append(self._result(m, Outcome.ACKNOWLEDGED, "", operation, user_list_id, response))
                 return out
             error = google_error(body)
-            bad = member_violations(error) if (error is not None and result.verdict == "fail") else {}
+            bad = member_violations(error) if (error is not None and result.verdict is Outcome.FAILED) else {}
             bad = {i: r for i, r in bad.items() if i < len(pending)}
             if not bad:
-                outcome = Outcome.FAILED if result.verdict == "fail" else Outcome.RETRY
+                outcome = Outcome.FAILED if result.verdict is Outcome.FAILED else Outcome.RETRY
                 summary = {"error": {k: error.get(k) for k in ("code", "status")}} if error else None
                 for m in pending:
                     out.append(self._result(m, outcome, result.reason, operation, user_list_id, summary))

@@ -12,18 +12,17 @@ from __future__ import annotations
 
 import email.utils
 import random
-import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Any, Protocol
 
 import requests
 from requests.adapters import HTTPAdapter
 
-VerdictKind = Literal["ok", "retry", "fail"]
+from activation_pipeline.destinations.base import Outcome
 
 RETRYABLE_4XX = frozenset({408, 423, 429})
 
@@ -38,9 +37,9 @@ class TokenSource(Protocol):
 
 @dataclass(frozen=True)
 class Verdict:
-    """How one HTTP answer is judged: ok, retry (transient) or fail (permanent), with an optional wait hint."""
+    """How one HTTP answer is judged: acknowledged, retry (transient) or failed (permanent), with a wait hint."""
 
-    kind: VerdictKind
+    kind: Outcome
     delay: float | None = None
     """Seconds the server asked us to wait before the next attempt (Retry-After, retryDelay, ...)."""
     reason: str = ""
@@ -87,12 +86,12 @@ def default_classify(response: requests.Response) -> Verdict:
     """2xx ok; 408/423/429/5xx-except-501 retry (honouring Retry-After); any other status fails."""
     status = response.status_code
     if 200 <= status < 300:
-        return Verdict("ok")
+        return Verdict(Outcome.ACKNOWLEDGED)
     if is_retryable_status(status):
         return Verdict(
-            "retry", parse_retry_after(response.headers.get("Retry-After")), reason=f"HTTP {status}"
+            Outcome.RETRY, parse_retry_after(response.headers.get("Retry-After")), reason=f"HTTP {status}"
         )
-    return Verdict("fail", reason=f"HTTP {status}: {short_body(response)}")
+    return Verdict(Outcome.FAILED, reason=f"HTTP {status}: {short_body(response)}")
 
 
 @dataclass(frozen=True)
@@ -117,41 +116,12 @@ class RetryPolicy:
         return self.backoff(retry_number, rng)
 
 
-@dataclass
-class SenderStats:
-    """Counters of one sender, safe to update from several threads."""
-
-    requests: int = 0
-    retries: int = 0
-    throttled: int = 0
-    waited_seconds: float = 0.0
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
-
-    def add(self, *, requests: int = 0, retries: int = 0, throttled: int = 0, waited: float = 0.0) -> None:
-        """Add to the counters."""
-        with self._lock:
-            self.requests += requests
-            self.retries += retries
-            self.throttled += throttled
-            self.waited_seconds += waited
-
-    def snapshot(self) -> dict[str, float]:
-        """The counters as plain numbers."""
-        with self._lock:
-            return {
-                "http_requests": float(self.requests),
-                "http_retries": float(self.retries),
-                "http_throttled": float(self.throttled),
-                "http_wait_seconds": round(self.waited_seconds, 3),
-            }
-
-
 @dataclass(frozen=True)
 class HttpResult:
     """The end of one logical request after retries: verdict, last response (if any), attempts, reason."""
 
-    verdict: VerdictKind
-    """ok; fail (permanent); retry (still transient when attempts or the wait budget ran out)."""
+    verdict: Outcome
+    """Acknowledged; failed (permanent); retry (still transient when attempts or the wait budget ran out)."""
     response: requests.Response | None
     attempts: int
     retries: int
@@ -197,7 +167,6 @@ class HttpSender:
         self.classify = classify
         self.sleep = sleep
         self.rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography
-        self.stats = SenderStats()
         self._owns_session = session is None
         self.session = session or requests.Session()
         if self._owns_session:
@@ -253,21 +222,25 @@ class HttpSender:
                     timeout=self.timeout,
                 )
             except (requests.ConnectionError, requests.Timeout) as error:
-                verdict = Verdict("retry", reason=f"{type(error).__name__} (connection error or timeout)")
+                verdict = Verdict(
+                    Outcome.RETRY, reason=f"{type(error).__name__} (connection error or timeout)"
+                )
             else:
                 verdict = judge(response)
-            self.stats.add(requests=1, throttled=int(response is not None and response.status_code == 429))
-            if verdict.kind != "retry":
+            if verdict.kind is not Outcome.RETRY:
                 return HttpResult(verdict.kind, response, attempt, attempt - 1, verdict.reason)
             wait = policy.wait_for(attempt, verdict.delay, self.rng)
             if attempt >= policy.max_attempts or waited + wait > policy.max_total_wait:
                 reason = verdict.reason or "transient failure"
                 return HttpResult(
-                    "retry", response, attempt, attempt - 1, f"{reason}; gave up after {attempt} attempts"
+                    Outcome.RETRY,
+                    response,
+                    attempt,
+                    attempt - 1,
+                    f"{reason}; gave up after {attempt} attempts",
                 )
             if response is not None:
                 response.close()
-            self.stats.add(retries=1, waited=wait)
             waited += wait
             self.sleep(wait)
 

@@ -136,7 +136,7 @@ class IterableClient:
         self, chunk: list[tuple[OutboundRecord, dict[str, Any]]], result: HttpResult
     ) -> list[RecordResult]:
         sent = {record.record_id: item for record, item in chunk}
-        if result.verdict != "ok":
+        if result.verdict is not Outcome.ACKNOWLEDGED:
             return same_for_all([r for r, _ in chunk], result, sent)
         bad_emails, bad_user_ids = _rejected(result.json())
         response = answer(result)

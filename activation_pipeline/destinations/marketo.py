@@ -49,6 +49,7 @@ from activation_pipeline.destinations.http import (
 )
 from activation_pipeline.destinations.normalise import normalise_email, sha256_hex
 from activation_pipeline.destinations.normalise.person import text_of
+from activation_pipeline.errors import TransientDestinationError
 
 MAX_IDS = 300
 MAX_URI = 8_000
@@ -125,13 +126,13 @@ def classify_marketo(response: requests.Response) -> Verdict:
     try:
         body = response.json()
     except ValueError:
-        return Verdict("fail", reason="HTTP 200 without a JSON body")
+        return Verdict(Outcome.FAILED, reason="HTTP 200 without a JSON body")
     if isinstance(body, dict) and body.get("success") is False:
         codes = marketo_codes(body)
         if codes & RETRY_CODES:
-            return Verdict("retry", reason=f"Marketo {_messages(body)}")
-        return Verdict("fail", reason=f"Marketo {_messages(body)}")
-    return Verdict("ok")
+            return Verdict(Outcome.RETRY, reason=f"Marketo {_messages(body)}")
+        return Verdict(Outcome.FAILED, reason=f"Marketo {_messages(body)}")
+    return Verdict(Outcome.ACKNOWLEDGED)
 
 
 @dataclass
@@ -230,8 +231,14 @@ class MarketoClient:
                 classify=default_classify,
             )
         body = result.json()
-        if result.verdict != "ok" or not isinstance(body, dict) or "access_token" not in body:
-            raise _AuthError(f"Marketo token request failed: {result.reason or 'no access_token'}")
+        if (
+            result.verdict is not Outcome.ACKNOWLEDGED
+            or not isinstance(body, dict)
+            or "access_token" not in body
+        ):
+            raise TransientDestinationError(
+                f"Marketo token request failed: {result.reason or 'no access_token'}"
+            )
         self.token_fetches += 1
         self._token = str(body["access_token"])
         self._expires = self.clock() + float(body.get("expires_in", 3600))
@@ -256,7 +263,7 @@ class MarketoClient:
                 result = self.sender.request(method, path, params=params, data=data, headers=headers)
             counts["http_requests"] += result.attempts
             counts["http_retries"] += result.retries
-            if result.verdict == "fail" and marketo_codes(result.json()) & TOKEN_CODES:
+            if result.verdict is Outcome.FAILED and marketo_codes(result.json()) & TOKEN_CODES:
                 counts["token_refreshes"] += 1
                 token = self._access_token(refresh=True, stale=token)
                 headers["Authorization"] = f"Bearer {token}"
@@ -312,7 +319,7 @@ class MarketoClient:
                     )
                 else:
                     result = self._call("GET", "rest/v1/leads.json", counts, params=params)
-                if result.verdict != "ok":
+                if result.verdict is not Outcome.ACKNOWLEDGED:
                     return found, result
                 body = result.json() or {}
                 for lead in body.get("result") or []:
@@ -358,7 +365,7 @@ class MarketoClient:
                 todo = [i for i in items if i.outcome is None and i.record.operation is operation]
                 if todo:
                     self._membership(operation, list_id, todo, counts)
-        except _AuthError as error:
+        except TransientDestinationError as error:
             for item in items:
                 if item.outcome is None:
                     item.outcome, item.reason = Outcome.RETRY, str(error)
@@ -390,7 +397,7 @@ class MarketoClient:
             values = list(dict.fromkeys(v for item in items for v in item.lookups))
             found, failed = self._lookup(values, counts)
             if failed is not None:
-                outcome = Outcome.FAILED if failed.verdict == "fail" else Outcome.RETRY
+                outcome = Outcome.FAILED if failed.verdict is Outcome.FAILED else Outcome.RETRY
                 for item in items:
                     item.outcome, item.reason = outcome, f"lead lookup failed: {failed.reason}"
                 return
@@ -418,8 +425,8 @@ class MarketoClient:
         for start in range(0, len(ids), MAX_IDS):
             chunk = ids[start : start + MAX_IDS]
             result = self._call(method, f"rest/v1/lists/{list_id}/leads.json", counts, params={"id": chunk})
-            if result.verdict != "ok":
-                outcome = Outcome.FAILED if result.verdict == "fail" else Outcome.RETRY
+            if result.verdict is not Outcome.ACKNOWLEDGED:
+                outcome = Outcome.FAILED if result.verdict is Outcome.FAILED else Outcome.RETRY
                 for item in items:
                     if set(item.lead_ids) & set(chunk) and item.outcome is None:
                         item.outcome, item.reason = outcome, f"list membership call failed: {result.reason}"
@@ -448,7 +455,3 @@ class MarketoClient:
     def close(self) -> None:
         """Close HTTP connections."""
         self.sender.close()
-
-
-class _AuthError(RuntimeError):
-    """The Marketo identity endpoint did not give a token."""

@@ -8,8 +8,6 @@ from typing import Any
 from activation_pipeline.destinations.base import OutboundRecord, Outcome, RecordResult
 from activation_pipeline.destinations.http import HttpResult, short_body
 
-OUTCOME = {"ok": Outcome.ACKNOWLEDGED, "fail": Outcome.FAILED, "retry": Outcome.RETRY}
-
 
 def answer(result: HttpResult) -> dict[str, Any]:
     """What the destination answered, for the ledger: status and body (JSON, or the start of the text)."""
@@ -25,7 +23,7 @@ def same_for_all(
     sent: Mapping[str, Any] | None = None,
 ) -> list[RecordResult]:
     """Every record of one request shares its outcome; `sent` maps record ids to what went on the wire."""
-    outcome = OUTCOME[result.verdict]
+    outcome = result.verdict
     response = answer(result)
     return [
         RecordResult(

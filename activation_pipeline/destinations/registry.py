@@ -15,6 +15,7 @@ from activation_pipeline.destinations.http import ClientOptions
 from activation_pipeline.destinations.iterable import IterableClient
 from activation_pipeline.destinations.marketo import MarketoClient
 from activation_pipeline.destinations.webhook import WebhookClient
+from activation_pipeline.errors import ConfigurationError
 
 ClientBuilder = Callable[[Any, ClientOptions], DestinationClient]
 
@@ -29,7 +30,7 @@ BUILDERS: dict[str, ClientBuilder] = {
 }
 
 
-class UnknownDestinationTypeError(ValueError):
+class UnknownDestinationTypeError(ConfigurationError, ValueError):
     """No client is registered for a destination type."""
 
 

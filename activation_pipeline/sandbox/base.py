@@ -232,13 +232,6 @@ class SandboxServer:
         """Answer the next request with `status` (default 500)."""
         return self.fail_next(1, status)
 
-    def fail_matching(
-        self, match: Callable[[RecordedRequest], bool], status: int = 400, body: Any = None
-    ) -> Fault:
-        """Answer every request `match` accepts with `status`, forever."""
-        reply = Reply(status, body if body is not None else {"message": "scripted rejection"})
-        return self.add_fault(Fault(reply, match, None))
-
     def reject_items(self, match: Callable[[Any], bool], error: str = "invalid") -> None:
         """Have the destination refuse every item (object, event, user, message) `match` accepts."""
         with self._lock:

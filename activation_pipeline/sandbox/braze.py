@@ -19,7 +19,6 @@ from activation_pipeline.sandbox.base import (
 MAX_OBJECTS = 75
 ARRAYS = ("attributes", "events", "purchases")
 PRIMARY_KEYS = ("external_id", "user_alias", "braze_id")
-USER_KEYS = (*PRIMARY_KEYS, "email", "phone")
 NO_DATA = "Valid data must be provided in the 'attributes', 'events', or 'purchases' fields."
 
 

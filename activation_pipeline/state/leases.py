@@ -11,11 +11,12 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
+from activation_pipeline.errors import StateError
 from activation_pipeline.state.schema import destination_leases
 from activation_pipeline.state.store import StateStore
 
 
-class DestinationBusyError(RuntimeError):
+class DestinationBusyError(StateError, RuntimeError):
     """Another live run holds the destination's lease."""
 
 

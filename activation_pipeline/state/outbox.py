@@ -23,9 +23,9 @@ from activation_pipeline.state.store import StateStore
 
 PENDING = "pending"
 IN_FLIGHT = "in_flight"
-ACKNOWLEDGED = "acknowledged"
-FAILED = "failed"
-RETRY = "retry"
+ACKNOWLEDGED = Outcome.ACKNOWLEDGED.value
+FAILED = Outcome.FAILED.value
+RETRY = Outcome.RETRY.value
 
 CHUNK = 500
 
@@ -271,9 +271,6 @@ def claim_batch(
     return batch_id, claimed
 
 
-_STATUS = {Outcome.ACKNOWLEDGED: ACKNOWLEDGED, Outcome.FAILED: FAILED, Outcome.RETRY: RETRY}
-
-
 def complete_batch(
     store: StateStore,
     connection: sa.Connection,
@@ -296,7 +293,7 @@ def complete_batch(
         )
         counts[result.outcome] += 1
         updates.append(
-            {"b_id": item.row_id, "b_status": _STATUS[result.outcome], "b_reason": result.reason or None}
+            {"b_id": item.row_id, "b_status": result.outcome.value, "b_reason": result.reason or None}
         )
         ledger_rows.append(
             {
@@ -387,13 +384,3 @@ def _advance_snapshots(
             },
         )
         connection.execute(statement, values)
-
-
-def status_counts(connection: sa.Connection, destination_id: str) -> dict[str, int]:
-    """How many outbox records of a destination are in each status."""
-    rows = connection.execute(
-        sa.select(outbox.c.status, sa.func.count())
-        .where(outbox.c.destination_id == destination_id)
-        .group_by(outbox.c.status)
-    )
-    return {row[0]: int(row[1]) for row in rows}

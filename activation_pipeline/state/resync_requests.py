@@ -43,9 +43,6 @@ class RequestStatus(StrEnum):
     CANCELED = "canceled"
 
 
-FINISHED = frozenset({RequestStatus.SUCCEEDED, RequestStatus.FAILED, RequestStatus.CANCELED})
-
-
 @dataclass(frozen=True)
 class ResyncRequest:
     """One request to send a connection's whole audience again with today's settings."""

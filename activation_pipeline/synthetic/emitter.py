@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from heapq import heappop, heappush
+from heapq import heappush
 from random import Random
 
 from activation_pipeline.synthetic.identity import uuid4_text
@@ -100,10 +99,3 @@ class Emitter:
         counts = self.counts
         counts[typ] = counts.get(typ, 0) + 1
         return True
-
-    def drain(self) -> Iterator[tuple[int, str]]:
-        """Pop every buffered line, oldest first."""
-        heap = self.heap
-        while heap:
-            t, _, line = heappop(heap)
-            yield t, line

@@ -30,7 +30,6 @@ from activation_pipeline.synthetic.pools import (
 
 # Trait changes a person may go through later in the window (latest value matters downstream).
 PLAN_CHANGE, MOVE, SECOND_EMAIL, NEW_PHONE, NAME_CHANGE, ALIAS = range(6)
-_CURRENCIES = ("USD", "GBP", "EUR", "CAD")
 _LOCALES = {"US": "en-US", "GB": "en-GB", "DE": "de-DE", "FR": "fr-FR", "ES": "es-ES", "NL": "nl-NL",
             "IE": "en-IE", "CA": "en-CA"}  # fmt: skip
 _GB_LETTERS = "ABDEFGHJLNPQRSTUWXYZ"

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 import requests
 
+from activation_pipeline.destinations.base import Outcome
 from activation_pipeline.destinations.http import (
     HttpSender,
     RetryPolicy,
@@ -38,7 +39,7 @@ def test_429_with_retry_after_is_honoured(server: SandboxServer) -> None:
     server.throttle_next(2, retry_after=3)
     waits: list[float] = []
     result = sender(server, waits).post_json("/x", {"a": 1})
-    assert result.verdict == "ok"
+    assert result.verdict is Outcome.ACKNOWLEDGED
     assert statuses(server) == [429, 429, 200]
     assert len(waits) == 2 and all(3 <= w <= 3.5 for w in waits)
 
@@ -47,7 +48,7 @@ def test_retry_after_http_date(server: SandboxServer) -> None:
     later = email.utils.formatdate(time.time() + 5, usegmt=True)
     server.throttle_next(1, retry_after=later)
     waits: list[float] = []
-    assert sender(server, waits).post_json("/x", {}).verdict == "ok"
+    assert sender(server, waits).post_json("/x", {}).verdict is Outcome.ACKNOWLEDGED
     assert 3 <= waits[0] <= 6
 
 
@@ -56,7 +57,7 @@ def test_500_is_retried_with_backoff(server: SandboxServer) -> None:
     server.fail_once(503)
     waits: list[float] = []
     result = sender(server, waits, base_delay=0.5).post_json("/x", {})
-    assert result.verdict == "ok" and result.retries == 2
+    assert result.verdict is Outcome.ACKNOWLEDGED and result.retries == 2
     assert statuses(server) == [500, 503, 200]
     assert 0 <= waits[0] <= 0.5 and 0 <= waits[1] <= 1.0  # full jitter under a doubling ceiling
 
@@ -66,7 +67,7 @@ def test_permanent_failures_are_not_retried(server: SandboxServer, status: int) 
     server.fail_next(1, status, body={"error": "no"})
     waits: list[float] = []
     result = sender(server, waits).post_json("/x", {})
-    assert result.verdict == "fail"
+    assert result.verdict is Outcome.FAILED
     assert f"HTTP {status}" in result.reason
     assert statuses(server) == [status] and waits == []
 
@@ -80,7 +81,7 @@ def test_attempts_are_bounded(server: SandboxServer) -> None:
     server.fail_next(100, 503)
     waits: list[float] = []
     result = sender(server, waits, max_attempts=4).post_json("/x", {})
-    assert result.verdict == "retry" and result.attempts == 4
+    assert result.verdict is Outcome.RETRY and result.attempts == 4
     assert "gave up after 4 attempts" in result.reason
     assert len(server.requests) == 4
 
@@ -89,7 +90,7 @@ def test_total_wait_is_bounded(server: SandboxServer) -> None:
     server.throttle_next(100, retry_after=30)
     waits: list[float] = []
     result = sender(server, waits, max_total_wait=60).post_json("/x", {})
-    assert result.verdict == "retry"
+    assert result.verdict is Outcome.RETRY
     assert sum(waits) <= 60 and len(server.requests) == 2
 
 
@@ -101,7 +102,7 @@ def test_connection_error_is_retried() -> None:
     result = HttpSender(
         f"http://127.0.0.1:{port}", sleep=waits.append, retry=RetryPolicy(max_attempts=3)
     ).post_json("/x", {})
-    assert result.verdict == "retry" and result.response is None
+    assert result.verdict is Outcome.RETRY and result.response is None
     assert "ConnectionError" in result.reason and len(waits) == 2
 
 
@@ -112,12 +113,12 @@ def test_throttle_in_a_200_body_via_classifier(server: SandboxServer) -> None:
     def marketo(response: requests.Response) -> Verdict:
         body = response.json()
         if body.get("success") is False and body["errors"][0]["code"] in ("606", "615"):
-            return Verdict("retry", delay=20.0, reason="Marketo 606")
+            return Verdict(Outcome.RETRY, delay=20.0, reason="Marketo 606")
         return default_classify(response)
 
     waits: list[float] = []
     result = HttpSender(server.url, sleep=waits.append, classify=marketo).post_json("/x", {})
-    assert result.verdict == "ok" and 20 <= waits[0] <= 20.5
+    assert result.verdict is Outcome.ACKNOWLEDGED and 20 <= waits[0] <= 20.5
 
 
 def test_rate_limiter_takes_a_token_per_attempt(server: SandboxServer) -> None:

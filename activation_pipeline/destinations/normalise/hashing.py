@@ -71,11 +71,6 @@ def base64_to_hex(b64_digest: str) -> str:
     return base64.b64decode(b64_digest, validate=True).hex()
 
 
-def encode_hex_digest(hex_digest: str, encoding: Encoding) -> str:
-    """A lowercase hex digest in the wire encoding asked for."""
-    return hex_digest if encoding is Encoding.HEX else hex_to_base64(hex_digest)
-
-
 def prehashed(value: str, encoding: Encoding = Encoding.HEX) -> str | None:
     """If `value` (already trimmed) is a SHA-256 digest, return it in `encoding`; otherwise None.
 

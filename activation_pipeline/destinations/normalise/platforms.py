@@ -58,8 +58,6 @@ def _rules(*rules: FieldRule) -> Mapping[str, FieldRule]:
     return MappingProxyType({r.key: r for r in rules})
 
 
-COUNTRY_KINDS = frozenset(("country",))
-
 FACEBOOK = PlatformRules(
     name="facebook",
     fields=_rules(
