@@ -26,6 +26,10 @@ def rate_limit_for(destination: DestinationBase) -> float | None:
     return spec.default_rate_limit if spec is not None else None
 
 
+LimiterFactory = Callable[[StateStore, DestinationBase], SharedRateLimiter | None]
+"""Builds a destination's rate limiter (None: unlimited); the Dagster delivery resource passes its own."""
+
+
 def limiter_for(store: StateStore, destination: DestinationBase) -> SharedRateLimiter | None:
     """The destination's limiter, shared through the state store with every run writing to it."""
     rate = rate_limit_for(destination)
@@ -61,13 +65,14 @@ def sync_destination(
     resend: bool = False,
     default_region: str = "US",
     planned: Sequence[PlannedChange] | None = None,
+    limiter_factory: LimiterFactory = limiter_for,
 ) -> DeliveryReport:
     """Deliver the changes of every connection of one destination (plus anything left from earlier runs).
 
     `resend` sends changes the snapshot already holds too (a resync)."""
     if planned is None:
         planned = plan_for_destination(destination, changes, space=space)
-    limiter = limiter_for(store, destination)
+    limiter = limiter_factory(store, destination)
     options = ClientOptions(
         rate_limiter=limiter,
         retry=retry or RetryPolicy(),

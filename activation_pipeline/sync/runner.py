@@ -16,7 +16,12 @@ from activation_pipeline.config.catalogue import CATALOGUE
 from activation_pipeline.config.models import Connection
 from activation_pipeline.config.workspace import Workspace
 from activation_pipeline.delivery.engine import AfterBatch, DeliveryReport
-from activation_pipeline.delivery.sync import plan_for_destination, rate_limit_for, sync_destination
+from activation_pipeline.delivery.sync import (
+    LimiterFactory,
+    plan_for_destination,
+    rate_limit_for,
+    sync_destination,
+)
 from activation_pipeline.destinations.base import BatchResult
 from activation_pipeline.destinations.http import RetryPolicy
 from activation_pipeline.state.ledger import read_snapshot
@@ -211,6 +216,7 @@ def sync_destination_of_workspace(
     sleep: Callable[[float], None] | None = None,
     after_batch: AfterBatch | None = None,
     progress: Callable[[Progress], None] | None = None,
+    limiter_factory: LimiterFactory | None = None,
 ) -> DestinationSync:
     """Send each (chosen) connection of one destination what it needs, and deliver anything left over.
 
@@ -243,6 +249,8 @@ def sync_destination_of_workspace(
     extra: dict[str, Any] = {}
     if sleep is not None:
         extra["sleep"] = sleep
+    if limiter_factory is not None:
+        extra["limiter_factory"] = limiter_factory
     destination = workspace.destination(destination_id)
     planned = plan_for_destination(destination, to_send, space=workspace.personas_space_id)
     records = sum(len(p.records) for p in planned)
