@@ -1,4 +1,4 @@
-"""The `activation-pipeline` command line: validate, run, plan, ledger, history, generate."""
+"""The `activation-pipeline` command line: validate, run, plan, ledger, history, generate, serve."""
 
 from __future__ import annotations
 
@@ -201,6 +201,27 @@ def cmd_history(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    """Serve the Profile API of a workspace until interrupted; refuses to start without its access token."""
+    import logging
+
+    from activation_pipeline.serving.access import NoAccessTokenError
+    from activation_pipeline.serving.server import server_for
+
+    workspace, problems = validate_file(args.path)
+    if workspace is None:
+        _print_problems(args.path, problems, as_json=False)
+        return 1
+    try:
+        server = server_for(workspace, args.host, args.port)
+    except NoAccessTokenError as error:
+        print(f"not started: {error}", file=sys.stderr)
+        return 1
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    server.run()
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every sub-command."""
     parser = argparse.ArgumentParser(prog="activation-pipeline", description=__doc__)
@@ -260,6 +281,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--workspace", default=None, help="workspace file (default: $ACTIVATION_WORKSPACE or the sample)"
     )
     history.set_defaults(func=cmd_history)
+
+    serve = commands.add_parser("serve", help="serve the Profile API (Segment-compatible) over HTTP")
+    serve.add_argument("path")
+    serve.add_argument("--host", default=None, help="address to listen on (default: serving.host)")
+    serve.add_argument("--port", type=int, default=None, help="port (default: serving.port)")
+    serve.set_defaults(func=cmd_serve)
     return parser
 
 

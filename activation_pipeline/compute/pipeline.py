@@ -25,6 +25,7 @@ from activation_pipeline.compute.sql_traits import SqlTraitSummary, compute_sql_
 from activation_pipeline.compute.sqlutil import table_columns
 from activation_pipeline.compute.traits import TraitSummary, compute_computed_traits, compute_custom_traits
 from activation_pipeline.config import Workspace
+from activation_pipeline.serving.publish import publish_serving_copy
 
 
 def naive_utc(moment: datetime) -> datetime:
@@ -101,16 +102,19 @@ class ComputePipeline:
             state.set_flag(conn, tables, state.EVALUATION_NEEDS_FULL, True)
 
     def evaluate(self, as_of: datetime, *, full: bool = False) -> EvaluationSummary:
-        """Run identity, every trait stage and audiences at `as_of` (incremental unless `full` or needed)."""
+        """Run identity, every trait stage and audiences at `as_of` (incremental unless `full` or needed),
+        then publish the Profile API's serving copy of the result."""
         if full:
             self.force_full()
-        return EvaluationSummary(
+        summary = EvaluationSummary(
             identity=self.resolve_identities(as_of),
             custom=self.custom_traits(as_of),
             computed=self.computed_traits(as_of),
             sql=self.sql_traits(as_of),
             audiences=self.audiences(as_of),
         )
+        publish_serving_copy(self.engine, self.workspace, naive_utc(as_of))
+        return summary
 
     # ------------------------------------------------------------------ readers
 

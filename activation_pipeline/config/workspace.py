@@ -19,6 +19,7 @@ from activation_pipeline.config.models import (
     StateSettings,
     Traits,
 )
+from activation_pipeline.config.serving import Serving
 
 
 class Normalisation(Model):
@@ -46,6 +47,7 @@ class Workspace(Model):
     audiences: list[Audience] = Field(default_factory=list)
     destinations: list[Destination] = Field(default_factory=list)
     connections: list[Connection] = Field(default_factory=list)
+    serving: Serving = Field(default_factory=Serving)
 
     _base_dir: Path = PrivateAttr(default_factory=Path.cwd)
 

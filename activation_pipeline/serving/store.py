@@ -1,0 +1,264 @@
+"""Reading the serving copy: follow the pointer to the current version and answer indexed point reads.
+
+Every request takes one `ServingVersion` and does all its reads on it, so it sees one evaluation whole even
+while the next one is published. DuckDB versions are opened read-only (a file no writer touches after it is
+published); each thread gets its own cursor. PostgreSQL versions are tables in the compute schema.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+import duckdb
+import sqlalchemy as sa
+
+from activation_pipeline.compute.engine import ComputeEngine
+from activation_pipeline.config import Workspace
+from activation_pipeline.serving.layout import (
+    POINTER_FILE,
+    ServingTables,
+    pointer_table,
+    serving_tables,
+    table_prefix,
+)
+from activation_pipeline.serving.publish import read_pointer_file, serving_directory
+
+POSTGRES_POINTER_SECONDS = 1.0
+"""How long a PostgreSQL reader trusts the pointer it read before asking again (versions outlive this)."""
+
+
+class NotPublishedError(RuntimeError):
+    """No evaluation has published a serving copy yet."""
+
+
+@dataclass(frozen=True)
+class Publication:
+    """The version a reader is on and the evaluation time it holds."""
+
+    version: int
+    as_of: datetime
+
+
+class _Executor(Protocol):
+    def rows(self, statement: sa.Executable, params: dict[str, Any] | None = None) -> list[Any]: ...
+
+
+class ServingVersion:
+    """Reads of one published version."""
+
+    def __init__(self, tables: ServingTables, executor: _Executor, publication: Publication) -> None:
+        self.tables = tables
+        self.publication = publication
+        self._executor = executor
+        lookup, profiles, accounts = tables.lookup, tables.profiles, tables.accounts
+        self._profile_by_key = (
+            sa.select(profiles)
+            .select_from(lookup.join(profiles, profiles.c.profile_id == lookup.c.profile_id))
+            .where(lookup.c.key == sa.bindparam("key"))
+        )
+        self._account_by_id = sa.select(accounts).where(accounts.c.group_id == sa.bindparam("group_id"))
+
+    def profile(self, key: str) -> Any | None:
+        """The surviving profile's row for a lookup key (`type:value` or `use_<id>`), or None."""
+        found = self._executor.rows(self._profile_by_key, {"key": key})
+        return found[0] if found else None
+
+    def account(self, group_id: str) -> Any | None:
+        """An account's row, or None."""
+        found = self._executor.rows(self._account_by_id, {"group_id": group_id})
+        return found[0] if found else None
+
+    def profiles(self, profile_ids: Sequence[int]) -> list[Any]:
+        """The rows of several profiles (for an account's links)."""
+        if not profile_ids:
+            return []
+        p = self.tables.profiles
+        return self._executor.rows(sa.select(p).where(p.c.profile_id.in_(list(profile_ids))))
+
+    def events(
+        self, profile_id: int, conditions: Iterable[sa.ColumnElement[bool]], descending: bool, limit: int
+    ) -> list[Any]:
+        """Up to `limit` events of a profile passing `conditions`, newest first unless not `descending`."""
+        e = self.tables.events
+        order = (
+            [e.c.timestamp.desc(), e.c.message_id.desc()] if descending else [e.c.timestamp, e.c.message_id]
+        )
+        query = sa.select(e).where(e.c.profile_id == profile_id, *conditions).order_by(*order).limit(limit)
+        return self._executor.rows(query)
+
+
+class _DuckDbExecutor:
+    """Runs SQLAlchemy statements, compiled once each, on per-thread cursors of a read-only DuckDB file."""
+
+    def __init__(self, path: Path) -> None:
+        self.dialect = sa.create_engine("duckdb://").dialect
+        self._connection = duckdb.connect(str(path), read_only=True)
+        self._local = threading.local()
+        self._compiled: dict[int, tuple[str, list[str], dict[str, Any]]] = {}
+
+    def _cursor(self) -> Any:
+        cursor = getattr(self._local, "cursor", None)
+        if cursor is None:
+            cursor = self._local.cursor = self._connection.cursor()
+        return cursor
+
+    def _compile(self, statement: sa.Executable) -> tuple[str, list[str], dict[str, Any]]:
+        compiled = statement.compile(dialect=self.dialect, compile_kwargs={"render_postcompile": True})  # type: ignore[attr-defined]
+        return str(compiled), list(compiled.positiontup or []), dict(compiled.params)
+
+    def rows(self, statement: sa.Executable, params: dict[str, Any] | None = None) -> list[Any]:
+        """The rows of a SELECT (statements with named bind parameters are compiled once and reused)."""
+        if params is None:
+            sql, names, values = self._compile(statement)
+        else:
+            cached = self._compiled.get(id(statement))
+            if cached is None:
+                cached = self._compiled[id(statement)] = self._compile(statement)
+            sql, names, defaults = cached
+            values = {**defaults, **params}
+        cursor = self._cursor()
+        cursor.execute(sql, [values[n] for n in names])
+        columns = [d[0] for d in cursor.description]
+        return [_Row(columns, r) for r in cursor.fetchall()]
+
+    def close(self) -> None:
+        """Close the file (cursors of finished requests go with it)."""
+        self._connection.close()
+
+
+class _Row:
+    """A result row with attribute access by column name."""
+
+    __slots__ = ("_index", "_values")
+
+    def __init__(self, columns: list[str], values: Sequence[Any]) -> None:
+        self._index = {c: i for i, c in enumerate(columns)}
+        self._values = values
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self._values[self._index[name]]
+        except KeyError as error:
+            raise AttributeError(name) from error
+
+
+class _PostgresExecutor:
+    def __init__(self, engine: sa.Engine) -> None:
+        self.engine = engine
+
+    def rows(self, statement: sa.Executable, params: dict[str, Any] | None = None) -> list[Any]:
+        with self.engine.connect() as conn:
+            return list(conn.execute(statement, params or {}).all())
+
+
+class ServingReader(Protocol):
+    """Gives each request the current version."""
+
+    def current(self) -> ServingVersion: ...
+
+    def close(self) -> None: ...
+
+
+class DuckDbReader:
+    """Follows `CURRENT` in the serving directory; a new version is opened as soon as it is named."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self._lock = threading.Lock()
+        self._stamp: tuple[int, int] | None = None
+        self._version: ServingVersion | None = None
+        self._open: list[tuple[ServingVersion, _DuckDbExecutor]] = []
+
+    def _pointer_stamp(self) -> tuple[int, int] | None:
+        try:
+            info = os.stat(self.directory / POINTER_FILE)
+        except FileNotFoundError:
+            return None
+        return info.st_ino, info.st_mtime_ns
+
+    def current(self) -> ServingVersion:
+        """The version named now (opened on first use after the pointer changed)."""
+        stamp = self._pointer_stamp()
+        if stamp is not None and stamp != self._stamp:
+            with self._lock:
+                if stamp != self._stamp:
+                    self._switch(stamp)
+        if self._version is None:
+            raise NotPublishedError("no evaluation has published a serving copy yet")
+        return self._version
+
+    def _switch(self, stamp: tuple[int, int]) -> None:
+        pointer = read_pointer_file(self.directory)
+        if pointer is None:
+            return
+        version = int(str(pointer["version"]))
+        executor = _DuckDbExecutor(self.directory / str(pointer["file"]))
+        publication = Publication(version, datetime.fromisoformat(str(pointer["as_of"])))
+        opened = ServingVersion(serving_tables(version, None, ""), executor, publication)
+        self._version, self._stamp = opened, stamp
+        self._open.append((opened, executor))
+        # Requests still on the version before keep it; older ones have finished long ago.
+        while len(self._open) > 2:
+            _, old = self._open.pop(0)
+            old.close()
+
+    def close(self) -> None:
+        """Close every open version."""
+        for _, executor in self._open:
+            executor.close()
+        self._open.clear()
+
+
+class PostgresReader:
+    """Reads the pointer row (at most once a second) and the `srv<N>_*` tables it names."""
+
+    def __init__(self, url: str, schema: str) -> None:
+        self.engine = sa.create_engine(url, pool_size=8, max_overflow=8, pool_pre_ping=True)
+        self.schema = schema
+        self._pointer = pointer_table(schema)
+        self._lock = threading.Lock()
+        self._checked = 0.0
+        self._version: ServingVersion | None = None
+
+    def current(self) -> ServingVersion:
+        """The version named by the pointer row, re-read when the last read is over a second old."""
+        now = time.monotonic()
+        if now - self._checked > POSTGRES_POINTER_SECONDS:
+            with self._lock:
+                if now - self._checked > POSTGRES_POINTER_SECONDS:
+                    self._refresh()
+                    self._checked = now
+        if self._version is None:
+            raise NotPublishedError("no evaluation has published a serving copy yet")
+        return self._version
+
+    def _refresh(self) -> None:
+        with self.engine.connect() as conn:
+            if not sa.inspect(conn).has_table(self._pointer.name, schema=self.schema):
+                return
+            row = conn.execute(sa.select(self._pointer.c.version, self._pointer.c.as_of)).first()
+        if row is None or (self._version is not None and self._version.publication.version == row.version):
+            return
+        tables = serving_tables(row.version, self.schema, table_prefix(row.version, on_duckdb=False))
+        self._version = ServingVersion(
+            tables, _PostgresExecutor(self.engine), Publication(row.version, row.as_of)
+        )
+
+    def close(self) -> None:
+        """Close the connection pool."""
+        self.engine.dispose()
+
+
+def open_reader(workspace: Workspace) -> ServingReader:
+    """The reader of a workspace's serving copy, on the engine its evaluations publish to."""
+    compute = ComputeEngine.for_workspace(workspace)
+    if compute.is_duckdb:
+        return DuckDbReader(serving_directory(workspace))
+    return PostgresReader(compute.url, compute.schema)
