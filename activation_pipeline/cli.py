@@ -222,6 +222,27 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    """Serve the Profile API of a workspace until interrupted; refuses to start without its access token."""
+    import logging
+
+    from activation_pipeline.serving.access import NoAccessTokenError
+    from activation_pipeline.serving.server import server_for
+
+    workspace, problems = validate_file(args.path)
+    if workspace is None:
+        _print_problems(args.path, problems, as_json=False)
+        return 1
+    try:
+        server = server_for(workspace, args.host, args.port)
+    except NoAccessTokenError as error:
+        print(f"not started: {error}", file=sys.stderr)
+        return 1
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    server.run()
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every sub-command."""
     parser = argparse.ArgumentParser(prog="activation-pipeline", description=__doc__)

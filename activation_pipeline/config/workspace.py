@@ -48,6 +48,7 @@ class Workspace(Model):
     destinations: list[Destination] = Field(default_factory=list)
     connections: list[Connection] = Field(default_factory=list)
     serving: Serving = Field(default_factory=Serving)
+    serving: Serving = Field(default_factory=Serving)
 
     _base_dir: Path = PrivateAttr(default_factory=Path.cwd)
 

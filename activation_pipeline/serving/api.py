@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
+import traceback
 import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -119,7 +120,14 @@ class ProfileApi:
                 503, "unavailable", "No evaluation has been published yet.", request_id, {"Retry-After": "5"}
             )
         except Exception as error:
-            LOG.error("request %s failed: %s", request_id, type(error).__name__)
+            frame = traceback.extract_tb(error.__traceback__)[-1]
+            LOG.error(
+                "request %s failed: %s at %s:%s",
+                request_id,
+                type(error).__name__,
+                frame.filename,
+                frame.lineno,
+            )
             response = _error(500, "server_error", "Something went wrong.", request_id)
         LOG.info(
             "request %s %s %s %d %.1fms token=%s",
@@ -157,7 +165,7 @@ class ProfileApi:
         if resource == "external_ids":
             return resources.external_ids(resources.profile_external_ids(row), page)
         if resource == "events":
-            return resources.events(version, row.profile_id, page)
+            return resources.events(version.events(row.profile_id), page)
         if resource == "links":
             return resources.user_links(row, page)
         return resources.metadata(row.created_at, row.updated_at)

@@ -21,7 +21,7 @@ from activation_pipeline.serving.sqljson import (
     json_group_array,
     json_group_object,
     json_object,
-    json_value,
+    json_text,
 )
 
 
@@ -49,7 +49,7 @@ class ServingQueries:
 
     def _object_of(self, tables: Sequence[sa.TableClause], key: str) -> sa.ColumnElement[Any]:
         pairs = [(c.name, c) for t in tables for c in t.c if c.name != key]
-        return json_object(self.dialect, pairs)
+        return json_text(json_object(self.dialect, pairs))
 
     def _sql_tables(self, level: str) -> list[str]:
         return [f"sqlt_{t.key}" for t in self.workspace.traits.sql if t.level == level]
@@ -86,7 +86,7 @@ class ServingQueries:
         return (
             sa.select(
                 rows.c.profile_id,
-                json_group_object(self.dialect, rows.c.audience_key, rows.c.member).label("doc"),
+                json_text(json_group_object(self.dialect, rows.c.audience_key, rows.c.member)).label("doc"),
             )
             .group_by(rows.c.profile_id)
             .subquery()
@@ -106,7 +106,7 @@ class ServingQueries:
             sa.select(
                 i.profile_id,
                 iso_text(self.dialect, sa.func.max(i.last_seen)).label("updated_at"),
-                json_group_array(self.dialect, json_value(self.dialect, entry)).label("doc"),
+                json_text(json_group_array(self.dialect, entry)).label("doc"),
             )
             .where(i.profile_id.isnot(None))
             .group_by(i.profile_id)
@@ -130,9 +130,7 @@ class ServingQueries:
 
     def _grouped(self, key: Any, other: Any, since: Any, name: str) -> sa.Select[Any]:
         entry = json_object(self.dialect, [(name, other), ("created_at", iso_text(self.dialect, since))])
-        return sa.select(
-            key, json_group_array(self.dialect, json_value(self.dialect, entry)).label("doc")
-        ).group_by(key)
+        return sa.select(key, json_text(json_group_array(self.dialect, entry)).label("doc")).group_by(key)
 
     def profiles(self) -> sa.Select[Any]:
         """One row per profile: traits by class, audiences, external ids and accounts as JSON text."""

@@ -14,10 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlencode
 
-import sqlalchemy as sa
-
 from activation_pipeline.serving.layout import PROFILE_PREFIX
-from activation_pipeline.serving.store import ServingVersion
 
 TRAIT_CLASSES = {
     "custom_trait": "custom",
@@ -237,6 +234,10 @@ def _after(text: str) -> tuple[datetime, str]:
         raise invalid("The parameter `next` is not a cursor this list gave.") from error
 
 
+def _beyond(key: tuple[datetime, str], cursor: tuple[datetime, str], descending: bool) -> bool:
+    return key < cursor if descending else key > cursor
+
+
 def _iso(moment: datetime) -> str:
     return moment.replace(tzinfo=None).isoformat(timespec="milliseconds") + "Z"
 
@@ -265,33 +266,31 @@ def _event(row: Any) -> dict[str, Any]:
     return body
 
 
-def events(version: ServingVersion, profile_id: int, page: Page) -> dict[str, Any]:
+def events(rows: Sequence[Any], page: Page) -> dict[str, Any]:
     """`{data, cursor}`: a profile's recent events filtered by start, end, include, exclude; by time."""
-    q, e = page.query, version.tables.events.c
+    q = page.query
     sort = q.get("sort", "desc")
     if sort not in ("asc", "desc"):
         raise invalid("The parameter `sort` must be asc or desc.")
-    conditions: list[sa.ColumnElement[bool]] = []
     start, end = _moment(q, "start"), _moment(q, "end")
-    if start is not None:
-        conditions.append(e.timestamp > start)
-    if end is not None:
-        conditions.append(e.timestamp < end)
-    include, exclude = _csv(q.get("include")), _csv(q.get("exclude"))
-    if include is not None:
-        conditions.append(e.event.in_(include))
-    if exclude:
-        conditions.append(sa.or_(e.event.is_(None), e.event.not_in(exclude)))
-    if q.get("next"):
-        moment, message_id = _after(q["next"])
-        key, bound = (
-            sa.tuple_(e.timestamp, e.message_id),
-            sa.tuple_(sa.literal(moment), sa.literal(message_id)),
-        )
-        conditions.append(key < bound if sort == "desc" else key > bound)
-    rows = version.events(profile_id, conditions, sort == "desc", page.limit + 1)
-    shown = rows[: page.limit]
-    more = len(rows) > page.limit
+    include, exclude = _csv(q.get("include")), set(_csv(q.get("exclude")) or ())
+    after = _after(q["next"]) if q.get("next") else None
+    descending = sort == "desc"
+    chosen = sorted(
+        (
+            r
+            for r in rows
+            if (start is None or r.timestamp > start)
+            and (end is None or r.timestamp < end)
+            and (include is None or r.event in include)
+            and r.event not in exclude
+            and (after is None or _beyond((r.timestamp, r.message_id), after, descending))
+        ),
+        key=lambda r: (r.timestamp, r.message_id),
+        reverse=descending,
+    )
+    shown = chosen[: page.limit]
+    more = len(chosen) > page.limit
     return {
         "data": [_event(r) for r in shown],
         "cursor": page.cursor(_event_cursor(shown[-1]) if more else None),

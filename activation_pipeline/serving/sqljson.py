@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import JSON, JSONB
+from sqlalchemy.dialects.postgresql import JSONB
 
 _OBJECT = {"duckdb": "json_object", "postgresql": "json_build_object"}
 _GROUP_OBJECT = {"duckdb": "json_group_object", "postgresql": "json_object_agg"}
@@ -24,9 +24,9 @@ def _key(name: str) -> sa.ColumnElement[str]:
 
 
 def json_object(dialect: str, pairs: Sequence[tuple[str, Any]]) -> sa.ColumnElement[Any]:
-    """A JSON object of (key, value) pairs (null values included) as text; `{}` when there are none."""
+    """A JSON object of (key, value) pairs (null values included); `{}` when there are none."""
     if not pairs:
-        return sa.cast(sa.literal("{}"), sa.Text)
+        return _call(_OBJECT, dialect)
     parts = [
         _call(
             _OBJECT,
@@ -41,22 +41,22 @@ def json_object(dialect: str, pairs: Sequence[tuple[str, Any]]) -> sa.ColumnElem
             merged = sa.cast(merged, JSONB).op("||")(sa.cast(part, JSONB))
         else:
             merged = sa.func.json_merge_patch(merged, part)
-    return sa.cast(merged, sa.Text)
+    return merged
+
+
+def json_text(value: Any) -> sa.ColumnElement[str]:
+    """A JSON value as its text, to store."""
+    return sa.cast(value, sa.Text)
 
 
 def json_group_object(dialect: str, key: Any, value: Any) -> sa.ColumnElement[Any]:
-    """Aggregate: a JSON object of key -> value over the group, as text."""
-    return sa.cast(_call(_GROUP_OBJECT, dialect, key, value), sa.Text)
+    """Aggregate: a JSON object of key -> value over the group."""
+    return _call(_GROUP_OBJECT, dialect, key, value)
 
 
 def json_group_array(dialect: str, value: Any) -> sa.ColumnElement[Any]:
-    """Aggregate: a JSON array of the group's values, as text."""
-    return sa.cast(_call(_GROUP_ARRAY, dialect, value), sa.Text)
-
-
-def json_value(dialect: str, value: Any) -> sa.ColumnElement[Any]:
-    """A JSON value for a nested object: DuckDB's JSON text, PostgreSQL's json."""
-    return value if dialect == "duckdb" else sa.cast(value, JSON)
+    """Aggregate: a JSON array of the group's values."""
+    return _call(_GROUP_ARRAY, dialect, value)
 
 
 def iso_text(dialect: str, moment: Any) -> sa.ColumnElement[str]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -47,7 +47,7 @@ class Publication:
 
 
 class _Executor(Protocol):
-    def rows(self, statement: sa.Executable, params: dict[str, Any] | None = None) -> list[Any]: ...
+    def rows(self, statement: sa.Executable, params: dict[str, Any]) -> list[Any]: ...
 
 
 class ServingVersion:
@@ -57,18 +57,20 @@ class ServingVersion:
         self.tables = tables
         self.publication = publication
         self._executor = executor
-        lookup, profiles, accounts = tables.lookup, tables.profiles, tables.accounts
-        self._profile_by_key = (
-            sa.select(profiles)
-            .select_from(lookup.join(profiles, profiles.c.profile_id == lookup.c.profile_id))
-            .where(lookup.c.key == sa.bindparam("key"))
-        )
+        lookup, profiles, accounts, events = tables.lookup, tables.profiles, tables.accounts, tables.events
+        # Point reads by one indexed column each: on DuckDB two of them cost less than one join.
+        self._profile_id = sa.select(lookup.c.profile_id).where(lookup.c.key == sa.bindparam("key"))
+        self._profile_by_id = sa.select(profiles).where(profiles.c.profile_id == sa.bindparam("profile_id"))
         self._account_by_id = sa.select(accounts).where(accounts.c.group_id == sa.bindparam("group_id"))
+        self._events_of = sa.select(events).where(events.c.profile_id == sa.bindparam("profile_id"))
 
     def profile(self, key: str) -> Any | None:
         """The surviving profile's row for a lookup key (`type:value` or `use_<id>`), or None."""
-        found = self._executor.rows(self._profile_by_key, {"key": key})
-        return found[0] if found else None
+        found = self._executor.rows(self._profile_id, {"key": key})
+        if not found:
+            return None
+        rows = self._executor.rows(self._profile_by_id, {"profile_id": found[0].profile_id})
+        return rows[0] if rows else None
 
     def account(self, group_id: str) -> Any | None:
         """An account's row, or None."""
@@ -77,21 +79,15 @@ class ServingVersion:
 
     def profiles(self, profile_ids: Sequence[int]) -> list[Any]:
         """The rows of several profiles (for an account's links)."""
-        if not profile_ids:
-            return []
-        p = self.tables.profiles
-        return self._executor.rows(sa.select(p).where(p.c.profile_id.in_(list(profile_ids))))
+        return [
+            row
+            for pid in profile_ids
+            for row in self._executor.rows(self._profile_by_id, {"profile_id": pid})
+        ]
 
-    def events(
-        self, profile_id: int, conditions: Iterable[sa.ColumnElement[bool]], descending: bool, limit: int
-    ) -> list[Any]:
-        """Up to `limit` events of a profile passing `conditions`, newest first unless not `descending`."""
-        e = self.tables.events
-        order = (
-            [e.c.timestamp.desc(), e.c.message_id.desc()] if descending else [e.c.timestamp, e.c.message_id]
-        )
-        query = sa.select(e).where(e.c.profile_id == profile_id, *conditions).order_by(*order).limit(limit)
-        return self._executor.rows(query)
+    def events(self, profile_id: int) -> list[Any]:
+        """Every event the serving copy holds for a profile (the last `serving.events_days` days), unordered."""
+        return self._executor.rows(self._events_of, {"profile_id": profile_id})
 
 
 class _DuckDbExecutor:
@@ -101,7 +97,9 @@ class _DuckDbExecutor:
         self.dialect = sa.create_engine("duckdb://").dialect
         self._connection = duckdb.connect(str(path), read_only=True)
         self._local = threading.local()
-        self._compiled: dict[int, tuple[str, list[str], dict[str, Any]]] = {}
+        # More concurrent queries than cores make DuckDB slower in total, not faster: the rest wait here.
+        self._slots = threading.BoundedSemaphore(os.cpu_count() or 2)
+        self._compiled: dict[int, tuple[str, list[str]]] = {}
 
     def _cursor(self) -> Any:
         cursor = getattr(self._local, "cursor", None)
@@ -109,24 +107,22 @@ class _DuckDbExecutor:
             cursor = self._local.cursor = self._connection.cursor()
         return cursor
 
-    def _compile(self, statement: sa.Executable) -> tuple[str, list[str], dict[str, Any]]:
-        compiled = statement.compile(dialect=self.dialect, compile_kwargs={"render_postcompile": True})  # type: ignore[attr-defined]
-        return str(compiled), list(compiled.positiontup or []), dict(compiled.params)
+    def _compile(self, statement: sa.Executable) -> tuple[str, list[str]]:
+        compiled = statement.compile(dialect=self.dialect)  # type: ignore[attr-defined]
+        return str(compiled), list(compiled.positiontup or [])
 
-    def rows(self, statement: sa.Executable, params: dict[str, Any] | None = None) -> list[Any]:
-        """The rows of a SELECT (statements with named bind parameters are compiled once and reused)."""
-        if params is None:
-            sql, names, values = self._compile(statement)
-        else:
-            cached = self._compiled.get(id(statement))
-            if cached is None:
-                cached = self._compiled[id(statement)] = self._compile(statement)
-            sql, names, defaults = cached
-            values = {**defaults, **params}
+    def rows(self, statement: sa.Executable, params: dict[str, Any]) -> list[Any]:
+        """The rows of a SELECT with named bind parameters (each statement is compiled once)."""
+        cached = self._compiled.get(id(statement))
+        if cached is None:
+            cached = self._compiled[id(statement)] = self._compile(statement)
+        sql, names = cached
         cursor = self._cursor()
-        cursor.execute(sql, [values[n] for n in names])
-        columns = [d[0] for d in cursor.description]
-        return [_Row(columns, r) for r in cursor.fetchall()]
+        with self._slots:
+            cursor.execute(sql, [params[n] for n in names])
+            columns = [d[0] for d in cursor.description]
+            found = cursor.fetchall()
+        return [_Row(columns, r) for r in found]
 
     def close(self) -> None:
         """Close the file (cursors of finished requests go with it)."""
@@ -153,9 +149,9 @@ class _PostgresExecutor:
     def __init__(self, engine: sa.Engine) -> None:
         self.engine = engine
 
-    def rows(self, statement: sa.Executable, params: dict[str, Any] | None = None) -> list[Any]:
+    def rows(self, statement: sa.Executable, params: dict[str, Any]) -> list[Any]:
         with self.engine.connect() as conn:
-            return list(conn.execute(statement, params or {}).all())
+            return list(conn.execute(statement, params).all())
 
 
 class ServingReader(Protocol):

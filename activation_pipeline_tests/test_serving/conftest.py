@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import base64
+import os
 import socket
 import threading
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -41,6 +43,7 @@ normalisation: {{default_region: US}}
 serving:
   tokens: [{{name: tests, token: {{env: {TOKEN_ENV}}}}}]
   requests_per_second: 1000
+  events_days: 30
 traits:
   custom: [first_name, plan]
   account: [name]
@@ -56,14 +59,16 @@ audiences:
 
 
 def jane_history(messages: Messages) -> None:
-    """Jane browses anonymously, then signs up (merging her anonymous profile), buys, joins an account."""
+    """Jane browses on two devices, signs up on one, logs in on the other (merging the two profiles), buys and
+    joins an account; Bob buys once and joins the same account."""
+    messages.track("2026-10-01T08:00", "Product Viewed", anon="anon-old", sku="B2")
     messages.track("2026-10-01T09:00", "Product Viewed", anon="anon-jane", sku="A1")
     messages.identify("2026-10-01T09:30", anon="anon-jane", email=" Jane.Doe@Example.COM ")
     messages.identify(
         "2026-10-02T10:00", user="u-jane", email="jane.doe@example.com", phone="+1 201-555-0123",
         first_name="Jane", plan="pro",
     )  # fmt: skip
-    messages.identify("2026-10-02T10:05", user="u-jane", anon="anon-jane")
+    messages.identify("2026-10-02T10:05", user="u-jane", anon="anon-old")
     for day, revenue in (("03", 80), ("05", 45), ("12", 10)):
         messages.track(f"2026-10-{day}T12:00", "Order Completed", user="u-jane", revenue=revenue)
     messages.group("2026-10-04T08:00", "u-jane", "acct-1", name="Acme")
@@ -117,40 +122,57 @@ def stop_server(server: uvicorn.Server, thread: threading.Thread) -> None:
     thread.join(timeout=20)
 
 
-@pytest.fixture
-def token_env(monkeypatch: pytest.MonkeyPatch) -> str:
-    """The test access token, set in its environment variable."""
-    monkeypatch.setenv(TOKEN_ENV, TOKEN)
-    return TOKEN
+@pytest.fixture(scope="module")
+def token_env() -> Iterator[str]:
+    """The test access token, set in its environment variable for the module's servers."""
+    os.environ[TOKEN_ENV] = TOKEN
+    yield TOKEN
+    os.environ.pop(TOKEN_ENV, None)
 
 
-@pytest.fixture(params=["duckdb", pytest.param("postgres", marks=pytest.mark.postgres)])
-def served(request: pytest.FixtureRequest, tmp_path: Path, token_env: str) -> Iterator[Served]:
-    """Jane's history evaluated as of 2026-10-20 and served on 127.0.0.1, on DuckDB or PostgreSQL."""
-    from activation_pipeline.serving.server import server_for
-
-    schema = f"t_{uuid.uuid4().hex[:10]}"
-    if request.param == "duckdb":
-        yaml = WORKSPACE_YAML
-    else:
-        yaml = WORKSPACE_YAML + f"compute: {{engine: postgres, url: '{PG_URL}', schema: {schema}}}\n"
-    workspace = make_workspace(tmp_path, yaml, base="")
-    messages = Messages(tmp_path)
+def evaluated(
+    root: Path, engine: str, extra_yaml: str = ""
+) -> tuple[Workspace, ComputePipeline, Messages, str | None]:
+    """Jane's history landed and evaluated as of AS_OF under `root`, on DuckDB or a new PostgreSQL schema."""
+    schema = None
+    yaml = WORKSPACE_YAML + extra_yaml
+    if engine == "postgres":
+        schema = f"t_{uuid.uuid4().hex[:10]}"
+        yaml += f"compute: {{engine: postgres, url: '{PG_URL}', schema: {schema}}}\n"
+    workspace = make_workspace(root, yaml, base="")
+    messages = Messages(root)
     jane_history(messages)
     messages.write()
     pipeline = ComputePipeline(workspace, ComputeEngine.for_workspace(workspace))
     pipeline.land()
     pipeline.evaluate(at(AS_OF))
+    return workspace, pipeline, messages, schema
+
+
+@contextmanager
+def serving(root: Path, engine: str, extra_yaml: str = "") -> Iterator[Served]:
+    """An evaluated workspace served by a real uvicorn server on 127.0.0.1; everything removed after."""
+    from activation_pipeline.serving.server import server_for
+
+    workspace, pipeline, messages, schema = evaluated(root, engine, extra_yaml)
     server = server_for(workspace, "127.0.0.1", free_port())
     thread = start_server(server)
-    port = server.config.port
     try:
-        yield Served(f"http://127.0.0.1:{port}", workspace, pipeline, messages, server)
+        yield Served(f"http://127.0.0.1:{server.config.port}", workspace, pipeline, messages, server)
     finally:
         stop_server(server, thread)
         pipeline.close()
-        if request.param == "postgres":
+        if schema is not None:
             drop_schemas(PG_URL, schema)
+
+
+@pytest.fixture(scope="module", params=["duckdb", pytest.param("postgres", marks=pytest.mark.postgres)])
+def served(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, token_env: str
+) -> Iterator[Served]:
+    """Jane's history evaluated as of 2026-10-20 and served on 127.0.0.1, on DuckDB or PostgreSQL (read only)."""
+    with serving(tmp_path_factory.mktemp("served"), request.param) as running:
+        yield running
 
 
 def basic(token: str) -> str:
