@@ -19,7 +19,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from activation_pipeline.destinations.normalise import FACEBOOK, RecordNormaliser, hash_emails, sha256_hex
+from activation_pipeline.destinations.facebook_custom_audiences.rules import FACEBOOK
+from activation_pipeline.destinations.normalise import RecordNormaliser, hash_emails, sha256_hex
 from activation_pipeline.destinations.normalise.bulk import hash_emails_parallel
 from activation_pipeline.destinations.normalise.hashing import fast_sha256
 

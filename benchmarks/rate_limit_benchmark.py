@@ -28,12 +28,12 @@ import requests
 
 from activation_pipeline.activation.model import Change, ChangeKind, IdentifierValue, ProfileView
 from activation_pipeline.activation.payloads import plan_changes
-from activation_pipeline.config.destination_types import WebhookDestination
 from activation_pipeline.config.models import Connection
 from activation_pipeline.delivery.engine import deliver
 from activation_pipeline.delivery.rate_limit import SharedRateLimiter, max_in_any_window
 from activation_pipeline.destinations.http import ClientOptions, HttpSender
 from activation_pipeline.destinations.registry import build_client
+from activation_pipeline.destinations.webhook.settings import WebhookDestination
 from activation_pipeline.state.store import StateStore, open_state
 
 AS_OF = datetime(2024, 6, 1, tzinfo=UTC)

@@ -49,11 +49,21 @@ def iso_timestamp(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def change_id(connection_id: str, subject_key: str, kind: str, new_value: Any, as_of: datetime) -> str:
-    """The id of one change of one subject in one connection."""
-    return "chg_" + digest(connection_id, subject_key, kind, new_value, iso_timestamp(as_of))
+def change_id(
+    connection_id: str, subject_key: str, kind: str, new_value: Any, as_of: datetime, generation: str = ""
+) -> str:
+    """The id of one change of one subject in one connection (`generation`: a resync's own id)."""
+    parts = [connection_id, subject_key, kind, new_value, iso_timestamp(as_of)]
+    return "chg_" + digest(*parts, *([generation] if generation else []))
 
 
 def message_id(change: str, message_type: str, variant: str = "") -> str:
     """The messageId of one message of a change (`variant` distinguishes per-identifier fan-out)."""
     return "ap_" + digest(change, message_type, variant)
+
+
+def lookup_key(value: str) -> str:
+    """sha256 hex of the trimmed, lower-cased identifier value."""
+    # Values are already canonical (activation_pipeline.identifiers); lower-casing on top keeps the search
+    # case-insensitive for ids and keeps the keys already stored valid.
+    return hashlib.sha256(value.strip().lower().encode()).hexdigest()

@@ -64,6 +64,8 @@ class Change:
     old_value: Any = None
     new_value: Any = None
     level: Literal["user", "account"] = "user"
+    generation: str = ""
+    """A resync's id: its changes (and messageIds) are new even where an earlier sync made the same ones."""
 
     @property
     def subject_key(self) -> str:

@@ -29,13 +29,13 @@ from activation_pipeline.activation.ids import (
     change_id,
     digest,
     iso_timestamp,
+    lookup_key,
     message_id,
     same_value,
 )
 from activation_pipeline.activation.model import Change, ChangeKind, PlannedChange, ProfileView
 from activation_pipeline.config.models import Connection
 from activation_pipeline.destinations.base import Operation, OutboundRecord
-from activation_pipeline.state.keys import lookup_key
 
 DestinationKind = Literal["event", "list"]
 AUDIENCE_EVENTS = {ChangeKind.ENTERED: "Audience Entered", ChangeKind.EXITED: "Audience Exited"}
@@ -201,7 +201,12 @@ def plan_event_change(
     selection = select_identifiers(change.profile, connection)
     enriched = enrichment(change.profile, connection)
     change_key = change_id(
-        connection.connection_id, change.subject_key, change.kind.value, change.snapshot_value, change.as_of
+        connection.connection_id,
+        change.subject_key,
+        change.kind.value,
+        change.snapshot_value,
+        change.as_of,
+        change.generation,
     )
     records: list[OutboundRecord] = []
     for variant in selection.variants():
@@ -235,7 +240,12 @@ def plan_list_change(
     selection = select_identifiers(change.profile, connection)
     identifiers = selection.by_name()
     change_key = change_id(
-        connection.connection_id, change.subject_key, change.kind.value, change.snapshot_value, change.as_of
+        connection.connection_id,
+        change.subject_key,
+        change.kind.value,
+        change.snapshot_value,
+        change.as_of,
+        change.generation,
     )
     operation = Operation.ADD if change.kind is ChangeKind.ENTERED else Operation.REMOVE
     payload = {"identifiers": identifiers, "traits": enrichment(change.profile, connection)}

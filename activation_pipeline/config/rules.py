@@ -7,7 +7,6 @@ from dataclasses import dataclass, field
 
 from pydantic import ValidationError
 
-from activation_pipeline.config.catalogue import CATALOGUE, DestinationSpec
 from activation_pipeline.config.models import (
     MOBILE_IDENTIFIERS,
     AllCondition,
@@ -21,6 +20,8 @@ from activation_pipeline.config.models import (
 )
 from activation_pipeline.config.problems import Loc, describe_error, format_path
 from activation_pipeline.config.workspace import Workspace
+from activation_pipeline.destinations.registry import CATALOGUE
+from activation_pipeline.destinations.spec import DestinationType
 
 MAX_ALL_STRATEGY = 3
 
@@ -226,14 +227,14 @@ class _Checker:
             self.check_delivery_kind(connection, loc, spec)
             self.check_mappings(connection, loc, spec)
 
-    def check_connection_settings(self, connection: Connection, loc: Loc, spec: DestinationSpec) -> None:
+    def check_connection_settings(self, connection: Connection, loc: Loc, spec: DestinationType) -> None:
         try:
             spec.connection_settings.model_validate(connection.settings)
         except ValidationError as error:
             for detail in error.errors():
                 self.add((*loc, "settings", *detail["loc"]), describe_error(detail))
 
-    def check_delivery_kind(self, connection: Connection, loc: Loc, spec: DestinationSpec) -> None:
+    def check_delivery_kind(self, connection: Connection, loc: Loc, spec: DestinationType) -> None:
         if connection.source_kind == "trait" and spec.kind == "list":
             self.add(
                 (*loc, "source"),
@@ -242,7 +243,7 @@ class _Checker:
         if spec.kind == "event" and not (connection.send_identify or connection.send_track):
             self.add(loc, "send_identify and send_track are both false, so nothing would be sent")
 
-    def check_mappings(self, connection: Connection, loc: Loc, spec: DestinationSpec | None) -> None:
+    def check_mappings(self, connection: Connection, loc: Loc, spec: DestinationType | None) -> None:
         enrichment, id_sync = connection.trait_enrichment, connection.id_sync
         if connection.setup == "default" and (enrichment or id_sync):
             self.add(
@@ -312,7 +313,7 @@ class _Checker:
             self.check_platform_keys(connection, loc, spec, names)
 
     def check_platform_keys(
-        self, connection: Connection, loc: Loc, spec: DestinationSpec, names: Sequence[tuple[Loc, str]]
+        self, connection: Connection, loc: Loc, spec: DestinationType, names: Sequence[tuple[Loc, str]]
     ) -> None:
         if spec.keys is not None:
             platform_owner: dict[str, str] = {}

@@ -6,7 +6,6 @@ from pathlib import Path
 
 from pydantic import Field, PrivateAttr
 
-from activation_pipeline.config.destination_types import AnyDestination, Destination
 from activation_pipeline.config.models import (
     SLUG,
     AnyComputedTrait,
@@ -20,6 +19,7 @@ from activation_pipeline.config.models import (
     Traits,
 )
 from activation_pipeline.config.serving import Serving
+from activation_pipeline.destinations.registry import AnyDestination, Destination
 
 
 class Normalisation(Model):
@@ -47,7 +47,6 @@ class Workspace(Model):
     audiences: list[Audience] = Field(default_factory=list)
     destinations: list[Destination] = Field(default_factory=list)
     connections: list[Connection] = Field(default_factory=list)
-    serving: Serving = Field(default_factory=Serving)
     serving: Serving = Field(default_factory=Serving)
 
     _base_dir: Path = PrivateAttr(default_factory=Path.cwd)

@@ -11,9 +11,9 @@ from typing import TYPE_CHECKING
 import dagster as dg
 
 from activation_pipeline.compute.pipeline import ComputePipeline
-from activation_pipeline.config.catalogue import CATALOGUE
 from activation_pipeline.config.workspace import Workspace
 from activation_pipeline.defs.resources import WorkspaceResource, as_of_from_context
+from activation_pipeline.destinations.registry import CATALOGUE
 from activation_pipeline.state.store import open_state
 from activation_pipeline.sync.compute_view import ResultsView, export_results, results_directory
 from activation_pipeline.sync.delta import SyncMode

@@ -19,7 +19,7 @@ import math
 import time
 import traceback
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -38,11 +38,15 @@ from activation_pipeline.destinations.base import (
 from activation_pipeline.state import outbox as ob
 from activation_pipeline.state.leases import acquire_lease, release_lease, renew_lease
 from activation_pipeline.state.schema import sync_runs
+from activation_pipeline.state.snapshots import chunked
 from activation_pipeline.state.store import StateStore
 
 log = logging.getLogger(__name__)
 
 AfterBatch = Callable[[int, BatchResult], None]
+OnStaged = Callable[[int, int], None]
+"""Told (records pending, batches they make) once staging is done."""
+STAGE_CHUNK = 10_000
 
 
 @dataclass(frozen=True)
@@ -87,13 +91,13 @@ class DeliveryReport:
         }
 
 
-def staged_records(planned: Sequence[PlannedChange]) -> list[ob.StagedRecord]:
-    """Flatten planned changes into outbox items."""
-    return [
+def staged_records(planned: Iterable[PlannedChange]) -> Iterator[ob.StagedRecord]:
+    """Flatten planned changes into outbox items (lazily)."""
+    return (
         ob.StagedRecord(record, p.connection_id, p.change_id, p.subject_key, p.snapshot_value, p.lookup_keys)
         for p in planned
         for record in p.records
-    ]
+    )
 
 
 def _now() -> datetime:
@@ -187,7 +191,7 @@ def deliver(
     client: DestinationClient,
     *,
     destination_id: str,
-    planned: Sequence[PlannedChange] = (),
+    planned: Iterable[PlannedChange] = (),
     sync_id: str | None = None,
     batch_size: int | None = None,
     concurrency: int = 1,
@@ -195,10 +199,13 @@ def deliver(
     after_batch: AfterBatch | None = None,
     lease_ttl: float = 600.0,
     resend: bool = False,
+    on_staged: OnStaged | None = None,
 ) -> DeliveryReport:
     """Stage `planned` and deliver everything pending for `destination_id`; returns the run's figures.
 
-    `resend` stages changes even when the snapshot already holds them (resyncs)."""
+    `planned` may be a stream: it is staged `STAGE_CHUNK` records at a time, each chunk in its own
+    transaction. `resend` stages changes even when the snapshot already holds them (resyncs). `on_staged`
+    is told how many records and batches are pending once staging is done (what the sync will send)."""
     started = time.monotonic()
     sync_id = sync_id or f"sync_{datetime.now(UTC):%Y%m%dT%H%M%S}_{uuid.uuid4().hex[:8]}"
     size = max(1, min(batch_size or client.max_batch, client.max_batch))
@@ -211,10 +218,15 @@ def deliver(
                 )
             )
             recovered = ob.recover(connection, destination_id, _now())
-            counts = ob.stage(
-                store, connection, destination_id, sync_id, staged_records(planned), _now(), resend=resend
-            )
+        counts = ob.StageCounts()
+        for part in chunked(staged_records(planned), STAGE_CHUNK):
+            with store.write() as connection:
+                counts += ob.stage(store, connection, destination_id, sync_id, part, _now(), resend=resend)
+            renew_lease(store, lease, lease_ttl)
         run = _Run(store, client, destination_id, sync_id, size, connection_settings or {}, after_batch)
+        if on_staged is not None:
+            pending = _plan(run)
+            on_staged(sum(n for _, n in pending), sum(math.ceil(n / size) for _, n in pending))
         if concurrency <= 1:
             _send_serial(run, lease_ttl, lease)
         else:

@@ -1,4 +1,4 @@
-"""Run one sandbox in its own process: `python -m activation_pipeline.sandbox.serve webhook`.
+"""Run one destination type's fake server in its own process: `python -m activation_pipeline.sandbox.serve webhook`.
 
 Prints one JSON line `{"url": ...}` when ready, then serves until stdin closes or the process is
 terminated. Recorded requests are read through `GET /__sandbox/requests`.
@@ -13,16 +13,23 @@ import sys
 import threading
 from types import FrameType
 
-from activation_pipeline.sandbox.catalog import SANDBOXES
+from activation_pipeline.destinations.registry import CATALOGUE
+from activation_pipeline.sandbox.base import SandboxServer
+
+
+def fake_server_types() -> dict[str, type[SandboxServer]]:
+    """Destination type name -> its fake server class, for every type that has one."""
+    return {name: t.fake_server for name, t in CATALOGUE.items() if t.fake_server is not None}
 
 
 def main(argv: list[str] | None = None) -> int:
     """Start the sandbox named on the command line and serve until told to stop."""
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("kind", choices=sorted(SANDBOXES))
+    servers = fake_server_types()
+    parser.add_argument("kind", choices=sorted(servers))
     parser.add_argument("--port", type=int, default=0)
     args = parser.parse_args(argv)
-    server = SANDBOXES[args.kind](port=args.port).start()
+    server = servers[args.kind](port=args.port).start()
     stop = threading.Event()
 
     def _stop(_signum: int, _frame: FrameType | None) -> None:

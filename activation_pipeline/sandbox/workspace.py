@@ -13,13 +13,8 @@ import yaml
 
 from activation_pipeline.config import load_workspace
 from activation_pipeline.config.secrets import SecretRef
+from activation_pipeline.destinations.registry import CATALOGUE
 from activation_pipeline.sandbox.base import SandboxServer
-from activation_pipeline.sandbox.braze import BrazeSandbox
-from activation_pipeline.sandbox.facebook import FacebookSandbox
-from activation_pipeline.sandbox.google_ads import GoogleAdsSandbox
-from activation_pipeline.sandbox.iterable import IterableSandbox
-from activation_pipeline.sandbox.marketo import MarketoSandbox
-from activation_pipeline.sandbox.webhook import WebhookSandbox
 
 SANDBOX_STATE = "state/sandbox_state.db"
 
@@ -43,30 +38,11 @@ def _secret(settings: Any, name: str, env: dict[str, str]) -> str:
 
 def _server_for(destination: Any, env: dict[str, str]) -> tuple[SandboxServer | None, str, str]:
     """The fake server of a destination, and the setting (and value) that points the destination at it."""
-    settings = destination.settings
-    kind = destination.type
-    if kind == "facebook_custom_audiences":
-        server: SandboxServer = FacebookSandbox(access_token=_secret(settings, "access_token", env))
-    elif kind == "google_ads_remarketing_lists":
-        server = GoogleAdsSandbox(access_token=_secret(settings, "access_token", env))
-    elif kind == "marketo_static_lists":
-        server = MarketoSandbox(
-            client_id=_secret(settings, "client_id", env),
-            client_secret=_secret(settings, "client_secret", env),
-            create_missing=True,
-        )
-    elif kind == "braze":
-        server = BrazeSandbox(api_key=_secret(settings, "api_key", env))
-    elif kind == "iterable":
-        server = IterableSandbox(api_key=_secret(settings, "api_key", env))
-    elif kind == "webhook":
-        secret = _secret(settings, "shared_secret", env) if settings.shared_secret else None
-        hook = WebhookSandbox(shared_secret=secret or None, method=settings.method).start()
-        return hook, "url", hook.hook_url
-    else:
+    start = CATALOGUE[destination.type].fake
+    if start is None:
         return None, "", ""  # functions run the user's code locally
-    server.start()
-    return server, "base_url", server.url
+    server, url = start(destination.settings, lambda name: _secret(destination.settings, name, env))
+    return server, "url" if "url" in type(destination.settings).model_fields else "base_url", url
 
 
 def _secret_names(value: Any) -> Iterator[str]:

@@ -13,9 +13,9 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from activation_pipeline.activation.ids import lookup_key
 from activation_pipeline.identifiers import EMAIL, PHONE, lookup_candidates
-from activation_pipeline.state.keys import lookup_key
-from activation_pipeline.state.schema import delivery_ledger, ledger_keys, sync_snapshots
+from activation_pipeline.state.schema import delivery_ledger, ledger_keys
 from activation_pipeline.state.store import StateStore, open_state
 
 
@@ -194,14 +194,3 @@ def format_lookup(
     tried = [n for k, n in ((EMAIL, "an email"), (PHONE, f"a phone number (region {region})")) if k in kinds]
     tried.append("an id or profile id")
     return f"unknown identifier{where}: nothing was ever staged for it as {' or as '.join(tried)}"
-
-
-def read_snapshot(store: StateStore, connection_id: str) -> dict[str, Any]:
-    """A connection's sync snapshot: subject key -> membership or last acknowledged trait value."""
-    with store.read() as connection:
-        rows = connection.execute(
-            sa.select(sync_snapshots.c.subject_key, sync_snapshots.c.value).where(
-                sync_snapshots.c.connection_id == connection_id
-            )
-        )
-        return {row.subject_key: row.value for row in rows}

@@ -3,14 +3,14 @@
 Statuses: `pending` (to send), `in_flight` (claimed by a batch whose result is not recorded yet),
 `acknowledged`, `failed` (permanent; sent again only when staged again), `retry` (transient, retries
 exhausted; sent again by the next run). Completing a batch writes the ledger and advances the sync snapshot
-of every change whose records are all acknowledged, in the same transaction.
+of every change whose records are all acknowledged (`snapshots.advance_snapshots`), in the same transaction.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import astuple, dataclass
 from datetime import datetime
 from typing import Any
 
@@ -18,7 +18,8 @@ import sqlalchemy as sa
 
 from activation_pipeline.activation.ids import same_value
 from activation_pipeline.destinations.base import Operation, OutboundRecord, Outcome, RecordResult
-from activation_pipeline.state.schema import batches, delivery_ledger, ledger_keys, outbox, sync_snapshots
+from activation_pipeline.state.schema import batches, delivery_ledger, ledger_keys, outbox
+from activation_pipeline.state.snapshots import advance_snapshots, chunked, held_values
 from activation_pipeline.state.store import StateStore
 
 PENDING = "pending"
@@ -28,11 +29,6 @@ FAILED = Outcome.FAILED.value
 RETRY = Outcome.RETRY.value
 
 CHUNK = 500
-
-
-def _chunks(items: Sequence[Any], size: int = CHUNK) -> Iterator[Sequence[Any]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
 
 
 @dataclass(frozen=True)
@@ -57,6 +53,10 @@ class StageCounts:
     already_queued: int = 0
     already_in_snapshot: int = 0
 
+    def __add__(self, other: StageCounts) -> StageCounts:
+        """Counts of two stagings together."""
+        return StageCounts(*(a + b for a, b in zip(astuple(self), astuple(other), strict=True)))
+
 
 @dataclass(frozen=True)
 class ClaimedRecord:
@@ -67,19 +67,6 @@ class ClaimedRecord:
     connection_id: str
     change_id: str
     attempt: int
-
-
-def snapshot_values(connection: sa.Connection, connection_id: str, subjects: Sequence[str]) -> dict[str, Any]:
-    """The snapshot values of some subjects of a connection."""
-    found: dict[str, Any] = {}
-    for part in _chunks(sorted(set(subjects))):
-        rows = connection.execute(
-            sa.select(sync_snapshots.c.subject_key, sync_snapshots.c.value).where(
-                sync_snapshots.c.connection_id == connection_id, sync_snapshots.c.subject_key.in_(part)
-            )
-        )
-        found.update({row.subject_key: row.value for row in rows})
-    return found
 
 
 def stage(
@@ -106,7 +93,7 @@ def stage(
     reflected = 0
     candidates: list[StagedRecord] = []
     snapshots = {
-        cid: snapshot_values(connection, cid, sorted(subjects)) for cid, subjects in by_connection.items()
+        cid: held_values(connection, cid, sorted(subjects)) for cid, subjects in by_connection.items()
     }
     for item in unique.values():
         snapshot = snapshots[item.connection_id]
@@ -120,7 +107,7 @@ def stage(
             candidates.append(item)
     existing: dict[str, str] = {}
     ids = [c.record.record_id for c in candidates]
-    for part in _chunks(ids):
+    for part in chunked(ids, CHUNK):
         rows = connection.execute(
             sa.select(outbox.c.record_id, outbox.c.status).where(
                 outbox.c.destination_id == destination_id, outbox.c.record_id.in_(part)
@@ -142,7 +129,7 @@ def stage(
             queued += 1
     if inserts:
         connection.execute(sa.insert(outbox), inserts)
-    for part in _chunks(requeue):
+    for part in chunked(requeue, CHUNK):
         connection.execute(
             sa.update(outbox)
             .where(outbox.c.destination_id == destination_id, outbox.c.record_id.in_(part))
@@ -154,7 +141,7 @@ def stage(
         key_rows = [
             {"key_hash": k, "destination_id": destination_id, "profile_id": p} for k, p in sorted(keys)
         ]
-        for part in _chunks(key_rows):
+        for part in chunked(key_rows, CHUNK):
             connection.execute(statement, list(part))
     return StageCounts(len(inserts), len(requeue), acknowledged, queued, reflected)
 
@@ -328,59 +315,10 @@ def complete_batch(
             and by_id[item.record.record_id].outcome is Outcome.ACKNOWLEDGED
         }
     )
-    _advance_snapshots(store, connection, destination_id, sync_id, acknowledged_changes, now)
+    advance_snapshots(store, connection, destination_id, sync_id, acknowledged_changes, now, ACKNOWLEDGED)
     connection.execute(
         sa.update(batches)
         .where(batches.c.batch_id == batch_id)
         .values(status="done", finished_at=now, metrics=dict(metrics))
     )
     return counts
-
-
-def _advance_snapshots(
-    store: StateStore,
-    connection: sa.Connection,
-    destination_id: str,
-    sync_id: str,
-    change_ids: Sequence[str],
-    now: datetime,
-) -> None:
-    """Upsert the snapshot of each change whose records are now all acknowledged."""
-    rows_by_change: dict[str, list[Any]] = {}
-    for part in _chunks(change_ids):
-        rows = connection.execute(
-            sa.select(
-                outbox.c.change_id,
-                outbox.c.connection_id,
-                outbox.c.subject_key,
-                outbox.c.snapshot_value,
-                outbox.c.status,
-            )
-            .where(outbox.c.destination_id == destination_id, outbox.c.change_id.in_(part))
-            .order_by(outbox.c.id)
-        )
-        for row in rows:
-            rows_by_change.setdefault(row.change_id, []).append(row)
-    values = [
-        {
-            "connection_id": rows[0].connection_id,
-            "subject_key": rows[0].subject_key,
-            "destination_id": destination_id,
-            "value": rows[0].snapshot_value,
-            "change_id": change,
-            "sync_id": sync_id,
-            "updated_at": now,
-        }
-        for change, rows in rows_by_change.items()
-        if all(row.status == ACKNOWLEDGED for row in rows)
-    ]
-    if values:
-        statement = store.insert(sync_snapshots)
-        statement = statement.on_conflict_do_update(
-            index_elements=["connection_id", "subject_key"],
-            set_={
-                k: statement.excluded[k]
-                for k in ("destination_id", "value", "change_id", "sync_id", "updated_at")
-            },
-        )
-        connection.execute(statement, values)

@@ -11,26 +11,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from activation_pipeline.state.schema import resync_requests
 from activation_pipeline.state.store import StateStore
-
-_metadata = sa.MetaData()
-
-resync_requests = sa.Table(
-    "resync_requests",
-    _metadata,
-    sa.Column("request_id", sa.String(64), primary_key=True),
-    sa.Column("seq", sa.Integer, nullable=False),
-    sa.Column("workspace", sa.String(64), nullable=False),
-    sa.Column("connection_id", sa.String(200), nullable=False),
-    sa.Column("reason", sa.Text, nullable=False),
-    sa.Column("requested_by", sa.String(200), nullable=False),
-    sa.Column("requested_at", sa.DateTime(timezone=True), nullable=False),
-    sa.Column("status", sa.String(16), nullable=False),
-    sa.Column("run_id", sa.String(64), nullable=True),
-    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
-    sa.Column("detail", sa.Text, nullable=True),
-    sa.Index("ix_resync_requests_status", "status", "seq"),
-)
 
 
 class RequestStatus(StrEnum):
@@ -59,11 +41,6 @@ class ResyncRequest:
     detail: str | None
 
 
-def _ensure_table(store: StateStore) -> None:
-    with store.engine.begin() as connection:
-        _metadata.create_all(connection, checkfirst=True)
-
-
 def _from_mapping(row: Mapping[str, Any]) -> ResyncRequest:
     requested_at = row["requested_at"]
     return ResyncRequest(
@@ -84,7 +61,6 @@ def enqueue(
     store: StateStore, workspace: str, connection_ids: list[str], reason: str, requested_by: str = "ui"
 ) -> list[ResyncRequest]:
     """Record one pending request per connection, in order; they are launched oldest first."""
-    _ensure_table(store)
     now = datetime.now(UTC)
     created = []
     with store.write() as connection:
@@ -114,7 +90,6 @@ def enqueue(
 
 def requests(store: StateStore, statuses: frozenset[RequestStatus] | None = None) -> list[ResyncRequest]:
     """Requests (optionally only those in `statuses`), oldest first."""
-    _ensure_table(store)
     query = sa.select(resync_requests).order_by(resync_requests.c.seq)
     if statuses is not None:
         query = query.where(resync_requests.c.status.in_([s.value for s in statuses]))
@@ -126,7 +101,6 @@ def mark(
     store: StateStore, request_id: str, status: RequestStatus, run_id: str | None = None, detail: str = ""
 ) -> None:
     """Move a request to a new status (and remember its run)."""
-    _ensure_table(store)
     values: dict[str, Any] = {
         "status": status.value,
         "updated_at": datetime.now(UTC),

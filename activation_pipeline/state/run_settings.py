@@ -6,23 +6,12 @@ from datetime import UTC, datetime
 
 import sqlalchemy as sa
 
+from activation_pipeline.state.schema import run_settings
 from activation_pipeline.state.store import StateStore
-
-_metadata = sa.MetaData()
-
-run_settings = sa.Table(
-    "run_settings",
-    _metadata,
-    sa.Column("run_id", sa.String(64), primary_key=True),
-    sa.Column("workspace_text", sa.Text, nullable=False),
-    sa.Column("pinned_at", sa.DateTime(timezone=True), nullable=False),
-)
 
 
 def pin_settings(store: StateStore, run_id: str, current_text: str) -> str:
     """The workspace text of a run: the first caller's `current_text`, which every later caller gets back."""
-    with store.engine.begin() as connection:
-        _metadata.create_all(connection, checkfirst=True)
     with store.write() as connection:
         connection.execute(
             store.insert(run_settings)

@@ -118,3 +118,50 @@ sync_snapshots = sa.Table(
     sa.Column("updated_at", _TS, nullable=False),
     sa.Index("ix_ap_snapshots_destination", "destination_id"),
 )
+
+run_settings = sa.Table(
+    "run_settings",
+    metadata,
+    sa.Column("run_id", sa.String(64), primary_key=True),
+    sa.Column("workspace_text", sa.Text, nullable=False),
+    sa.Column("pinned_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+resync_requests = sa.Table(
+    "resync_requests",
+    metadata,
+    sa.Column("request_id", sa.String(64), primary_key=True),
+    sa.Column("seq", sa.Integer, nullable=False),
+    sa.Column("workspace", sa.String(64), nullable=False),
+    sa.Column("connection_id", sa.String(200), nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("requested_by", sa.String(200), nullable=False),
+    sa.Column("requested_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("run_id", sa.String(64), nullable=True),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("detail", sa.Text, nullable=True),
+    sa.Index("ix_resync_requests_status", "status", "seq"),
+)
+
+settings_history = sa.Table(
+    "settings_history",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("workspace", sa.String(64), nullable=False),
+    sa.Column("connection_id", sa.String(200), nullable=False),
+    sa.Column("recorded_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("fingerprint", sa.String(64), nullable=False),
+    sa.Column("settings", sa.Text, nullable=True),
+    sa.Column("diff", sa.Text, nullable=False),
+    sa.Index("ix_settings_history_connection", "workspace", "connection_id", "id"),
+)
+
+initialised_connections = sa.Table(
+    "sync_initialised_connections",
+    metadata,
+    sa.Column("connection_id", sa.String(200), primary_key=True),
+    sa.Column("destination_id", sa.String(100), nullable=False),
+    sa.Column("initialised_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("how", sa.String(16), nullable=False, comment="backfill, or baseline (no historical data)"),
+)

@@ -13,22 +13,8 @@ import sqlalchemy as sa
 
 from activation_pipeline.config.models import Connection
 from activation_pipeline.config.workspace import Workspace
+from activation_pipeline.state.schema import settings_history
 from activation_pipeline.state.store import StateStore
-
-_metadata = sa.MetaData()
-
-settings_history = sa.Table(
-    "settings_history",
-    _metadata,
-    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("workspace", sa.String(64), nullable=False),
-    sa.Column("connection_id", sa.String(200), nullable=False),
-    sa.Column("recorded_at", sa.DateTime(timezone=True), nullable=False),
-    sa.Column("fingerprint", sa.String(64), nullable=False),
-    sa.Column("settings", sa.Text, nullable=True),
-    sa.Column("diff", sa.Text, nullable=False),
-    sa.Index("ix_settings_history_connection", "workspace", "connection_id", "id"),
-)
 
 # The settings a run pins and this history tracks (the destination's credentials are not among them).
 TRACKED = (
@@ -97,11 +83,6 @@ def diff(before: Any, after: Any, path: str = "") -> list[Difference]:
     return [] if before == after else [Difference(path, before, after)]
 
 
-def _ensure_table(store: StateStore) -> None:
-    with store.engine.begin() as connection:
-        _metadata.create_all(connection, checkfirst=True)
-
-
 def _latest(connection: sa.Connection, workspace: str) -> dict[str, sa.Row[Any]]:
     t = settings_history
     newest = (
@@ -118,7 +99,6 @@ def record_settings(
     store: StateStore, workspace: Workspace, now: datetime | None = None
 ) -> list[SettingsVersion]:
     """Record a new version for every connection whose tracked settings changed (or appeared, or went away)."""
-    _ensure_table(store)
     now = now or datetime.now(UTC)
     recorded: list[SettingsVersion] = []
     with store.write() as connection:
@@ -163,7 +143,6 @@ def record_settings(
 
 def history(store: StateStore, workspace: str, connection_id: str) -> list[SettingsVersion]:
     """Every recorded version of one connection's settings, oldest first."""
-    _ensure_table(store)
     t = settings_history
     with store.read() as connection:
         rows = connection.execute(

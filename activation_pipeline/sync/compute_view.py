@@ -7,15 +7,19 @@ evaluation the results are exported once (`export_results`) and every sync reads
 from __future__ import annotations
 
 import shutil
-from collections.abc import Mapping, Sequence, Set
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 import sqlalchemy as sa
+from duckdb import ColumnExpression as Column
+from duckdb import ConstantExpression as Constant
+from duckdb.sqltypes import VARCHAR
 
 from activation_pipeline.activation.model import IdentifierValue, ProfileView
 from activation_pipeline.compute.pipeline import ComputePipeline
@@ -64,81 +68,179 @@ def results_directory(state_dir: Path) -> Path:
     return state_dir / "results"
 
 
-class ResultsView:
-    """The sync layer's `ComputeView` over exported results (each file read at most once)."""
+@dataclass(frozen=True)
+class Reader:
+    """One DuckDB cursor and the results directory its relations read from."""
 
-    def __init__(self, directory: Path, sql_levels: Mapping[str, str] | None = None) -> None:
+    connection: duckdb.DuckDBPyConnection
+    directory: Path
+
+    def parquet(self, name: str) -> duckdb.DuckDBPyRelation:
+        """An exported result file as a relation."""
+        return self.connection.read_parquet(str(self.directory / f"{name}.parquet"))
+
+
+class ResultsView:
+    """The sync layer's `ComputeView` over exported results, read through DuckDB in sorted, bounded streams.
+
+    Nothing is read whole: members and trait values stream in subject-key order, and profiles are looked up
+    per chunk of subjects, so a sync's memory does not grow with the audience size."""
+
+    def __init__(
+        self,
+        directory: Path,
+        sql_levels: Mapping[str, str] | None = None,
+        *,
+        memory_limit: str = "512MB",
+        batch_rows: int = 50_000,
+    ) -> None:
         if not (directory / "membership.parquet").is_file():
             raise FileNotFoundError(
                 f"no computed results in {directory}: materialise the audiences (and sync_inputs) first"
             )
         self.directory = directory
         self.sql_levels = dict(sql_levels or {})
+        self.batch_rows = batch_rows
+        self._duckdb = duckdb.connect(config={"memory_limit": memory_limit, "threads": 2})
 
     @property
     def as_of(self) -> datetime:
         """The evaluation time the results are as of."""
         return datetime.fromisoformat((self.directory / "as_of.txt").read_text())
 
-    def _rows(self, name: str) -> list[dict[str, Any]]:
+    def _file(self, name: str) -> Path | None:
         path = self.directory / f"{name}.parquet"
-        return pq.read_table(path).to_pylist() if path.is_file() else []
+        return path if path.is_file() else None
+
+    def _columns(self, name: str) -> list[str]:
+        path = self._file(name)
+        return list(pq.read_schema(path).names) if path is not None else []
+
+    def _stream(self, build: Callable[[Reader], duckdb.DuckDBPyRelation]) -> Iterator[dict[str, list[Any]]]:
+        """The rows of the relation `build` makes, in column batches of `batch_rows`.
+
+        Each stream has its own cursor, so streams stay open side by side (members while profiles load)."""
+        cursor = self._duckdb.cursor()
+        try:
+            reader = Reader(cursor, self.directory)
+            for batch in build(reader).to_arrow_reader(self.batch_rows):
+                yield batch.to_pydict()
+        finally:
+            cursor.close()
 
     # ------------------------------------------------------------------ ComputeView
 
-    def members(self, audience_key: str) -> Set[str]:
-        """Profile ids (as text) in the audience now."""
-        return self._members.get(audience_key, set())
+    def members(self, audience_key: str) -> Iterator[str]:
+        """Profile ids (as text) in the audience now, in key order."""
 
-    def trait_values(self, trait_key: str, level: str) -> Mapping[str, Any]:
-        """Subject -> current value of a computed or SQL trait (None values are absent)."""
-        if level == "account":
-            return {
-                f"{ACCOUNT_PREFIX}{gid}": t[trait_key]
-                for gid, t in self._account_values.items()
-                if t.get(trait_key) is not None
-            }
-        return {pid: t[trait_key] for pid, t in self._user_values.items() if t.get(trait_key) is not None}
+        def relation(read: Reader) -> duckdb.DuckDBPyRelation:
+            return (
+                read.parquet("membership")
+                .filter(Column("audience_key") == Constant(audience_key))
+                .select(Column("profile_id").cast(VARCHAR).alias("s"))
+                .order("s")
+            )
+
+        for batch in self._stream(relation):
+            yield from batch["s"]
+
+    def trait_values(self, trait_key: str, level: str) -> Iterator[tuple[str, Any]]:
+        """(subject, current value) of a computed or SQL trait in key order (None values are absent)."""
+        names, key = (
+            (self._account_tables(), "group_id")
+            if level == "account"
+            else (self._user_tables(), "profile_id")
+        )
+        holders = [name for name in names if trait_key in self._columns(name)]
+        if not holders:
+            return
+        prefix = Constant(ACCOUNT_PREFIX if level == "account" else "")
+
+        def relation(read: Reader) -> duckdb.DuckDBPyRelation:
+            return (
+                read.parquet(holders[-1])  # a later table wins, as in `profiles`
+                .filter(Column(trait_key).isnotnull())
+                .select(prefix.concat(Column(key).cast(VARCHAR)).alias("s"), Column(trait_key).alias("v"))
+                .order("s")
+            )
+
+        for batch in self._stream(relation):
+            yield from zip(batch["s"], batch["v"], strict=True)
 
     def aliases(self) -> Mapping[str, str]:
         """Merged-away profile id -> surviving profile id."""
+        path = self._file("aliases")
+        if path is None:
+            return {}
+        table = pq.read_table(path)
         return {
-            str(r["old_profile_id"]): str(r["profile_id"])
-            for r in self._rows("aliases")
-            if r["old_profile_id"] != r["profile_id"]
+            str(old): str(new)
+            for old, new in zip(
+                table.column("old_profile_id").to_pylist(),
+                table.column("profile_id").to_pylist(),
+                strict=True,
+            )
+            if old != new
         }
 
     def profiles(self, subject_keys: Sequence[str]) -> Mapping[str, ProfileView]:
         """Profile views with identifiers (first-seen times), all traits and account, for the subjects given."""
+        subjects = sorted(set(subject_keys))
+        users = [s for s in subjects if not s.startswith(ACCOUNT_PREFIX)]
+        groups = [s[len(ACCOUNT_PREFIX) :] for s in subjects if s.startswith(ACCOUNT_PREFIX)]
+        identifiers = self._identifiers(users)
+        user_values = self._values(self._user_tables(), "profile_id", users)
+        account_values = self._values(self._account_tables(), "group_id", groups)
+        accounts = self._accounts(users)
         views: dict[str, ProfileView] = {}
-        for subject in set(subject_keys):
+        for subject in subjects:
             if subject.startswith(ACCOUNT_PREFIX):
                 gid = subject[len(ACCOUNT_PREFIX) :]
                 views[subject] = ProfileView(
-                    profile_id=subject, traits=self._account_values.get(gid, {}), account_id=gid
+                    profile_id=subject, traits=account_values.get(gid, {}), account_id=gid
                 )
             else:
                 views[subject] = ProfileView(
                     profile_id=subject,
-                    identifiers=tuple(self._identifiers.get(subject, ())),
-                    traits=self._user_values.get(subject, {}),
-                    account_id=self._accounts.get(subject),
+                    identifiers=tuple(identifiers.get(subject, ())),
+                    traits=user_values.get(subject, {}),
+                    account_id=accounts.get(subject),
                 )
         return views
 
-    # ------------------------------------------------------------------ cached reads
+    def close(self) -> None:
+        """Close the DuckDB connection."""
+        self._duckdb.close()
 
-    @cached_property
-    def _members(self) -> dict[str, set[str]]:
-        found: dict[str, set[str]] = {}
-        for row in self._rows("membership"):
-            found.setdefault(row["audience_key"], set()).add(str(row["profile_id"]))
-        return found
+    # ------------------------------------------------------------------ lookups per chunk
 
-    @cached_property
-    def _identifiers(self) -> dict[str, list[IdentifierValue]]:
+    def _user_tables(self) -> list[str]:
+        sql = [f"sqlt_{k}" for k, level in self.sql_levels.items() if level == "user"]
+        return [n for n in [*USER_TRAIT_TABLES, *sql] if self._file(n) is not None]
+
+    def _account_tables(self) -> list[str]:
+        sql = [f"sqlt_{k}" for k, level in self.sql_levels.items() if level == "account"]
+        return [n for n in [*ACCOUNT_TRAIT_TABLES, *sql] if self._file(n) is not None]
+
+    def _rows_for(self, name: str, key: str, wanted: Sequence[str]) -> Iterator[dict[str, Any]]:
+        if self._file(name) is None or not wanted:
+            return
+        keys = pa.table({"wanted_key": pa.array(wanted, pa.string())})
+
+        def relation(read: Reader) -> duckdb.DuckDBPyRelation:
+            rows = read.parquet(name)
+            chosen = read.connection.from_arrow(keys)
+            joined = rows.join(chosen, Column(key).cast(VARCHAR) == Column("wanted_key"))
+            return joined.select(*[Column(c) for c in rows.columns])
+
+        for batch in self._stream(relation):
+            columns = list(batch)
+            for values in zip(*batch.values(), strict=True):
+                yield dict(zip(columns, values, strict=True))
+
+    def _identifiers(self, users: Sequence[str]) -> dict[str, list[IdentifierValue]]:
         found: dict[str, list[IdentifierValue]] = {}
-        for row in self._rows("identities"):
+        for row in self._rows_for("identities", "profile_id", users):
             found.setdefault(str(row["profile_id"]), []).append(
                 IdentifierValue(
                     row["identifier_type"], row["value"], _aware(row["first_seen"]), _aware(row["last_seen"])
@@ -146,24 +248,14 @@ class ResultsView:
             )
         return found
 
-    def _merge(self, names: Sequence[str], key: str) -> dict[str, dict[str, Any]]:
+    def _values(self, names: Sequence[str], key: str, wanted: Sequence[str]) -> dict[str, dict[str, Any]]:
         merged: dict[str, dict[str, Any]] = {}
         for name in names:
-            for row in self._rows(name):
+            for row in self._rows_for(name, key, wanted):
                 subject = str(row.pop(key))
                 merged.setdefault(subject, {}).update({k: v for k, v in row.items() if v is not None})
         return merged
 
-    @cached_property
-    def _user_values(self) -> dict[str, dict[str, Any]]:
-        sql = [f"sqlt_{k}" for k, level in self.sql_levels.items() if level == "user"]
-        return self._merge([*USER_TRAIT_TABLES, *sql], "profile_id")
-
-    @cached_property
-    def _account_values(self) -> dict[str, dict[str, Any]]:
-        sql = [f"sqlt_{k}" for k, level in self.sql_levels.items() if level == "account"]
-        return self._merge([*ACCOUNT_TRAIT_TABLES, *sql], "group_id")
-
-    @cached_property
-    def _accounts(self) -> dict[str, str]:
-        return {str(r["profile_id"]): str(r["group_id"]) for r in self._rows("account_users")}
+    def _accounts(self, users: Sequence[str]) -> dict[str, str]:
+        rows = self._rows_for("account_users", "profile_id", users)
+        return {str(r["profile_id"]): str(r["group_id"]) for r in rows}

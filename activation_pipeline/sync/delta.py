@@ -1,8 +1,12 @@
-"""What a connection must send: the difference between what should be at the destination and its snapshot."""
+"""What a connection must send: the difference between what should be at the destination and its snapshot.
+
+Both sides arrive as streams sorted by subject key (binary order), so a delta of any size is computed in a
+merge pass that holds one row of each side at a time.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Set
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -30,42 +34,55 @@ class SubjectChange:
     new_value: Any = None
 
 
-def audience_delta(members: Set[str], snapshot: Mapping[str, Any], mode: SyncMode) -> list[SubjectChange]:
-    """Entered: members the destination does not hold (all members on a resync); exited: held non-members."""
-    entered = sorted(m for m in members if mode is SyncMode.RESYNC or snapshot.get(m) is not True)
-    exited = sorted(s for s, held in snapshot.items() if held is True and s not in members)
-    return [SubjectChange(s, ChangeKind.ENTERED) for s in entered] + [
-        SubjectChange(s, ChangeKind.EXITED) for s in exited
-    ]
+Rows = Iterable[tuple[str, Any]]
+"""(subject key, value) pairs sorted by subject key, each subject once."""
+
+
+def _join(left: Rows, right: Rows) -> Iterator[tuple[str, tuple[bool, Any], tuple[bool, Any]]]:
+    """Full outer merge join of two sorted streams: (key, (in left, value), (in right, value))."""
+    missing = (False, None)
+    lefts, rights = iter(left), iter(right)
+    a, b = next(lefts, None), next(rights, None)
+    while a is not None or b is not None:
+        if b is None or (a is not None and a[0] < b[0]):
+            assert a is not None
+            yield a[0], (True, a[1]), missing
+            a = next(lefts, None)
+        elif a is None or b[0] < a[0]:
+            yield b[0], missing, (True, b[1])
+            b = next(rights, None)
+        else:
+            yield a[0], (True, a[1]), (True, b[1])
+            a, b = next(lefts, None), next(rights, None)
+
+
+def audience_delta(
+    members: Callable[[], Iterable[str]], snapshot: Callable[[], Rows], mode: SyncMode
+) -> Iterator[SubjectChange]:
+    """Entered: members the destination does not hold (all members on a resync), in key order; then exited:
+    held non-members. `members` and `snapshot` open a new sorted stream each time they are called."""
+    for subject, (member, _), (_, held) in _join(((m, True) for m in members()), snapshot()):
+        if member and (mode is SyncMode.RESYNC or held is not True):
+            yield SubjectChange(subject, ChangeKind.ENTERED)
+    for subject, (member, _), (_, held) in _join(((m, True) for m in members()), snapshot()):
+        if held is True and not member:
+            yield SubjectChange(subject, ChangeKind.EXITED)
 
 
 def trait_delta(
-    values: Mapping[str, Any], snapshot: Mapping[str, Any], mode: SyncMode
-) -> list[SubjectChange]:
-    """Subjects whose trait value differs from the one last acknowledged (all of them on a resync).
+    values: Callable[[], Rows], snapshot: Callable[[], Rows], mode: SyncMode
+) -> Iterator[SubjectChange]:
+    """Subjects whose trait value differs from the one last acknowledged (all of them on a resync), then
+    subjects whose trait no longer has a value (one last change to null).
 
-    A subject whose trait no longer has a value gets one last change to null."""
-    changes = [
-        SubjectChange(s, ChangeKind.TRAIT_CHANGED, snapshot.get(s), v)
-        for s, v in sorted(values.items())
-        if mode is SyncMode.RESYNC or s not in snapshot or not same_value(snapshot[s], v)
-    ]
-    changes += [
-        SubjectChange(s, ChangeKind.TRAIT_CHANGED, held, None)
-        for s, held in sorted(snapshot.items())
-        if s not in values and held is not None
-    ]
-    return changes
-
-
-def follow_merges(snapshot: Mapping[str, Any], aliases: Mapping[str, str]) -> dict[str, Any]:
-    """The snapshot keyed by current profile ids (in memory; `snapshots.rekey_merged` does it in the store)."""
-    moved: dict[str, Any] = {}
-    for subject, value in snapshot.items():
-        if subject not in aliases:
-            moved[subject] = value
-    for subject, value in snapshot.items():
-        current = aliases.get(subject)
-        if current is not None:
-            moved.setdefault(current, value)
-    return moved
+    On a resync the old value is not given: the destination's copy is what is being replaced."""
+    for subject, (has_value, value), (held, old) in _join(values(), snapshot()):
+        if not has_value:
+            continue
+        if mode is SyncMode.RESYNC:
+            yield SubjectChange(subject, ChangeKind.TRAIT_CHANGED, None, value)
+        elif not held or not same_value(old, value):
+            yield SubjectChange(subject, ChangeKind.TRAIT_CHANGED, old if held else None, value)
+    for subject, (has_value, _), (_, old) in _join(values(), snapshot()):
+        if not has_value and old is not None:
+            yield SubjectChange(subject, ChangeKind.TRAIT_CHANGED, old, None)

@@ -11,8 +11,8 @@ from activation_pipeline.activation.model import Change, ChangeKind, ProfileView
 from activation_pipeline.activation.payloads import plan_changes, plan_list_change
 from activation_pipeline.config.models import Connection
 from activation_pipeline.destinations.base import BatchContext, Operation, Outcome
-from activation_pipeline.destinations.webhook import WebhookClient
-from activation_pipeline.sandbox.webhook import WebhookSandbox
+from activation_pipeline.destinations.webhook.client import WebhookClient
+from activation_pipeline.destinations.webhook.server import WebhookSandbox
 from activation_pipeline_tests.test_delivery.workload import (
     AS_OF,
     connection,

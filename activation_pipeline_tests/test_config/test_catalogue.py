@@ -2,8 +2,8 @@
 
 import pytest
 
-from activation_pipeline.config import CATALOGUE
-from activation_pipeline.config.catalogue import FACEBOOK_KEYS
+from activation_pipeline.destinations.facebook_custom_audiences.settings import FACEBOOK_KEYS
+from activation_pipeline.destinations.registry import CATALOGUE
 
 
 def test_every_design_type_is_catalogued() -> None:
@@ -36,7 +36,7 @@ def test_entry(
 ) -> None:
     """Kind, framework, trait enrichment support, default rate and cadence per type."""
     spec = CATALOGUE[type_name]
-    assert (spec.kind, spec.framework, spec.trait_enrichment, spec.default_rate_limit, spec.cadence) == (
+    assert (spec.kind, spec.framework, spec.trait_enrichment, spec.defaults.rate_limit, spec.cadence) == (
         kind,
         framework,
         enrichment,
@@ -90,7 +90,7 @@ def test_facebook_keys_are_the_seed_list_each_mapped() -> None:
 
 def test_batch_limits() -> None:
     """Batch sizes follow the platforms' documented maxima."""
-    assert CATALOGUE["facebook_custom_audiences"].max_batch == 10_000
-    assert CATALOGUE["google_ads_remarketing_lists"].max_batch == 10_000
-    assert CATALOGUE["marketo_static_lists"].max_batch == 300
-    assert CATALOGUE["braze"].max_batch == 75
+    assert CATALOGUE["facebook_custom_audiences"].defaults.max_batch == 10_000
+    assert CATALOGUE["google_ads_remarketing_lists"].defaults.max_batch == 10_000
+    assert CATALOGUE["marketo_static_lists"].defaults.max_batch == 300
+    assert CATALOGUE["braze"].defaults.max_batch == 75

@@ -5,9 +5,8 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from activation_pipeline.config.catalogue import CATALOGUE
-from activation_pipeline.config.destination_types import DESTINATION_MODELS
 from activation_pipeline.config.workspace import Workspace
+from activation_pipeline.destinations.registry import CATALOGUE, DESTINATION_MODELS
 
 README = re.sub(r"```.*?```", "", (Path(__file__).resolve().parents[2] / "README.md").read_text(), flags=re.S)
 # Every word inside a `code span` of the README (keys are documented in code spans).

@@ -1,8 +1,9 @@
 """The bundled sample workspace is valid and exercises what it is meant to show."""
 
-from activation_pipeline.config import CATALOGUE, load_workspace, validate_file
+from activation_pipeline.config import load_workspace, validate_file
 from activation_pipeline.config.models import COMPUTED_TRAIT_TYPES, IdStrategy
 from activation_pipeline.defs.resources import SAMPLE_WORKSPACE
+from activation_pipeline.destinations.registry import CATALOGUE
 
 
 def test_sample_validates() -> None:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from activation_pipeline.sandbox.webhook import WebhookSandbox
+from activation_pipeline.destinations.webhook.server import WebhookSandbox
 from activation_pipeline.state.schema import delivery_ledger
 from activation_pipeline.state.store import open_state
 from activation_pipeline_tests.test_delivery.workload import workload

@@ -11,13 +11,14 @@ import sqlalchemy as sa
 from activation_pipeline.activation.model import Change, ChangeKind
 from activation_pipeline.activation.payloads import plan_changes
 from activation_pipeline.delivery.engine import deliver
+from activation_pipeline.destinations.braze.server import BrazeSandbox
 from activation_pipeline.destinations.http import ClientOptions, RetryPolicy
 from activation_pipeline.destinations.registry import build_client
-from activation_pipeline.sandbox.braze import BrazeSandbox
-from activation_pipeline.sandbox.webhook import WebhookSandbox
+from activation_pipeline.destinations.webhook.server import WebhookSandbox
 from activation_pipeline.state.leases import DestinationBusyError, acquire_lease, release_lease
-from activation_pipeline.state.ledger import format_ledger, query_ledger, read_snapshot, show_ledger
+from activation_pipeline.state.ledger import format_ledger, query_ledger, show_ledger
 from activation_pipeline.state.schema import delivery_ledger, outbox
+from activation_pipeline.state.snapshots import read_snapshot
 from activation_pipeline.state.store import StateStore
 from activation_pipeline_tests.test_delivery.workload import (
     AS_OF,

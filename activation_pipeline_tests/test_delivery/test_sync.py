@@ -1,9 +1,10 @@
-"""`sync_destination`: several connections of one destination planned, rate-limited and delivered."""
+"""`sync_destination`: several connections of one destination rate-limited and delivered."""
 
 from activation_pipeline.activation.model import Change, ChangeKind
+from activation_pipeline.activation.payloads import plan_changes
 from activation_pipeline.delivery.sync import rate_limit_for, sync_destination
-from activation_pipeline.sandbox.iterable import IterableSandbox
-from activation_pipeline.state.ledger import read_snapshot
+from activation_pipeline.destinations.iterable.server import IterableSandbox
+from activation_pipeline.state.snapshots import read_snapshot
 from activation_pipeline.state.store import StateStore
 from activation_pipeline_tests.test_delivery.workload import AS_OF, connection, iterable_destination, profile
 
@@ -30,7 +31,8 @@ def test_sync_destination_delivers_every_connection(store: StateStore) -> None:
                 ],
             ),
         ]
-        report = sync_destination(store, destination, changes, space="acme")
+        planned = [p for c, cs in changes for p in plan_changes(cs, c, kind="event", space="acme")]
+        report = sync_destination(store, destination, planned, [audience, trait])
     assert (report.sent, report.failed) == (5, 0)
     assert sandbox.users["userId:u1"] == {"vip": True, "ltv": 12}
     assert [e["eventName"] for e in sandbox.events] == ["Audience Entered", "Audience Exited"]

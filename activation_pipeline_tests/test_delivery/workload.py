@@ -17,13 +17,11 @@ from activation_pipeline.activation.model import (
     ProfileView,
 )
 from activation_pipeline.activation.payloads import plan_changes
-from activation_pipeline.config.destination_types import (
-    BrazeDestination,
-    FunctionDestination,
-    IterableDestination,
-    WebhookDestination,
-)
 from activation_pipeline.config.models import Connection
+from activation_pipeline.destinations.braze.settings import BrazeDestination
+from activation_pipeline.destinations.function.settings import FunctionDestination
+from activation_pipeline.destinations.iterable.settings import IterableDestination
+from activation_pipeline.destinations.webhook.settings import WebhookDestination
 from activation_pipeline.state.store import StateStore, open_state
 from activation_pipeline_tests.conftest import PG_ADMIN_URL
 

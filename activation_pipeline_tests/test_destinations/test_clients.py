@@ -9,12 +9,12 @@ import pytest
 from activation_pipeline.activation.model import Change, ChangeKind
 from activation_pipeline.activation.payloads import plan_changes
 from activation_pipeline.destinations.base import BatchContext, OutboundRecord, Outcome
+from activation_pipeline.destinations.braze.server import BrazeSandbox
 from activation_pipeline.destinations.http import ClientOptions, RetryPolicy
+from activation_pipeline.destinations.iterable.server import IterableSandbox
 from activation_pipeline.destinations.registry import UnknownDestinationTypeError, build_client
-from activation_pipeline.destinations.webhook import compact_json, signature
-from activation_pipeline.sandbox.braze import BrazeSandbox
-from activation_pipeline.sandbox.iterable import IterableSandbox
-from activation_pipeline.sandbox.webhook import WebhookSandbox
+from activation_pipeline.destinations.webhook.client import compact_json, signature
+from activation_pipeline.destinations.webhook.server import WebhookSandbox
 from activation_pipeline_tests.test_delivery.workload import (
     AS_OF,
     braze_destination,
@@ -261,7 +261,7 @@ def test_function_retryable_error_is_retried(tmp_path: Path, monkeypatch: pytest
         tmp_path,
         monkeypatch,
         "fn_retrying",
-        "from activation_pipeline.destinations.function import RetryableError\n"
+        "from activation_pipeline.destinations.function.client import RetryableError\n"
         "calls = []\n"
         "def handle(event, settings):\n"
         "    calls.append(event['messageId'])\n"

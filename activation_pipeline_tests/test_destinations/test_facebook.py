@@ -6,12 +6,12 @@ from typing import Any
 
 import pytest
 
-from activation_pipeline.config.destination_types import FacebookDestination, FacebookSettings
 from activation_pipeline.destinations.base import BatchContext, Operation, OutboundRecord, Outcome
-from activation_pipeline.destinations.facebook import FacebookClient, session_id_for
+from activation_pipeline.destinations.facebook_custom_audiences.client import FacebookClient, session_id_for
+from activation_pipeline.destinations.facebook_custom_audiences.server import FacebookSandbox
+from activation_pipeline.destinations.facebook_custom_audiences.settings import FacebookDestination
 from activation_pipeline.destinations.http import ClientOptions, RetryPolicy
 from activation_pipeline.destinations.registry import build_client
-from activation_pipeline.sandbox.facebook import FacebookSandbox
 
 TOKEN = "meta-test-token"
 
@@ -33,13 +33,21 @@ class Sleeps(list[float]):
 
 
 def client(fake: FacebookSandbox, sleeps: Sleeps | None = None, **kwargs: Any) -> FacebookClient:
-    settings = FacebookSettings.model_validate(
-        {"ad_account_id": "act_1234567890", "access_token": {"env": "META_TEST_TOKEN"}, "base_url": fake.url}
+    destination = FacebookDestination.model_validate(
+        {
+            "id": "meta",
+            "type": "facebook_custom_audiences",
+            "settings": {
+                "ad_account_id": "act_1234567890",
+                "access_token": {"env": "META_TEST_TOKEN"},
+                "base_url": fake.url,
+            },
+        }
     )
     options = ClientOptions(
         sleep=sleeps if sleeps is not None else Sleeps(), retry=RetryPolicy(max_attempts=4)
     )
-    return FacebookClient(settings, "US", options=options, **kwargs)
+    return FacebookClient(destination, options, **kwargs)
 
 
 def rec(i: int, op: Operation = Operation.ADD, **identifiers: Any) -> OutboundRecord:

@@ -7,13 +7,12 @@ from typing import Any
 
 import pytest
 
-from activation_pipeline.config.catalogue import CATALOGUE
-from activation_pipeline.config.destination_types import GoogleAdsDestination, GoogleAdsSettings
 from activation_pipeline.destinations.base import BatchContext, Operation, OutboundRecord, Outcome
-from activation_pipeline.destinations.google_ads import GoogleAdsClient
+from activation_pipeline.destinations.google_ads_remarketing_lists.client import GoogleAdsClient
+from activation_pipeline.destinations.google_ads_remarketing_lists.server import GoogleAdsSandbox
+from activation_pipeline.destinations.google_ads_remarketing_lists.settings import GoogleAdsDestination
 from activation_pipeline.destinations.http import ClientOptions, RetryPolicy
-from activation_pipeline.destinations.registry import build_client
-from activation_pipeline.sandbox.google_ads import GoogleAdsSandbox
+from activation_pipeline.destinations.registry import CATALOGUE, build_client
 
 TOKEN = "google-test-token"
 LIST = "7654321"
@@ -37,19 +36,23 @@ def fake(monkeypatch: pytest.MonkeyPatch) -> Iterator[GoogleAdsSandbox]:
 
 
 def client(fake: GoogleAdsSandbox, sleeps: Sleeps | None = None, **settings: Any) -> GoogleAdsClient:
-    model = GoogleAdsSettings.model_validate(
+    model = GoogleAdsDestination.model_validate(
         {
-            "operating_account_id": "123-456-7890",
-            "access_token": {"env": "GOOGLE_TEST_TOKEN"},
-            "base_url": fake.url,
-            "terms_of_service_accepted": True,
-            **settings,
+            "id": "google_ads",
+            "type": "google_ads_remarketing_lists",
+            "settings": {
+                "operating_account_id": "123-456-7890",
+                "access_token": {"env": "GOOGLE_TEST_TOKEN"},
+                "base_url": fake.url,
+                "terms_of_service_accepted": True,
+                **settings,
+            },
         }
     )
     options = ClientOptions(
         sleep=sleeps if sleeps is not None else Sleeps(), retry=RetryPolicy(max_attempts=4)
     )
-    return GoogleAdsClient(model, "US", options=options)
+    return GoogleAdsClient(model, options)
 
 
 CTX = BatchContext("aud.vip.google", "sync_1", connection_settings={"user_list_id": LIST})
@@ -178,11 +181,12 @@ def test_terms_not_accepted_fail_without_a_call(fake: GoogleAdsSandbox) -> None:
 
 
 def test_chunks_of_at_most_max_members(fake: GoogleAdsSandbox) -> None:
-    model = GoogleAdsSettings.model_validate(
-        {"operating_account_id": "1234567890", "access_token": {"env": "GOOGLE_TEST_TOKEN"}, "base_url": fake.url,
-         "terms_of_service_accepted": True}
+    model = GoogleAdsDestination.model_validate(
+        {"id": "google_ads", "type": "google_ads_remarketing_lists",
+         "settings": {"operating_account_id": "1234567890", "access_token": {"env": "GOOGLE_TEST_TOKEN"},
+                      "base_url": fake.url, "terms_of_service_accepted": True}}
     )  # fmt: skip
-    c = GoogleAdsClient(model, options=ClientOptions(sleep=Sleeps()), max_members=3)
+    c = GoogleAdsClient(model, ClientOptions(sleep=Sleeps()), max_members=3)
     result = c.send([rec(i) for i in range(7)], CTX)
     assert len(result.results) == 7
     assert [len(r.json()["audienceMembers"]) for r in fake.requests] == [3, 3, 1]

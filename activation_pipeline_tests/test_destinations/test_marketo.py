@@ -6,12 +6,12 @@ from typing import Any
 
 import pytest
 
-from activation_pipeline.config.destination_types import MarketoDestination, MarketoSettings
 from activation_pipeline.destinations.base import BatchContext, Operation, OutboundRecord, Outcome
 from activation_pipeline.destinations.http import ClientOptions, RetryPolicy
-from activation_pipeline.destinations.marketo import MarketoClient, WindowLimiter
+from activation_pipeline.destinations.marketo_static_lists.client import MarketoClient, WindowLimiter
+from activation_pipeline.destinations.marketo_static_lists.server import MarketoSandbox
+from activation_pipeline.destinations.marketo_static_lists.settings import MarketoDestination
 from activation_pipeline.destinations.registry import build_client
-from activation_pipeline.sandbox.marketo import MarketoSandbox
 
 LIST = 1042
 CTX = BatchContext("aud.lapsed.marketo", "sync_1", connection_settings={"list_id": LIST})
@@ -32,17 +32,21 @@ def fake(monkeypatch: pytest.MonkeyPatch) -> Iterator[MarketoSandbox]:
 
 
 def client(fake: MarketoSandbox, sleeps: Sleeps | None = None, **kwargs: Any) -> MarketoClient:
-    settings = MarketoSettings.model_validate(
+    destination = MarketoDestination.model_validate(
         {
-            "base_url": f"{fake.url}/rest",
-            "client_id": {"env": "MARKETO_TEST_ID"},
-            "client_secret": {"env": "MARKETO_TEST_SECRET"},
+            "id": "marketo",
+            "type": "marketo_static_lists",
+            "settings": {
+                "base_url": f"{fake.url}/rest",
+                "client_id": {"env": "MARKETO_TEST_ID"},
+                "client_secret": {"env": "MARKETO_TEST_SECRET"},
+            },
         }
     )
     options = ClientOptions(
         sleep=sleeps if sleeps is not None else Sleeps(), retry=RetryPolicy(max_attempts=4)
     )
-    return MarketoClient(settings, options=options, **kwargs)
+    return MarketoClient(destination, options, **kwargs)
 
 
 def rec(i: int, op: Operation = Operation.ADD, emails: list[str] | None = None) -> OutboundRecord:

@@ -6,10 +6,9 @@ import random
 
 import pytest
 
+from activation_pipeline.destinations.facebook_custom_audiences.rules import FACEBOOK, FACEBOOK_SCHEMA
+from activation_pipeline.destinations.google_ads_remarketing_lists.rules import GOOGLE
 from activation_pipeline.destinations.normalise import (
-    FACEBOOK,
-    FACEBOOK_SCHEMA,
-    GOOGLE,
     Encoding,
     RecordNormaliser,
     hash_emails,

@@ -6,10 +6,10 @@ import json
 
 import requests
 
+from activation_pipeline.destinations.braze.server import BrazeSandbox
+from activation_pipeline.destinations.iterable.server import IterableSandbox
+from activation_pipeline.destinations.webhook.server import WebhookSandbox
 from activation_pipeline.sandbox.base import SandboxServer
-from activation_pipeline.sandbox.braze import BrazeSandbox
-from activation_pipeline.sandbox.iterable import IterableSandbox
-from activation_pipeline.sandbox.webhook import WebhookSandbox
 
 MESSAGE = {
     "type": "identify",

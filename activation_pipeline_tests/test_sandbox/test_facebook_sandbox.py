@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 import requests
 
-from activation_pipeline.sandbox.facebook import FacebookSandbox
+from activation_pipeline.destinations.facebook_custom_audiences.server import FacebookSandbox
 
 TOKEN = "sandbox-token"
 H = {"Authorization": f"Bearer {TOKEN}"}

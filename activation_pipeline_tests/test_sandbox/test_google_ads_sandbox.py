@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 import requests
 
-from activation_pipeline.sandbox.google_ads import GoogleAdsSandbox
+from activation_pipeline.destinations.google_ads_remarketing_lists.server import GoogleAdsSandbox
 
 TOKEN = "sandbox-token"
 H = {"Authorization": f"Bearer {TOKEN}"}

@@ -6,7 +6,7 @@ from typing import Any
 import pytest
 import requests
 
-from activation_pipeline.sandbox.marketo import MarketoSandbox
+from activation_pipeline.destinations.marketo_static_lists.server import MarketoSandbox
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ from activation_pipeline.cli import main
 from activation_pipeline.delivery.engine import deliver, staged_records
 from activation_pipeline.destinations.http import ClientOptions, RetryPolicy
 from activation_pipeline.destinations.registry import build_client
-from activation_pipeline.sandbox.webhook import WebhookSandbox
+from activation_pipeline.destinations.webhook.server import WebhookSandbox
 from activation_pipeline.state import outbox as ob
 from activation_pipeline.state.ledger import format_lookup, lookup_ledger, query_ledger
 from activation_pipeline.state.store import StateStore

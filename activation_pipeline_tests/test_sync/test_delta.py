@@ -1,10 +1,28 @@
 """Deltas against the acknowledged snapshot: backfill, increments, resync, traits, merges."""
 
+from collections.abc import Mapping, Set
+from typing import Any
+
 from activation_pipeline.activation.ids import same_value
 from activation_pipeline.activation.model import ChangeKind
-from activation_pipeline.sync.delta import SubjectChange, SyncMode, audience_delta, follow_merges, trait_delta
+from activation_pipeline.state.snapshots import baseline, merge_moves, rekey_merged, snapshot_rows
+from activation_pipeline.state.store import StateStore
+from activation_pipeline.sync import delta
+from activation_pipeline.sync.delta import SubjectChange, SyncMode
 
 ENTERED, EXITED, CHANGED = ChangeKind.ENTERED, ChangeKind.EXITED, ChangeKind.TRAIT_CHANGED
+
+
+def audience_delta(members: Set[str], snapshot: Mapping[str, Any], mode: SyncMode) -> list[SubjectChange]:
+    """The delta of in-memory sides, streamed sorted as the sync streams them."""
+    return list(delta.audience_delta(lambda: sorted(members), lambda: sorted(snapshot.items()), mode))
+
+
+def trait_delta(
+    values: Mapping[str, Any], snapshot: Mapping[str, Any], mode: SyncMode
+) -> list[SubjectChange]:
+    """The trait delta of in-memory sides, streamed sorted."""
+    return list(delta.trait_delta(lambda: sorted(values.items()), lambda: sorted(snapshot.items()), mode))
 
 
 def test_first_sync_is_a_backfill() -> None:
@@ -42,15 +60,25 @@ def test_trait_sent_only_when_changed() -> None:
         SubjectChange("4", CHANGED, None, 5),
         SubjectChange("3", CHANGED, "gold", None),
     ]
-    assert [c.subject_key for c in trait_delta(values, snapshot, SyncMode.RESYNC)] == ["1", "2", "4", "3"]
+    resync = trait_delta(values, snapshot, SyncMode.RESYNC)
+    assert [c.subject_key for c in resync] == ["1", "2", "4", "3"]
+    assert resync[0] == SubjectChange("1", CHANGED, None, 10.0)  # sent again, even though unchanged
 
 
-def test_merged_profile_is_not_entered_again() -> None:
-    """Following merges, a member that merged into another member or a new id stays held: no exit, no entry."""
-    snapshot = {"old": True, "keep": True}
-    moved = follow_merges(snapshot, {"old": "new"})
-    assert moved == {"keep": True, "new": True}
-    assert audience_delta({"keep", "new"}, moved, SyncMode.INCREMENTAL) == []
+def test_merged_profile_is_not_entered_again(store: StateStore) -> None:
+    """Following merges, a member that merged into another member or a new id stays held: no exit, no entry.
+
+    A dry run follows them in memory, a sync writes them; both read the same snapshot afterwards."""
+    baseline(store, "c", "d", [("old", True), ("keep", True), ("gone", True), ("twin", True)], "s1")
+    aliases = {"old": "new", "gone": "keep", "absent": "x"}
+    moves = merge_moves(store, "c", aliases)
+    assert moves == {"old": "new", "gone": None}
+    in_memory = list(snapshot_rows(store, "c", moves, chunk=2))
+    assert in_memory == [("keep", True), ("new", True), ("twin", True)]
+    assert rekey_merged(store, "c", aliases) == 2
+    assert list(snapshot_rows(store, "c", chunk=2)) == in_memory
+    members = {"keep", "new", "twin"}
+    assert audience_delta(members, dict(in_memory), SyncMode.INCREMENTAL) == []
 
 
 def test_same_value() -> None:

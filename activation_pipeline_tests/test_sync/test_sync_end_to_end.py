@@ -9,8 +9,6 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
-
-from activation_pipeline.config import load_workspace
 from activation_pipeline.defs.build import build_definitions
 from activation_pipeline.defs.headless import RunSummary, run_pipeline
 from activation_pipeline.defs.sync_assets import (
@@ -21,7 +19,9 @@ from activation_pipeline.defs.sync_assets import (
     state_dir,
     sync_job_name,
 )
-from activation_pipeline.sandbox.marketo import MarketoSandbox
+
+from activation_pipeline.config import load_workspace
+from activation_pipeline.destinations.marketo_static_lists.server import MarketoSandbox
 from activation_pipeline.sandbox.workspace import SandboxSession, sandboxed
 from activation_pipeline.sync.compute_view import ResultsView, results_directory
 from activation_pipeline.synthetic.generator import GeneratorSpec, write_events

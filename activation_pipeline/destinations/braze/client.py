@@ -14,7 +14,6 @@ from typing import Any
 
 import requests
 
-from activation_pipeline.config.destination_types import BrazeDestination
 from activation_pipeline.destinations.base import (
     BatchContext,
     BatchResult,
@@ -23,6 +22,7 @@ from activation_pipeline.destinations.base import (
     Outcome,
     RecordResult,
 )
+from activation_pipeline.destinations.braze.settings import BrazeDestination
 from activation_pipeline.destinations.http import ClientOptions, Verdict, default_classify
 from activation_pipeline.destinations.outcomes import answer, http_metrics, same_for_all
 

@@ -25,17 +25,12 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import requests
 
-from activation_pipeline.config.destination_types import (
-    FacebookConnection,
-    FacebookDestination,
-    FacebookSettings,
-)
 from activation_pipeline.destinations.base import (
     BatchContext,
     BatchResult,
@@ -44,17 +39,21 @@ from activation_pipeline.destinations.base import (
     Outcome,
     RecordResult,
 )
+from activation_pipeline.destinations.facebook_custom_audiences.rules import FACEBOOK, FACEBOOK_SCHEMA
+from activation_pipeline.destinations.facebook_custom_audiences.settings import (
+    FacebookConnection,
+    FacebookDestination,
+)
 from activation_pipeline.destinations.http import (
     ClientOptions,
     HttpResult,
     HttpSender,
-    TokenSource,
     Verdict,
     is_retryable_status,
     parse_retry_after,
     short_body,
 )
-from activation_pipeline.destinations.normalise import FACEBOOK, FACEBOOK_SCHEMA, RecordNormaliser
+from activation_pipeline.destinations.normalise import RecordNormaliser
 from activation_pipeline.destinations.normalise.figures import ListFigures
 from activation_pipeline.destinations.normalise.record import NormalisedRecord
 from activation_pipeline.errors import TransientDestinationError
@@ -190,50 +189,34 @@ class FacebookClient:
 
     def __init__(
         self,
-        settings: FacebookSettings,
-        default_region: str = "US",
-        *,
+        destination: FacebookDestination,
         options: ClientOptions | None = None,
-        destination_id: str | None = None,
-        rate_limiter: TokenSource | None = None,
-        sleep: Callable[[float], None] | None = None,
+        *,
         max_rows: int = MAX_ROWS,
     ) -> None:
         """Resolve the access token and prepare the sender (no request is made here)."""
         opts = options or ClientOptions()
-        token = settings.access_token.resolve(
-            f"destinations.{destination_id or 'facebook_custom_audiences'}.settings.access_token"
-        )
+        settings = destination.settings
+        token = settings.access_token.resolve(f"destinations.{destination.id}.settings.access_token")
         self.settings = settings
         self.version = settings.api_version
         self.account = settings.ad_account_id.removeprefix("act_")
         self.max_rows = max(1, min(max_rows, MAX_ROWS))
-        self.normaliser = RecordNormaliser(FACEBOOK, default_region)
+        self.normaliser = RecordNormaliser(FACEBOOK, opts.default_region)
         self.sender = HttpSender(
             settings.base_url,
             headers={"Authorization": f"Bearer {token}"},
             timeout=opts.timeout,
-            rate_limiter=rate_limiter if rate_limiter is not None else opts.rate_limiter,
+            rate_limiter=opts.rate_limiter,
             retry=opts.retry,
             classify=classify_meta,
-            sleep=sleep if sleep is not None else opts.sleep,
+            sleep=opts.sleep,
             session=opts.session,
             pool_size=opts.pool_size,
         )
         self._sessions = _Sessions()
         self._audiences: dict[str, str] = {}
         self._audience_lock = threading.Lock()
-
-    @classmethod
-    def from_destination(
-        cls,
-        destination: FacebookDestination,
-        options: ClientOptions | None = None,
-        default_region: str | None = None,
-    ) -> FacebookClient:
-        """Build from a configured destination (the registry's entry point)."""
-        region = default_region or (options.default_region if options is not None else "US")
-        return cls(destination.settings, region, options=options, destination_id=destination.id)
 
     # ------------------------------------------------------------------ audiences
     def ensure_audience(self, connection_settings: Mapping[str, Any], connection_id: str) -> str:

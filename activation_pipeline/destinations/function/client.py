@@ -21,7 +21,6 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from activation_pipeline.config.destination_types import FunctionDestination
 from activation_pipeline.config.secrets import SecretRef
 from activation_pipeline.destinations.base import (
     BatchContext,
@@ -30,12 +29,14 @@ from activation_pipeline.destinations.base import (
     Outcome,
     RecordResult,
 )
+from activation_pipeline.destinations.function.settings import FunctionDestination
 from activation_pipeline.destinations.http import ClientOptions
 from activation_pipeline.errors import TerminalDestinationError, TransientDestinationError
 
 Handler = Callable[[dict[str, Any], dict[str, str]], Any]
 _IMPORT_LOCK = threading.Lock()
 _RNG = random.Random()  # noqa: S311 - jitter, not cryptography
+MAX_BATCH = 100
 
 
 class RetryableError(TransientDestinationError):
@@ -94,7 +95,7 @@ def _jsonable(value: Any) -> Any:
 class FunctionClient:
     """Calls a user function per message, rate-limited, retrying `RetryableError`."""
 
-    max_batch = 100
+    max_batch = MAX_BATCH
 
     def __init__(self, destination: FunctionDestination, options: ClientOptions | None = None) -> None:
         self.options = options or ClientOptions()

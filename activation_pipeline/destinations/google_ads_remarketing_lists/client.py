@@ -16,17 +16,12 @@ again. `RESOURCE_EXHAUSTED` waits for the `RetryInfo.retryDelay` the answer give
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import requests
 
-from activation_pipeline.config.destination_types import (
-    GoogleAdsConnection,
-    GoogleAdsDestination,
-    GoogleAdsSettings,
-)
 from activation_pipeline.destinations.base import (
     BatchContext,
     BatchResult,
@@ -35,16 +30,20 @@ from activation_pipeline.destinations.base import (
     Outcome,
     RecordResult,
 )
+from activation_pipeline.destinations.google_ads_remarketing_lists.rules import GOOGLE
+from activation_pipeline.destinations.google_ads_remarketing_lists.settings import (
+    GoogleAdsConnection,
+    GoogleAdsDestination,
+)
 from activation_pipeline.destinations.http import (
     ClientOptions,
     HttpSender,
-    TokenSource,
     Verdict,
     is_retryable_status,
     parse_retry_after,
     short_body,
 )
-from activation_pipeline.destinations.normalise import GOOGLE, Encoding, RecordNormaliser
+from activation_pipeline.destinations.normalise import Encoding, RecordNormaliser
 from activation_pipeline.destinations.normalise.figures import ListFigures
 from activation_pipeline.destinations.normalise.record import NormalisedRecord
 
@@ -177,48 +176,32 @@ class GoogleAdsClient:
 
     def __init__(
         self,
-        settings: GoogleAdsSettings,
-        default_region: str = "US",
-        *,
+        destination: GoogleAdsDestination,
         options: ClientOptions | None = None,
-        destination_id: str | None = None,
-        rate_limiter: TokenSource | None = None,
-        sleep: Callable[[float], None] | None = None,
+        *,
         validate_only: bool = False,
         max_members: int = MAX_MEMBERS,
     ) -> None:
         """Resolve the OAuth access token and prepare the sender (no request is made here)."""
         opts = options or ClientOptions()
-        token = settings.access_token.resolve(
-            f"destinations.{destination_id or 'google_ads_remarketing_lists'}.settings.access_token"
-        )
+        settings = destination.settings
+        token = settings.access_token.resolve(f"destinations.{destination.id}.settings.access_token")
         self.settings = settings
         self.encoding = Encoding(settings.encoding)
         self.validate_only = validate_only
         self.max_members = max(1, min(max_members, MAX_MEMBERS))
-        self.normaliser = RecordNormaliser(GOOGLE, default_region, encoding=self.encoding)
+        self.normaliser = RecordNormaliser(GOOGLE, opts.default_region, encoding=self.encoding)
         self.sender = HttpSender(
             settings.base_url,
             headers={"Authorization": f"Bearer {token}"},
             timeout=opts.timeout,
-            rate_limiter=rate_limiter if rate_limiter is not None else opts.rate_limiter,
+            rate_limiter=opts.rate_limiter,
             retry=opts.retry,
             classify=classify_google,
-            sleep=sleep if sleep is not None else opts.sleep,
+            sleep=opts.sleep,
             session=opts.session,
             pool_size=opts.pool_size,
         )
-
-    @classmethod
-    def from_destination(
-        cls,
-        destination: GoogleAdsDestination,
-        options: ClientOptions | None = None,
-        default_region: str | None = None,
-    ) -> GoogleAdsClient:
-        """Build from a configured destination (the registry's entry point)."""
-        region = default_region or (options.default_region if options is not None else "US")
-        return cls(destination.settings, region, options=options, destination_id=destination.id)
 
     def _destination(self, user_list_id: str) -> dict[str, Any]:
         destination: dict[str, Any] = {

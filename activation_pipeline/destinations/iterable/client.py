@@ -12,7 +12,6 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from activation_pipeline.config.destination_types import IterableDestination
 from activation_pipeline.destinations.base import (
     BatchContext,
     BatchResult,
@@ -22,9 +21,12 @@ from activation_pipeline.destinations.base import (
     RecordResult,
 )
 from activation_pipeline.destinations.http import ClientOptions, HttpResult
+from activation_pipeline.destinations.iterable.settings import IterableDestination
 from activation_pipeline.destinations.outcomes import answer, http_metrics, same_for_all
 
 BULK_LIMIT = 1000
+SINGLE_BATCH = 100
+"""Records a batch holds when each goes in its own request (bulk: false)."""
 IDENTITY_FIELDS = ("email", "userId")
 
 
@@ -96,7 +98,7 @@ class IterableClient:
         settings = destination.settings
         key = settings.api_key.resolve(f"destinations.{destination.id}.settings.api_key")
         self.bulk = settings.bulk
-        self.max_batch = BULK_LIMIT if self.bulk else 100
+        self.max_batch = BULK_LIMIT if self.bulk else SINGLE_BATCH
         self.sender = options.sender(settings.base_url, headers={"Api-Key": key})
 
     def send(self, records: Sequence[OutboundRecord], context: BatchContext) -> BatchResult:

@@ -26,11 +26,6 @@ from urllib.parse import urlencode
 
 import requests
 
-from activation_pipeline.config.destination_types import (
-    MarketoConnection,
-    MarketoDestination,
-    MarketoSettings,
-)
 from activation_pipeline.destinations.base import (
     BatchContext,
     BatchResult,
@@ -46,6 +41,10 @@ from activation_pipeline.destinations.http import (
     TokenSource,
     Verdict,
     default_classify,
+)
+from activation_pipeline.destinations.marketo_static_lists.settings import (
+    MarketoConnection,
+    MarketoDestination,
 )
 from activation_pipeline.destinations.normalise import normalise_email, sha256_hex
 from activation_pipeline.destinations.normalise.person import text_of
@@ -152,31 +151,24 @@ class MarketoClient:
 
     def __init__(
         self,
-        settings: MarketoSettings,
-        default_region: str = "US",
-        *,
+        destination: MarketoDestination,
         options: ClientOptions | None = None,
-        destination_id: str | None = None,
-        rate_limiter: TokenSource | None = None,
-        sleep: Callable[[float], None] | None = None,
+        *,
         clock: Callable[[], float] = time.monotonic,
         calls_per_window: int = 100,
         window_seconds: float = 20.0,
         max_concurrent: int = 10,
     ) -> None:
         """Resolve the client credentials and prepare the sender (the token is fetched on first use)."""
-        del default_region  # lookups use the field's raw value; no phone normalisation here
         opts = options or ClientOptions()
-        self.client_id = settings.client_id.resolve(
-            f"destinations.{destination_id or 'marketo_static_lists'}.settings.client_id"
-        )
-        self._client_secret = settings.client_secret.resolve(
-            f"destinations.{destination_id or 'marketo_static_lists'}.settings.client_secret"
-        )
+        settings = destination.settings
+        where = f"destinations.{destination.id}.settings"
+        self.client_id = settings.client_id.resolve(f"{where}.client_id")
+        self._client_secret = settings.client_secret.resolve(f"{where}.client_secret")
         self.lookup_field = settings.lookup_field
-        sleeper = sleep if sleep is not None else opts.sleep
+        sleeper = opts.sleep
         self.window = WindowLimiter(calls_per_window, window_seconds, clock=clock, sleep=sleeper)
-        shared = rate_limiter if rate_limiter is not None else opts.rate_limiter
+        shared = opts.rate_limiter
         base = settings.base_url.rstrip("/").removesuffix("/rest")
         self.sender = HttpSender(
             base,
@@ -194,17 +186,6 @@ class MarketoClient:
         self._expires = 0.0
         self._token_lock = threading.Lock()
         self.token_fetches = 0
-
-    @classmethod
-    def from_destination(
-        cls,
-        destination: MarketoDestination,
-        options: ClientOptions | None = None,
-        default_region: str | None = None,
-    ) -> MarketoClient:
-        """Build from a configured destination (the registry's entry point)."""
-        region = default_region or (options.default_region if options is not None else "US")
-        return cls(destination.settings, region, options=options, destination_id=destination.id)
 
     # ------------------------------------------------------------------ auth
     def _access_token(self, refresh: bool = False, stale: str | None = None) -> str:

@@ -1,8 +1,8 @@
 """Per-platform normalisation and SHA-256 hashing of identifiers and traits for list destinations.
 
 Modules: `email`, `phone`, `person` (names, gender, birth date), `address` (city, state, zip, country,
-mobile and external ids), `hashing` (digests, encodings, pre-hashed detection), `platforms` (Meta's and
-Google's field rules), `record` (batch normaliser for `OutboundRecord` payloads), `bulk` (fast email path),
+mobile and external ids), `hashing` (digests, encodings, pre-hashed detection), `platforms` (the shape of a
+platform's field rules; Meta's and Google's live in their destination packages), `record` (batch normaliser for `OutboundRecord` payloads), `bulk` (fast email path),
 `figures` (per-batch counts for Dagster metadata).
 
 Each platform's own documentation is followed, not Segment's shortcuts:
@@ -29,19 +29,10 @@ from activation_pipeline.destinations.normalise.hashing import (
     sha256_hex_many,
 )
 from activation_pipeline.destinations.normalise.phone import meta_phone, to_e164
-from activation_pipeline.destinations.normalise.platforms import (
-    FACEBOOK,
-    FACEBOOK_SCHEMA,
-    GOOGLE,
-    FieldRule,
-    PlatformRules,
-)
+from activation_pipeline.destinations.normalise.platforms import FieldRule, PlatformRules
 from activation_pipeline.destinations.normalise.record import NormalisedRecord, RecordNormaliser
 
 __all__ = [
-    "FACEBOOK",
-    "FACEBOOK_SCHEMA",
-    "GOOGLE",
     "Encoding",
     "FieldRule",
     "NormalisedRecord",

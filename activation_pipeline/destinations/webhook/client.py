@@ -13,11 +13,11 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from activation_pipeline.config.destination_types import WebhookDestination
 from activation_pipeline.config.secrets import SecretRef
 from activation_pipeline.destinations.base import BatchContext, BatchResult, OutboundRecord, RecordResult
 from activation_pipeline.destinations.http import ClientOptions, HttpResult
 from activation_pipeline.destinations.outcomes import http_metrics, same_for_all
+from activation_pipeline.destinations.webhook.settings import WebhookDestination
 
 
 def compact_json(value: Any) -> bytes:

@@ -1,0 +1,1 @@
+"""Braze: settings, client and fake server of the `braze` type."""

@@ -1,0 +1,1 @@
+"""Facebook Custom Audiences: settings, rules, client and fake server of the `facebook_custom_audiences` type."""

@@ -1,0 +1,1 @@
+"""Google Ads Remarketing Lists (Customer Match): settings, rules, client and fake server."""

@@ -1,0 +1,59 @@
+"""Google Ads Remarketing Lists: the destination's `settings` and the per-connection options it takes."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import Literal
+
+from pydantic import Field
+
+from activation_pipeline.config.models import DestinationBase, Model
+from activation_pipeline.config.secrets import Secret
+from activation_pipeline.destinations.spec import HttpBase
+
+# Google Data Manager: destination names and the user identifier each becomes.
+GOOGLE_KEYS: Mapping[str, str] = MappingProxyType(
+    {
+        "email": "emailAddress",
+        "phone": "phoneNumber",
+        "firstName": "address.givenName",
+        "lastName": "address.familyName",
+        "address.country": "address.regionCode",
+        "address.postalCode": "address.postalCode",
+        "context.device.advertisingId": "mobileData.mobileIds",
+        "externalId": "userIdData.userId",
+    }
+)
+
+
+class Consent(Model):
+    """EU user consent declared with Customer Match uploads."""
+
+    ad_user_data: Literal["granted", "denied"] = "granted"
+    ad_personalization: Literal["granted", "denied"] = "granted"
+
+
+class GoogleAdsSettings(Model):
+    """Google Data Manager API access for Customer Match lists."""
+
+    operating_account_id: str = Field(pattern=r"^\d{3}-?\d{3}-?\d{4}$", description="Google Ads customer id")
+    login_account_id: str | None = Field(default=None, pattern=r"^\d{3}-?\d{3}-?\d{4}$")
+    access_token: Secret
+    base_url: HttpBase = "https://datamanager.googleapis.com"
+    encoding: Literal["HEX", "BASE64"] = "HEX"
+    consent: Consent = Field(default_factory=Consent)
+    terms_of_service_accepted: bool = Field(default=False, description="Customer Match terms accepted")
+
+
+class GoogleAdsConnection(Model):
+    """The user list (Data Manager productDestinationId) a connection fills."""
+
+    user_list_id: str = Field(pattern=r"^\d+$")
+
+
+class GoogleAdsDestination(DestinationBase):
+    """Google Ads Remarketing Lists / Customer Match (list)."""
+
+    type: Literal["google_ads_remarketing_lists"]
+    settings: GoogleAdsSettings

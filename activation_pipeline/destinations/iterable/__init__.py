@@ -1,0 +1,1 @@
+"""Iterable: settings, client and fake server of the `iterable` type."""

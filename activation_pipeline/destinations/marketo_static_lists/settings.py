@@ -1,0 +1,33 @@
+"""Marketo Static Lists: the destination's `settings` and the per-connection options it takes."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from activation_pipeline.config.models import DestinationBase, Model
+from activation_pipeline.config.secrets import Secret
+from activation_pipeline.destinations.spec import HttpBase
+
+
+class MarketoSettings(Model):
+    """Marketo REST API access (OAuth client credentials)."""
+
+    base_url: HttpBase = Field(description="https://<munchkin-id>.mktorest.com")
+    client_id: Secret
+    client_secret: Secret
+    lookup_field: str = "email"
+
+
+class MarketoConnection(Model):
+    """The static list a connection fills."""
+
+    list_id: int = Field(ge=1)
+
+
+class MarketoDestination(DestinationBase):
+    """Marketo Static Lists (list)."""
+
+    type: Literal["marketo_static_lists"]
+    settings: MarketoSettings

@@ -1,0 +1,1 @@
+"""Classic webhooks: settings, client and fake server of the `webhook` type."""
