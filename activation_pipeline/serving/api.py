@@ -33,8 +33,10 @@ from activation_pipeline.serving.store import NotPublishedError, ServingReader, 
 
 LOG = logging.getLogger("activation_pipeline.serving")
 PROFILE_PATH = "/v1/spaces/{space_id}/collections/{collection}/profiles/{rest:path}"
-USER_RESOURCES = ("traits", "external_ids", "events", "metadata", "links")
-ACCOUNT_RESOURCES = ("traits", "external_ids", "metadata", "links")
+RESOURCES = {
+    "users": ("traits", "external_ids", "events", "metadata", "links"),
+    "accounts": ("traits", "external_ids", "metadata", "links"),
+}
 LIMITS = {
     "traits": (10, 200),
     "external_ids": (10, 100),
@@ -99,7 +101,7 @@ class ProfileApi:
         request_id = str(uuid.uuid4())
         started = time.perf_counter()
         credential = token_of(request.headers.get("authorization"), self.settings.credentials)
-        route = "unknown"
+        route = _route_name(request)
         try:
             if credential is None:
                 raise ApiError(401, "authentication_error", "No valid Access Token provided.")
@@ -110,7 +112,7 @@ class ProfileApi:
                     {"Retry-After": str(max(1, round(wait + 0.5)))},
                 )  # fmt: skip
             else:
-                route, body = self._answer(request)
+                body = self._answer(request)
                 response = JSONResponse(body, headers={"Request-Id": request_id})
         except ApiError as error:
             headers = {"WWW-Authenticate": 'Basic realm="Profile API"'} if error.status == 401 else None
@@ -136,15 +138,11 @@ class ProfileApi:
         )  # fmt: skip
         return response
 
-    def _answer(self, request: Request) -> tuple[str, dict[str, Any]]:
+    def _answer(self, request: Request) -> dict[str, Any]:
         params = request.path_params
         collection, rest = params["collection"], params["rest"]
         identifier, _, resource = rest.rpartition("/")
-        allowed = (
-            USER_RESOURCES if collection == "users" else ACCOUNT_RESOURCES if collection == "accounts" else ()
-        )
-        route = f"{collection}/{resource}"
-        if resource not in allowed or not identifier:
+        if resource not in RESOURCES.get(collection, ()) or not identifier:
             raise ApiError(404, "not_found", "Route was not found.")
         if params["space_id"] != self.settings.space_id:
             raise not_found("Space")
@@ -153,8 +151,8 @@ class ProfileApi:
         page = Page(request.url.path, dict(request.query_params), default, largest)
         version = self.reader.current()
         if collection == "users":
-            return route, self._user(version, key, resource, page)
-        return route, self._account(version, key, resource, page)
+            return self._user(version, key, resource, page)
+        return self._account(version, key, resource, page)
 
     def _user(self, version: ServingVersion, key: str, resource: str, page: Page) -> dict[str, Any]:
         row = version.profile(key)
@@ -181,6 +179,13 @@ class ProfileApi:
         if resource == "links":
             return resources.account_links(row, page, version.profiles)
         return resources.metadata(row.created_at, row.created_at)
+
+
+def _route_name(request: Request) -> str:
+    """`collection/resource` for logs when both are known names, else `unknown` (never a path's own text)."""
+    collection = request.path_params["collection"]
+    resource = request.path_params["rest"].rpartition("/")[2]
+    return f"{collection}/{resource}" if resource in RESOURCES.get(collection, ()) else "unknown"
 
 
 def _not_found_handler(request: Request, exc: Exception) -> Response:

@@ -40,10 +40,6 @@ identity:
     phone: {{limit: 2}}
     anonymous_id: {{}}
 normalisation: {{default_region: US}}
-serving:
-  tokens: [{{name: tests, token: {{env: {TOKEN_ENV}}}}}]
-  requests_per_second: 1000
-  events_days: 30
 traits:
   custom: [first_name, plan]
   account: [name]
@@ -55,6 +51,14 @@ audiences:
     where: {{trait: revenue_total, op: ">", value: 100}}
   - key: browsers
     where: {{event: Product Viewed, within: 30d}}
+"""
+
+
+SERVING_YAML = f"""
+serving:
+  tokens: [{{name: tests, token: {{env: {TOKEN_ENV}}}}}]
+  requests_per_second: 1000
+  events_days: 30
 """
 
 
@@ -131,11 +135,11 @@ def token_env() -> Iterator[str]:
 
 
 def evaluated(
-    root: Path, engine: str, extra_yaml: str = ""
+    root: Path, engine: str, serving_yaml: str = SERVING_YAML
 ) -> tuple[Workspace, ComputePipeline, Messages, str | None]:
     """Jane's history landed and evaluated as of AS_OF under `root`, on DuckDB or a new PostgreSQL schema."""
     schema = None
-    yaml = WORKSPACE_YAML + extra_yaml
+    yaml = WORKSPACE_YAML + serving_yaml
     if engine == "postgres":
         schema = f"t_{uuid.uuid4().hex[:10]}"
         yaml += f"compute: {{engine: postgres, url: '{PG_URL}', schema: {schema}}}\n"
@@ -150,11 +154,11 @@ def evaluated(
 
 
 @contextmanager
-def serving(root: Path, engine: str, extra_yaml: str = "") -> Iterator[Served]:
+def serving(root: Path, engine: str, serving_yaml: str = SERVING_YAML) -> Iterator[Served]:
     """An evaluated workspace served by a real uvicorn server on 127.0.0.1; everything removed after."""
     from activation_pipeline.serving.server import server_for
 
-    workspace, pipeline, messages, schema = evaluated(root, engine, extra_yaml)
+    workspace, pipeline, messages, schema = evaluated(root, engine, serving_yaml)
     server = server_for(workspace, "127.0.0.1", free_port())
     thread = start_server(server)
     try:
