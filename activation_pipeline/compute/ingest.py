@@ -3,9 +3,10 @@
 Every message is read by DuckDB's JSON functions, no Python per line: validated, then read into two structs (the
 top-level Segment fields, and the nested paths the workspace uses); emails and phones get their canonical form
 in Python once per distinct written value (`activation_pipeline.identifiers`). A message that cannot be used is
-quarantined with the first reason that applies, in this order: not valid JSON, not a JSON object, no type,
-unknown type, no userId or anonymousId, track without event, group without groupId, alias without
-previousId, no timestamp (`timestamp`, else `originalTimestamp`, else `receivedAt`), timestamp not ISO-8601,
+quarantined with the first reason that applies, in this order: not valid JSON, not a JSON object, a hazard
+(nested too deep, a NaN or infinite number, a NUL character: `message_hazards`), no type, unknown type, no
+userId or anonymousId, track without event, group without groupId, alias without previousId, no timestamp
+(`timestamp`, else `originalTimestamp`, else `receivedAt`), timestamp not ISO-8601, timestamp out of range,
 traits / properties / context not an object. Identifiers are read per the workspace's identity settings and
 canonicalised (emails trimmed and lowercased, phones in E.164 where they parse); the identifier set of a
 message is its `ids` (JSON, most trusted first) and `set_hash`.
@@ -17,15 +18,18 @@ import json
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
-from duckdb.func import PythonUDFType
+from duckdb.func import FunctionNullHandling, PythonUDFType
 from duckdb.sqltypes import VARCHAR
 
 from activation_pipeline.compute.event_columns import EventColumn
+from activation_pipeline.compute.message_hazards import MAX_DEPTH, SUSPECT_PATTERN, hazard
+from activation_pipeline.compute.sqlutil import json_pointer
 from activation_pipeline.config import Workspace
 from activation_pipeline.identifiers import canonical_email, canonical_phone
 
@@ -55,15 +59,19 @@ def _lit(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
+EARLIEST = datetime(1900, 1, 1)
+LATEST = datetime(2200, 1, 1)
+"""Event times are accepted from EARLIEST (inclusive) to LATEST (exclusive), in UTC."""
+_SUSPECT_SQL = (
+    f"regexp_matches(raw, {_lit(SUSPECT_PATTERN)}) "
+    f"OR length(raw) - length(replace(replace(raw, '{{', ''), '[', '')) > {MAX_DEPTH}"
+)
+
 _TOP = (
     "type", "event", "name", "userId", "anonymousId", "groupId", "previousId", "messageId", "timestamp",
     "originalTimestamp", "receivedAt", "traits", "properties", "context",
 )  # fmt: skip
 _NUMBER_START = "('-', '0', '1', '2', '3', '4', '5', '6', '7', '8', '9')"
-
-
-def _json_path(parts: Sequence[str]) -> str:
-    return "$." + ".".join('"' + p.replace("\\", "\\\\").replace('"', '\\"') + '"' for p in parts)
 
 
 class _Fields:
@@ -96,7 +104,7 @@ class _Fields:
                 leaf = "n" + "".join(f"[{_lit(p)}]" for p in key[:size])
                 if size == len(key):
                     return f"{leaf}::VARCHAR"
-                return f"json_extract({leaf}, {_lit(_json_path(key[size:]))})::VARCHAR"
+                return f"json_extract({leaf}, {_lit(json_pointer(key[size:]))})::VARCHAR"
         raise KeyError(key)
 
     def text(self, parts: Sequence[str]) -> str:
@@ -148,6 +156,11 @@ def _per_distinct(values: pa.Array, canonical: Callable[[str], str]) -> pa.Array
     return pc.take(mapped, pc.index_in(values, forms))
 
 
+def _hazards(texts: pa.Array) -> pa.Array:
+    """Why each message must be quarantined although it parses (NULL when fine); only suspect lines come here."""
+    return pa.array([hazard(text) for text in texts.to_pylist()], pa.string())
+
+
 def _canonical_emails(written: pa.Array) -> pa.Array:
     """Emails in canonical form, by the same Python code the ledger and blocked values use."""
     return _per_distinct(written, canonical_email)
@@ -182,10 +195,17 @@ class MessageParser:
         udfs: list[tuple[str, Callable[[pa.Array], pa.Array]]] = [
             ("canonical_phone", self._canonical_phones),
             ("canonical_email", _canonical_emails),
+            ("message_hazard", _hazards),
         ]
         for name, function in udfs:
             self.db.create_function(
-                name, function, [VARCHAR], VARCHAR, type=PythonUDFType.ARROW, side_effects=False
+                name,
+                function,
+                [VARCHAR],
+                VARCHAR,
+                type=PythonUDFType.ARROW,
+                null_handling=FunctionNullHandling.SPECIAL,  # they may answer NULL ("no hazard", "no phone")
+                side_effects=False,
             )
 
     def close(self) -> None:
@@ -232,7 +252,9 @@ class MessageParser:
 
     def _typed(self, fields: _Fields, column: EventColumn) -> str:
         value = fields.value([column.namespace, *column.path.split(".")])
-        return f"TRY_CAST({value} AS DOUBLE)" if column.kind == "number" else value
+        if column.kind == "number":  # "NaN" or "1e999" written as strings: not numbers either
+            return f"CASE WHEN isfinite(TRY_CAST({value} AS DOUBLE)) THEN TRY_CAST({value} AS DOUBLE) END"
+        return value
 
     def _queries(self) -> tuple[str, str]:
         """SQL: one pass reading each message into structs, then the checked rows.
@@ -246,6 +268,7 @@ class MessageParser:
         top = json.dumps(dict.fromkeys(_TOP, "JSON"))
         json_pass = (
             "SELECT source, line, raw, root, "
+            f"CASE WHEN root IS NOT NULL AND ({_SUSPECT_SQL}) THEN message_hazard(raw) END AS hazard, "
             f"CASE WHEN root = 'OBJECT' THEN json_transform(raw, {_lit(top)}) END AS m, "
             f"CASE WHEN root = 'OBJECT' THEN json_transform(raw, {_lit(fields.nested_spec())}) END AS n "
             "FROM (SELECT source, line, raw, CASE WHEN json_valid(raw) THEN json_type(raw) END AS root "
@@ -275,10 +298,10 @@ class MessageParser:
         typed = "".join(f", {self._typed(f, c)} AS {c.name}" for c in self.columns)
         order = self.workspace.identity.priority_order()
         identifiers = "".join(f", {self._identifier(f, name)} AS id_{i}" for i, name in enumerate(order))
-        with_fields = f"SELECT source, line, raw, m, n, {columns}{typed} FROM json_pass"
+        with_fields = f"SELECT source, line, raw, hazard, m, n, {columns}{typed} FROM json_pass"
         with_ids = f"SELECT *{identifiers} FROM ({with_fields})"
         return (
-            f"SELECT * EXCLUDE (m, n{''.join(f', id_{i}' for i in range(len(order)))}), "
+            f"SELECT * EXCLUDE (hazard, m, n{''.join(f', id_{i}' for i in range(len(order)))}), "
             f"{_REASON_SQL} AS reason, {self._ids()} AS ids FROM ({with_ids})"
         )
 
@@ -299,14 +322,15 @@ class MessageParser:
     def parse(self, raw: pa.Table) -> Parsed:
         """Validate raw messages (RAW_SCHEMA): usable ones become event rows, the rest quarantine rows."""
         json_pass, checked = self._queries()
-        with self._registered("raw_input", raw):
-            self.db.execute(f"CREATE OR REPLACE TEMP TABLE json_pass AS {json_pass}")
-        self.db.execute(f"CREATE OR REPLACE TEMP TABLE checked AS {checked}")
+        with self._registered("raw_input", raw):  # one statement: the JSON structs are never stored
+            self.db.execute(f"CREATE OR REPLACE TEMP TABLE checked AS WITH json_pass AS ({json_pass}) {checked}")
         typed = "".join(f", {c.name}" for c in self.columns)
         events = self.db.sql(
             "SELECT CASE WHEN message_id IS NULL THEN 'gen-' || md5(raw) ELSE message_id END AS message_id, type, "
             "CASE WHEN type = 'track' THEN trim(event, ' \t\r\n') ELSE event END AS event, "
-            "user_id, anonymous_id, group_id, previous_id, ts AS timestamp, received_at, source, line, "
+            "user_id, anonymous_id, group_id, previous_id, ts AS timestamp, "
+            f"CASE WHEN received_at >= TIMESTAMP '{EARLIEST:%Y-%m-%d}' AND received_at < TIMESTAMP '{LATEST:%Y-%m-%d}' "
+            "THEN received_at END AS received_at, source, line, "
             "ids, CASE WHEN ids IS NOT NULL THEN (md5_number_lower(ids) >> 1)::BIGINT END AS set_hash, "
             "coalesce(traits, '{}') AS traits, coalesce(properties, '{}') AS properties, "
             f"coalesce(context, '{{}}') AS context{typed} "
@@ -327,6 +351,7 @@ class MessageParser:
 _REASON_SQL = (
     "CASE WHEN NOT valid THEN 'not valid JSON' "
     "WHEN NOT is_object THEN 'not a JSON object' "
+    "WHEN hazard IS NOT NULL THEN hazard "
     "WHEN type IS NULL OR type = '' THEN 'no type' "
     f"WHEN type NOT IN ({', '.join(_lit(t) for t in MESSAGE_TYPES)}) THEN 'unknown type ''' || left(type, 40) || '''' "
     "WHEN user_id IS NULL AND anonymous_id IS NULL THEN 'no userId or anonymousId' "
@@ -335,6 +360,8 @@ _REASON_SQL = (
     "WHEN type = 'alias' AND previous_id IS NULL THEN 'alias without previousId' "
     "WHEN NOT has_time THEN 'no timestamp' "
     "WHEN ts IS NULL THEN 'timestamp not ISO-8601' "
+    f"WHEN ts < TIMESTAMP '{EARLIEST:%Y-%m-%d}' OR ts >= TIMESTAMP '{LATEST:%Y-%m-%d}' "
+    f"THEN 'timestamp out of range ({EARLIEST.year} to {LATEST.year - 1})' "
     "WHEN NOT traits_ok THEN 'traits is not an object' "
     "WHEN NOT properties_ok THEN 'properties is not an object' "
     "WHEN NOT context_ok THEN 'context is not an object' END"

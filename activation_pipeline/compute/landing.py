@@ -11,7 +11,9 @@ landing share a batch number, so an incremental evaluation picks up late events 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+import uuid
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -97,6 +99,9 @@ class _Landing:
     counts: dict[str, list[int]] = field(default_factory=dict)
     forgets: list[tuple[str, int]] = field(default_factory=list)
     records: list[tuple[str, bool, dict[str, Any]]] = field(default_factory=list)
+    newest: datetime | None = None
+    in_time_order: bool = True
+    """False once a parse held events older than ones already stored (then DuckDB's table is re-sorted)."""
 
     def stage(self, chunks: Iterable[pa.Table]) -> None:
         """Queue raw chunks for parsing into the staging tables."""
@@ -119,18 +124,36 @@ class _Landing:
             self._write_records(conn)
 
     def _write(self, conn: sa.Connection, parsed: Parsed) -> None:
-        load_arrow(conn, self.staging, parsed.events)
-        load_arrow(conn, self.staging_keys, parsed.set_keys)
         quarantine = parsed.quarantine.append_column(
             "batch", pa.array([self.batch] * parsed.quarantine.num_rows, pa.int64())
         )
         load_arrow(conn, self.engine.tables.quarantine, quarantine)
+        if self.engine.is_duckdb:  # DuckDB reads the parsed Arrow tables in place: no staging copy
+            with (
+                _arrow_view(conn, self.staging, parsed.events) as events,
+                _arrow_view(conn, self.staging_keys, parsed.set_keys) as keys,
+            ):
+                _commit_staged(conn, self, events, keys)
+        else:
+            load_arrow(conn, self.staging, parsed.events)
+            load_arrow(conn, self.staging_keys, parsed.set_keys)
+            _commit_staged(conn, self, self.staging, self.staging_keys)
+            conn.execute(sa.delete(self.staging))
+            conn.execute(sa.delete(self.staging_keys))
+        self._follow_time_order(parsed.events.column("timestamp"))
         self.summary.count(parsed)
         self.staged += parsed.events.num_rows
         for position, table in enumerate((parsed.events, parsed.quarantine)):
             for entry in pc.value_counts(table.column("source")).to_pylist():
                 self.counts.setdefault(entry["values"], [0, 0])[position] += entry["counts"]
-        _commit_staged(conn, self)
+
+    def _follow_time_order(self, timestamps: pa.ChunkedArray) -> None:
+        if len(timestamps) == 0:
+            return
+        oldest, newest = pc.min_max(timestamps).values()
+        if self.newest is not None and oldest.as_py() < self.newest:
+            self.in_time_order = False
+        self.newest = max(filter(None, (self.newest, newest.as_py())))
 
     def record(self, source: str, *, appended: bool, **values: Any) -> None:
         """Queue a source's manifest row: written with the source's last lines."""
@@ -271,18 +294,30 @@ def _land_warehouse(landing: _Landing, workspace: Workspace) -> None:
         landing.record(unit, appended=True, watermark=newest)
 
 
-def _commit_staged(conn: sa.Connection, landing: _Landing) -> None:
-    """Move staged events into `events` (first of each messageId, never one already landed), time-sorted.
+@contextmanager
+def _arrow_view(conn: sa.Connection, like: sa.Table, data: pa.Table) -> Iterator[sa.TableClause]:
+    """An Arrow table as a DuckDB view with the columns of `like` (read in place, not copied)."""
+    name = f"_arrow_{uuid.uuid4().hex}"
+    raw = conn.connection.driver_connection
+    raw.register(name, data.select([c.name for c in like.columns]))  # type: ignore[union-attr]
+    try:
+        yield sa.table(name, *[sa.column(c.name, c.type) for c in like.columns])
+    finally:
+        raw.unregister(name)  # type: ignore[union-attr]
 
-    Runs after every parse, so the staging tables hold one parse's rows at most (bounded memory).
+
+def _commit_staged(conn: sa.Connection, landing: _Landing, staged: Any, staged_keys: Any) -> None:
+    """Add staged events to `events` (first of each messageId, never one already landed), time-sorted.
+
+    Runs after every parse, so what is staged is one parse's rows at most (bounded memory).
     """
     tables = landing.engine.tables
-    staging, events = landing.staging, tables.events
-    columns = [c.name for c in staging.columns]
+    events = tables.events
+    columns = [c.name for c in landing.staging.columns]
     ranked = sa.select(
-        staging,
+        *[staged.c[c] for c in columns],
         sa.func.row_number()
-        .over(partition_by=staging.c.message_id, order_by=[staging.c.source, staging.c.line])
+        .over(partition_by=staged.c.message_id, order_by=[staged.c.source, staged.c.line])
         .label("_rank"),
     ).subquery("ranked")
     fresh = (
@@ -292,7 +327,7 @@ def _commit_staged(conn: sa.Connection, landing: _Landing) -> None:
         .order_by(ranked.c.timestamp)
     )
     conn.execute(sa.insert(events).from_select([*columns, "batch"], fresh))
-    keys = landing.staging_keys
+    keys = staged_keys
     new_keys = (
         sa.select(keys.c.set_hash, keys.c.pos, keys.c.identifier_type, keys.c.value)
         .distinct()
@@ -301,19 +336,18 @@ def _commit_staged(conn: sa.Connection, landing: _Landing) -> None:
     conn.execute(
         sa.insert(tables.set_keys).from_select(["set_hash", "pos", "identifier_type", "value"], new_keys)
     )
-    conn.execute(sa.delete(staging))
-    conn.execute(sa.delete(keys))
 
 
-def _keep_time_order(conn: sa.Connection, engine: ComputeEngine, landed: int) -> None:
+def _keep_time_order(conn: sa.Connection, engine: ComputeEngine, landing: _Landing, landed: int) -> None:
     """Rewrite DuckDB's events in time order after a large landing, so window filters skip row groups.
 
-    Each parse's rows go in sorted by time; history spread over many files interleaves, so a landing that
-    added a quarter of the table or more (a history load) sorts the whole table once.
+    Each parse's rows go in sorted by time; history spread over many files out of order interleaves, so a
+    landing that added a quarter of the table or more (a history load) and came out of order sorts the whole
+    table once. Files landed in time order (as exports and archives name them) need no sort.
     """
     events = engine.tables.events
     total = int(conn.execute(sa.select(sa.func.count()).select_from(events)).scalar() or 0)
-    if landed == 0 or landed * 4 < total:
+    if landed == 0 or landed * 4 < total or landing.in_time_order:
         return
     create_table_as(conn, engine.schema, SORTED, sa.select(events).order_by(events.c.timestamp))
     rename_table(conn, engine.schema, SORTED, events.name)
@@ -341,6 +375,8 @@ def land_events(engine: ComputeEngine, workspace: Workspace) -> LandingSummary:
         staging, staging_keys = _staging_tables(conn, engine)
     parser = MessageParser(workspace, columns)
     landing = _Landing(engine, parser, batch, staging, staging_keys, summary)
+    with engine.begin() as conn:
+        landing.newest = conn.execute(sa.select(sa.func.max(tables.events.c.timestamp))).scalar()
     try:
         if isinstance(workspace.sources.events, WarehouseEventsSource):
             _land_warehouse(landing, workspace)
@@ -355,7 +391,7 @@ def land_events(engine: ComputeEngine, workspace: Workspace) -> LandingSummary:
         summary.events = int(conn.execute(landed).scalar() or 0)
         summary.duplicates = landing.staged - summary.events
         if engine.is_duckdb:
-            _keep_time_order(conn, engine, summary.events)
+            _keep_time_order(conn, engine, landing, summary.events)
         drop_table(conn, engine.schema, STAGING)
         drop_table(conn, engine.schema, STAGING_KEYS)
         state.put(conn, tables, state.LANDING_BATCH, None)

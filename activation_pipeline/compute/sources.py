@@ -38,6 +38,7 @@ GZIP_SUFFIX = ".gz"
 CHUNK_BYTES = 64 * 1024 * 1024
 """JSONL files are read in blocks of about this size, so memory does not grow with the file."""
 PARQUET_ROWS = 500_000
+UTF8_BOM = b"\xef\xbb\xbf"
 
 PARQUET_ALIASES = {
     "message_id": "messageId",
@@ -160,8 +161,14 @@ class JsonlReader:
 
     def _chunks(self, handle: BufferedIOBase) -> Iterator[pa.Table]:
         tail = b""
+        first = self.offset == 0
         while True:
             block = handle.read(CHUNK_BYTES)
+            if first and block.startswith(UTF8_BOM):
+                block = block[
+                    len(UTF8_BOM) :
+                ]  # editors on Windows write one; it is not part of the first line
+            first = False
             data = tail + block
             if block:
                 cut = data.rfind(b"\n") + 1
@@ -181,6 +188,8 @@ class JsonlReader:
     def _numbered(self, texts: list[str]) -> pa.Table:
         """The non-blank lines with their numbers (blank lines are counted, not kept)."""
         lines = pc.utf8_rtrim(pa.array(texts, pa.string()), characters="\r")
+        # A NUL byte makes a line invalid JSON; PostgreSQL cannot store it in the quarantine's text either.
+        lines = pc.replace_substring(lines, "\x00", "\ufffd")
         numbers = pa.array(np.arange(self.last_line + 1, self.last_line + 1 + len(texts), dtype=np.int64))
         self.last_line += len(texts)
         keep = pc.greater(pc.utf8_length(pc.utf8_trim_whitespace(lines)), 0)

@@ -21,7 +21,16 @@ from activation_pipeline.compute.engine import ComputeEngine
 from activation_pipeline.compute.incremental import require_identity, stage_done
 from activation_pipeline.compute.scratch import scratch_table
 from activation_pipeline.compute.sources import segment_table_name
-from activation_pipeline.compute.sqlutil import JsonText, TryFloat, create_table_as, drop_table, table_columns
+from activation_pipeline.compute.sqlutil import (
+    JsonText,
+    TryFloat,
+    create_table_as,
+    drop_table,
+    literal_sql,
+    query_plain,
+    run_plain,
+    table_columns,
+)
 from activation_pipeline.config import Workspace
 from activation_pipeline.config.models import (
     AllCondition,
@@ -166,11 +175,13 @@ def build_segment_views(
     views: dict[str, sa.Select[Any]] = {}
 
     def extra(json_col: Any, where: Any) -> list[Any]:
-        return [
-            _column(json_col, key, kind).label(name)
-            for key, kind in _scalar_columns(conn, json_col, where, source)
-            if (name := segment_table_name(key)) not in _VIEW_META
-        ]
+        # Keys that map to one column name ("Plan" and "plan", "" and "\\"): the first in key order wins.
+        columns: dict[str, Any] = {}
+        for key, kind in _scalar_columns(conn, json_col, where, source):
+            name = segment_table_name(key)
+            if name not in _VIEW_META and name not in columns:
+                columns[name] = _column(json_col, key, kind).label(name)
+        return list(columns.values())
 
     is_identify, is_group = sa.and_(in_time, e.type == "identify"), sa.and_(in_time, e.type == "group")
     views["identifies"] = sa.select(*base, *extra(e.traits, is_identify)).where(is_identify)
@@ -197,8 +208,8 @@ def build_segment_views(
             *base, sa.literal(view, sa.Text).label("event"), e.event.label("event_text"), *columns
         ).where(where)
     for view, query in views.items():
-        sql = query.compile(dialect=conn.dialect, compile_kwargs={"literal_binds": True})
-        conn.execute(sa.text(f"CREATE VIEW {preparer.quote_schema(schema)}.{preparer.quote(view)} AS {sql}"))
+        name = f"{preparer.quote_schema(schema)}.{preparer.quote(view)}"
+        run_plain(conn, f"CREATE VIEW {name} AS {literal_sql(conn, query)}")
     return len(views)
 
 
@@ -234,7 +245,7 @@ def _run_query(
         else:
             conn.exec_driver_sql(f"SET LOCAL search_path TO {preparer.quote_schema(schema)}")
         try:
-            conn.exec_driver_sql(f"CREATE TABLE {engine.name(conn, raw_name)} AS {query}")
+            run_plain(conn, f"CREATE TABLE {engine.name(conn, raw_name)} AS {query}")
         except sa.exc.DBAPIError as error:
             raise SqlTraitError(f"SQL trait '{trait.key}': the query failed: {error.orig}") from error
         conn.exec_driver_sql("RESET search_path")
@@ -245,11 +256,10 @@ def _run_query(
         try:
             with warehouse.connect() as wconn:
                 try:
-                    result = wconn.exec_driver_sql(query)
+                    names, found = query_plain(wconn, query)
                 except sa.exc.DBAPIError as error:
                     raise SqlTraitError(f"SQL trait '{trait.key}': the query failed: {error.orig}") from error
-                names = list(result.keys())
-                rows = [[_plain(v) for v in r] for r in result]
+                rows = [[_plain(v) for v in r] for r in found]
         finally:
             warehouse.dispose()
         data = pa.table({n: [r[i] for r in rows] for i, n in enumerate(names)}) if rows else None

@@ -6,6 +6,7 @@ are always bound parameters.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -16,7 +17,44 @@ from sqlalchemy.sql.expression import FunctionElement
 
 from activation_pipeline.config.models import Comparison, Operator
 
-_NUMERIC_RE = r"^\s*[-+]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][-+]?[0-9]+)?\s*$"
+_NUMERIC_RE = r"^\s*[-+]?([0-9]{1,100}\.?[0-9]{0,100}|\.[0-9]{1,100})([eE][-+]?[0-9]{1,2})?\s*$"
+"""Numbers PostgreSQL can cast without overflow or underflow (at most 10^199 either way); NaN is not one."""
+
+
+def _percent_escaping(conn: sa.Connection) -> bool:
+    return conn.dialect.paramstyle in ("format", "pyformat")
+
+
+def literal_sql(conn: sa.Connection, query: Any) -> str:
+    """A SQLAlchemy statement as SQL text with its values inline, to run with `run_plain`."""
+    sql = str(query.compile(dialect=conn.dialect, compile_kwargs={"literal_binds": True}))
+    # For %-style drivers the compiler doubles every `%` for parameter formatting; run_plain formats nothing.
+    return sql.replace("%%", "%") if _percent_escaping(conn) else sql
+
+
+def query_plain(conn: sa.Connection, sql: str) -> tuple[list[str], list[tuple[Any, ...]]]:
+    """Run SQL text exactly as written (a `%` is a `%` whatever the driver): column names and rows."""
+    if not _percent_escaping(conn):
+        result = conn.exec_driver_sql(sql)
+        return (list(result.keys()), [tuple(r) for r in result]) if result.returns_rows else ([], [])
+    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    try:
+        cursor.execute(sql)  # no parameters: psycopg2 then leaves `%` alone
+        if cursor.description is None:
+            return [], []
+        return [d[0] for d in cursor.description], [tuple(r) for r in cursor.fetchall()]
+    finally:
+        cursor.close()
+
+
+def run_plain(conn: sa.Connection, sql: str) -> None:
+    """Run SQL text exactly as written (DDL, a user's query), whatever the driver's parameter style."""
+    query_plain(conn, sql)
+
+
+def json_pointer(parts: Sequence[str]) -> str:
+    """DuckDB's path to a nested JSON value, as a JSON pointer: unlike `$."key"` it can name any key ("", "\\")."""
+    return "".join("/" + p.replace("~", "~0").replace("/", "~1") for p in parts)
 
 
 def path_parts(path: str) -> list[str]:
@@ -51,7 +89,7 @@ def _literal(compiler: SQLCompiler, value: str) -> str:
 
 @compiles(JsonText, "duckdb")
 def _json_text_duckdb(element: JsonText, compiler: SQLCompiler, **kw: Any) -> str:
-    path = "$." + ".".join('"' + p.replace('"', '\\"') + '"' for p in element.parts)
+    path = json_pointer(element.parts)
     return f"json_extract_string({compiler.process(element.clauses, **kw)}, {_literal(compiler, path)})"
 
 
@@ -71,7 +109,8 @@ class TryFloat(FunctionElement[float]):
 
 @compiles(TryFloat, "duckdb")
 def _try_float_duckdb(element: TryFloat, compiler: SQLCompiler, **kw: Any) -> str:
-    return f"TRY_CAST({compiler.process(element.clauses, **kw)} AS DOUBLE)"
+    number = f"TRY_CAST({compiler.process(element.clauses, **kw)} AS DOUBLE)"
+    return f"(CASE WHEN isfinite({number}) THEN {number} END)"
 
 
 @compiles(TryFloat)

@@ -84,6 +84,20 @@ def message(i: int, when: datetime, user: str, event: str = "Order Completed", *
         ({**GOOD, "context": 5}, "context is not an object"),
         ({"type": "group", "userId": "u1", "timestamp": "2026-10-01T10:00:00Z"}, "group without groupId"),
         ({"type": "alias", "userId": "u1", "timestamp": "2026-10-01T10:00:00Z"}, "alias without previousId"),
+        # Valid to DuckDB's reader, but poison for what reads events later (PostgreSQL, Python, destinations).
+        (json.dumps(GOOD)[:-1] + ', "properties": {"revenue": NaN}}', "number is NaN or infinite"),
+        (json.dumps(GOOD)[:-1] + ', "properties": {"revenue": -Infinity}}', "number is NaN or infinite"),
+        (json.dumps(GOOD)[:-1] + ', "properties": {"items": [1, inf]}}', "number is NaN or infinite"),
+        (json.dumps(GOOD)[:-1] + ', "properties": {"revenue": 1e400}}', "number is NaN or infinite"),
+        (json.dumps(GOOD)[:-1] + ', "properties": {"n": ' + "9" * 400 + "}}", "number is NaN or infinite"),
+        (
+            json.dumps(GOOD)[:-1] + ', "properties": {"a": ' + "[" * 100_000 + "]" * 100_000 + "}}",
+            "nested deeper than 64 levels",
+        ),
+        ({**GOOD, "properties": {"note": "a\x00b"}}, "contains a NUL character (\\u0000)"),
+        ({**GOOD, "userId": "u\ud800"}, "not valid JSON"),
+        ({**GOOD, "timestamp": "0001-01-01T00:00:00+14:00"}, "timestamp out of range (1900 to 2199)"),
+        ({**GOOD, "timestamp": "9999-12-31T23:59:59-14:00"}, "timestamp out of range (1900 to 2199)"),
     ],
 )
 def test_unusable_messages_are_quarantined_with_reason(tmp_path: Path, message: object, reason: str) -> None:
@@ -97,6 +111,24 @@ def test_unusable_messages_are_quarantined_with_reason(tmp_path: Path, message: 
             "raw": message if isinstance(message, str) else json.dumps(message),
         }
     ]
+
+
+def test_lookalikes_of_poison_are_kept(tmp_path: Path) -> None:
+    """Texts that only look like NaN, deep nesting or a NUL are ordinary values; "NaN" as a string is no number."""
+    workspace = make_workspace(tmp_path, COUNTERS)
+    lookalikes = [
+        {**GOOD, "messageId": "a", "properties": {"note": ": NaN, [inf, 1e400 \\u0000", "revenue": "NaN"}},
+        {**GOOD, "messageId": "b", "properties": {"note": "[" * 200, "revenue": 1e300}},
+        {
+            **GOOD,
+            "messageId": "c",
+            "properties": {"deep": json.loads("[" * 62 + "]" * 62), "revenue": "1e999"},
+        },
+    ]
+    parsed = parse(workspace, *lookalikes)
+    assert parsed.quarantine.num_rows == 0
+    revenue = next(c.name for c in referenced_columns(workspace) if c.kind == "number")
+    assert parsed.events.column(revenue).to_pylist() == [None, 1e300, None]
 
 
 def test_fields_timestamps_and_fallbacks(tmp_path: Path) -> None:
@@ -440,3 +472,28 @@ def test_an_interrupted_landing_is_finished_by_the_next_without_counting_twice(
     assert (summary.events, summary.quarantined, summary.new_sources) == (39, 1, 2)
     assert pipeline.quarantine().num_rows == 1
     assert sorted(e["message_id"] for e in _events(pipeline)) == sorted(f"m{i}" for i in range(1, 40))
+
+
+def test_odd_files_keys_and_names_land_and_evaluate(tmp_path: Path, compute_engine: ComputeEngine) -> None:
+    """A BOM, a NUL byte, keys "" and "\\", `%` in names and SQL: nothing lost, nothing breaks, both engines."""
+    extra = """
+traits:
+  computed:
+    - {key: discounted, type: counter, event: "Fifty 50% Off"}
+  sql:
+    - key: pct
+      identifier: user_id
+      query: "SELECT user_id, CAST(max(pct) AS INTEGER) || '%' AS pct FROM fifty_50_off WHERE event_text LIKE '%50\\\\%%' ESCAPE '\\\\' GROUP BY 1"
+"""
+    workspace = make_workspace(tmp_path, extra)
+    odd = {**GOOD, "event": "Fifty 50% Off", "properties": {"": 1, "\\": 2, "pct%": 3, "pct": 50}}
+    lines = [json.dumps({**odd, "messageId": "m1"}), "bad \x00 line", json.dumps({**odd, "messageId": "m2"})]
+    (tmp_path / "events" / "a.jsonl").write_bytes(b"\xef\xbb\xbf" + "\n".join(lines).encode() + b"\n")
+    pipeline = ComputePipeline(workspace, compute_engine)
+    summary = pipeline.land()
+    assert (summary.events, summary.quarantined, summary.reasons) == (2, 1, {"not valid JSON": 1})
+    assert pipeline.quarantine().column("line").to_pylist() == [2]
+    pipeline.evaluate(at("2026-10-05T00:00"))
+    row = by_profile(pipeline, "computed_traits")[profile_id_for(("user_id", "u1"))]
+    assert row["discounted"] == 2
+    assert by_profile(pipeline, "sqlt_pct")[profile_id_for(("user_id", "u1"))]["pct"] == "50%"
