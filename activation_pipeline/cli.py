@@ -15,7 +15,7 @@ from activation_pipeline.config.problems import Problem
 from activation_pipeline.config.usage import referenced_events
 
 if TYPE_CHECKING:
-    from activation_pipeline.defs.headless import RunSummary
+    from activation_pipeline.orchestration.headless import RunSummary
 
 
 def _timestamp(text: str) -> datetime:
@@ -71,7 +71,8 @@ def _print_run(workspace_name: str, as_of: datetime, summary: RunSummary) -> Non
 
 def cmd_run(args: argparse.Namespace) -> int:
     """Run the whole pipeline for a workspace headless and print a summary."""
-    from activation_pipeline.defs.headless import pipeline_instance, run_pipeline
+    from activation_pipeline.orchestration.headless import pipeline_instance, run_pipeline
+    from activation_pipeline.orchestration.resources import sandbox_resources
     from activation_pipeline.sandbox.workspace import sandboxed
 
     workspace, problems = validate_file(args.path)
@@ -84,7 +85,12 @@ def cmd_run(args: argparse.Namespace) -> int:
         if args.sandbox:
             with sandboxed(args.path) as session:
                 summary = run_pipeline(
-                    str(session.workspace_path), as_of, instance, level, sync=not args.no_sync
+                    str(session.workspace_path),
+                    as_of,
+                    instance,
+                    level,
+                    sync=not args.no_sync,
+                    resources=sandbox_resources(session),
                 )
                 _print_run(workspace.workspace, as_of, summary)
                 print("  sandbox (local fake servers speaking each destination's API) received:")
@@ -100,15 +106,14 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_plan(args: argparse.Namespace) -> int:
     """Print what a sync of every connection would send, sending nothing."""
-    from activation_pipeline.defs.sync_assets import sql_levels, state_dir
+    from activation_pipeline.orchestration.resources import ComputeResource
     from activation_pipeline.state.store import open_state
-    from activation_pipeline.sync.compute_view import ResultsView, results_directory
     from activation_pipeline.sync.delta import SyncMode
     from activation_pipeline.sync.runner import plan_connection
 
     workspace = load_workspace(args.path)
     try:
-        view = ResultsView(results_directory(state_dir(workspace)), sql_levels(workspace))
+        view = ComputeResource().results(workspace)
     except FileNotFoundError as error:
         print(f"{error} (run `activation-pipeline run {args.path} --no-sync` first)", file=sys.stderr)
         return 1
@@ -222,27 +227,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_serve(args: argparse.Namespace) -> int:
-    """Serve the Profile API of a workspace until interrupted; refuses to start without its access token."""
-    import logging
-
-    from activation_pipeline.serving.access import NoAccessTokenError
-    from activation_pipeline.serving.server import server_for
-
-    workspace, problems = validate_file(args.path)
-    if workspace is None:
-        _print_problems(args.path, problems, as_json=False)
-        return 1
-    try:
-        server = server_for(workspace, args.host, args.port)
-    except NoAccessTokenError as error:
-        print(f"not started: {error}", file=sys.stderr)
-        return 1
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    server.run()
-    return 0
-
-
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every sub-command."""
     parser = argparse.ArgumentParser(prog="activation-pipeline", description=__doc__)
@@ -315,7 +299,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `activation-pipeline` command."""
     args = build_parser().parse_args(argv)
     if getattr(args, "workspace", "unset") is None:
-        from activation_pipeline.defs.resources import default_workspace_path
+        from activation_pipeline.orchestration.workspace import default_workspace_path
 
         args.workspace = default_workspace_path()
     return int(args.func(args))

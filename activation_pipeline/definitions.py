@@ -1,6 +1,7 @@
-"""The Dagster code location: the workspace named by $ACTIVATION_WORKSPACE (default: the sample)."""
+"""The Dagster code location: every workspace listed in `activation_pipeline/defs/`, one `defs.yaml` each."""
 
-from activation_pipeline.defs.build import build_definitions
-from activation_pipeline.defs.resources import default_workspace_path
+from pathlib import Path
 
-defs = build_definitions(default_workspace_path())
+import dagster as dg
+
+defs = dg.load_from_defs_folder(path_within_project=Path(__file__).parent)

@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from activation_pipeline.cli import main
-from activation_pipeline.defs.resources import SAMPLE_WORKSPACE
+from activation_pipeline.orchestration.workspace import SAMPLE_WORKSPACE
 from activation_pipeline.synthetic.generator import GeneratorSpec, write_events
 from activation_pipeline_tests.test_config.conftest import base
 

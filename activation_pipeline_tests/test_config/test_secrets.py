@@ -3,7 +3,7 @@
 import pytest
 
 from activation_pipeline.config import MissingSecretError, SecretRef, load_workspace, missing_environment
-from activation_pipeline.defs.resources import SAMPLE_WORKSPACE
+from activation_pipeline.orchestration.workspace import SAMPLE_WORKSPACE
 
 
 def test_resolve_reads_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:

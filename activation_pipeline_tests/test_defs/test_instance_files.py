@@ -6,8 +6,9 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from activation_pipeline.defs.build import build_definitions
-from activation_pipeline.defs.jobs import MAIN_JOB
+from activation_pipeline.orchestration.headless import definitions_with
+from activation_pipeline.orchestration.scope import Scope
+from activation_pipeline.orchestration.workspace import MAIN_JOB
 
 ROOT = Path(__file__).resolve().parents[2]
 RESYNC_LIMIT = {"key": "activation/resync_workspace", "value": {"applyLimitPerUniqueValue": True}, "limit": 1}
@@ -44,11 +45,9 @@ def test_production_instance_runs_on_postgres(
         assert type(instance.run_coordinator).__name__ == "QueuedRunCoordinator"
         limits = instance.get_concurrency_config().run_queue_config.tag_concurrency_limits
         assert RESYNC_LIMIT in limits
-        result = (
-            build_definitions(str(sample_copy))
-            .resolve_job_def(MAIN_JOB)
-            .execute_in_process(instance=instance)
-        )
+        acme = Scope("acme-shop")
+        job = definitions_with(str(sample_copy)).resolve_job_def(acme.name(MAIN_JOB))
+        result = job.execute_in_process(instance=instance)
         assert result.success
         assert instance.get_run_by_id(result.run_id) is not None
-        assert instance.get_latest_materialization_event(dg.AssetKey("workspace_config")) is not None
+        assert instance.get_latest_materialization_event(acme.key("workspace_config")) is not None

@@ -1,10 +1,11 @@
 """A run keeps the settings it started with: a later step of the same run reads the file as it was."""
 
 from pathlib import Path
+from types import SimpleNamespace
 
-import dagster as dg
-
-from activation_pipeline.defs.resources import WorkspaceResource
+from activation_pipeline.config import Workspace
+from activation_pipeline.orchestration.resources import StateStoreResource
+from activation_pipeline.orchestration.runs import workspace_for_run
 from activation_pipeline.state.run_settings import pin_settings
 from activation_pipeline.state.store import open_state
 
@@ -20,19 +21,19 @@ def test_pin_returns_the_first_text(tmp_path: Path) -> None:
     store.dispose()
 
 
-def _step(path: Path, run_id: str) -> WorkspaceResource:
-    """The resource as a step of run `run_id` gets it (each step process builds its own)."""
-    resource = WorkspaceResource(path=str(path))
-    with dg.instance_for_test() as instance:
-        context = dg.build_init_resource_context(instance=instance)
-        resource.setup_for_execution(context)
-    resource._run_id = run_id  # what Dagster's init context carries for a real run
-    return resource
+def _step(path: Path, run_id: str) -> Workspace:
+    """The workspace as a step of run `run_id` reads it (each step has its own resource)."""
+    state = StateStoreResource()
+    context = SimpleNamespace(run=SimpleNamespace(run_id=run_id))  # all a step's context gives it here
+    try:
+        return workspace_for_run(context, str(path), state)  # type: ignore[arg-type]
+    finally:
+        state.close()
 
 
 def test_a_change_mid_run_applies_to_the_next_run(sample_copy: Path) -> None:
     """Editing the file between two steps of a run changes nothing for that run; the next run sees the edit."""
-    first_step = _step(sample_copy, "run-a").workspace
+    first_step = _step(sample_copy, "run-a")
     assert first_step.connection(CONNECTION).send_track is True
     sample_copy.write_text(
         sample_copy.read_text().replace(
@@ -40,7 +41,7 @@ def test_a_change_mid_run_applies_to_the_next_run(sample_copy: Path) -> None:
             "    send_track: false\n    id_sync: [{identifier: email, as: email, strategy: all}]",
         )
     )
-    later_step = _step(sample_copy, "run-a").workspace
+    later_step = _step(sample_copy, "run-a")
     assert later_step.connection(CONNECTION).send_track is True
-    next_run = _step(sample_copy, "run-b").workspace
+    next_run = _step(sample_copy, "run-b")
     assert next_run.connection(CONNECTION).send_track is False

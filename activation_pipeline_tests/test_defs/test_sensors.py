@@ -8,19 +8,25 @@ import dagster as dg
 import pytest
 import yaml
 
-from activation_pipeline.defs.build import build_definitions
-from activation_pipeline.defs.resources import WorkspaceResource
-from activation_pipeline.defs.resync import evaluate_resync_queue
-from activation_pipeline.defs.sensors import connection_partitions_sensor
-from activation_pipeline.defs.sync_assets import (
+from activation_pipeline.config import load_workspace
+from activation_pipeline.orchestration.headless import definitions_with
+from activation_pipeline.orchestration.resources import StateStoreResource
+from activation_pipeline.orchestration.resync import REQUEST_JOB, evaluate_resync_queue
+from activation_pipeline.orchestration.scope import (
     RESYNC_REQUEST_TAG,
     RESYNC_WORKSPACE_TAG,
     SYNC_MODE_TAG,
-    destination_partitions,
-    sync_job_name,
+    Scope,
 )
+from activation_pipeline.orchestration.sensors import build_partitions_sensor
+from activation_pipeline.orchestration.sync_assets import sync_job_name
 
 CONNECTION = "audience.high_value_recent.meta_ads"
+ACME, OTHER = Scope("acme-shop"), Scope("other-shop")
+
+
+def _partitions(scope: Scope, instance: dg.DagsterInstance, destination: str) -> set[str]:
+    return set(instance.get_dynamic_partitions(scope.partitions(destination).name or ""))
 
 
 def _apply(instance: dg.DagsterInstance, result: dg.SensorResult | dg.SkipReason) -> None:
@@ -35,10 +41,8 @@ def _apply(instance: dg.DagsterInstance, result: dg.SensorResult | dg.SkipReason
 
 
 def _partitions_tick(instance: dg.DagsterInstance, path: Path) -> dg.SensorResult | dg.SkipReason:
-    context = dg.build_sensor_context(
-        instance=instance, resources={"workspace": WorkspaceResource(path=str(path))}
-    )
-    result = connection_partitions_sensor(context)
+    sensor = build_partitions_sensor(ACME, str(path))
+    result = sensor(dg.build_sensor_context(instance=instance))
     assert isinstance(result, dg.SensorResult | dg.SkipReason)
     return result
 
@@ -46,16 +50,13 @@ def _partitions_tick(instance: dg.DagsterInstance, path: Path) -> dg.SensorResul
 def test_partitions_follow_the_config(sample_copy: Path) -> None:
     """New connections become partitions of their destination, removed ones go, an unchanged file skips."""
     config = yaml.safe_load(sample_copy.read_text())
-    with dg.instance_for_test() as instance:
+    with dg.DagsterInstance.ephemeral() as instance:
         _apply(instance, _partitions_tick(instance, sample_copy))
-        meta = set(
-            instance.get_dynamic_partitions(destination_partitions("acme-shop", "meta_ads").name or "")
-        )
-        hooks = set(
-            instance.get_dynamic_partitions(destination_partitions("acme-shop", "crm_hook").name or "")
-        )
-        assert meta == {CONNECTION}
-        assert hooks == {"audience.vip_loyal.crm_hook", "trait.favourite_category.crm_hook"}
+        assert _partitions(ACME, instance, "meta_ads") == {CONNECTION}
+        assert _partitions(ACME, instance, "crm_hook") == {
+            "audience.vip_loyal.crm_hook",
+            "trait.favourite_category.crm_hook",
+        }
         assert isinstance(_partitions_tick(instance, sample_copy), dg.SkipReason)
 
         config["connections"] = [c for c in config["connections"] if c["destination"] != "meta_ads"]
@@ -64,12 +65,8 @@ def test_partitions_follow_the_config(sample_copy: Path) -> None:
         )
         sample_copy.write_text(yaml.safe_dump(config))
         _apply(instance, _partitions_tick(instance, sample_copy))
-        assert (
-            instance.get_dynamic_partitions(destination_partitions("acme-shop", "meta_ads").name or "") == []
-        )
-        assert "audience.cart_abandoners.crm_hook" in instance.get_dynamic_partitions(
-            destination_partitions("acme-shop", "crm_hook").name or ""
-        )
+        assert _partitions(ACME, instance, "meta_ads") == set()
+        assert "audience.cart_abandoners.crm_hook" in _partitions(ACME, instance, "crm_hook")
 
 
 def _second_workspace(sample_copy: Path, tmp_path: Path) -> Path:
@@ -80,20 +77,33 @@ def _second_workspace(sample_copy: Path, tmp_path: Path) -> Path:
     return path
 
 
-def _request(instance: dg.DagsterInstance, path: Path, workspace: str, connection: str, reason: str) -> None:
-    """Record a request the way the UI does: by running the request_resync job with its Launchpad config."""
-    job = build_definitions(str(path)).resolve_job_def("request_resync")
-    config = {"workspace": workspace, "connection": connection, "reason": reason}
-    result = job.execute_in_process(
-        instance=instance, run_config={"ops": {"record_resync_request": {"config": config}}}
+def _request_run(
+    instance: dg.DagsterInstance, path: Path, config: dict[str, str]
+) -> dg.ExecuteInProcessResult:
+    """Run the workspace's request_resync job with a Launchpad config, as the UI does."""
+    scope = Scope(load_workspace(path).workspace)
+    job = definitions_with(str(path)).resolve_job_def(scope.name(REQUEST_JOB))
+    return job.execute_in_process(
+        instance=instance,
+        run_config={"ops": {scope.name("record_resync_request"): {"config": config}}},
+        raise_on_error=False,
     )
-    assert result.success
+
+
+def _request(instance: dg.DagsterInstance, path: Path, connection: str, reason: str) -> None:
+    """Record a request the way the UI does."""
+    assert _request_run(instance, path, {"connection": connection, "reason": reason}).success
 
 
 def _queue_tick(instance: dg.DagsterInstance, path: Path) -> dg.SensorResult:
-    from activation_pipeline.config import load_workspace
-
-    return evaluate_resync_queue(dg.build_sensor_context(instance=instance), load_workspace(path))
+    workspace = load_workspace(path)
+    state = StateStoreResource()
+    try:
+        return evaluate_resync_queue(
+            dg.build_sensor_context(instance=instance), Scope(workspace.workspace), workspace, state
+        )
+    finally:
+        state.close()
 
 
 def _start(instance: dg.DagsterInstance, request: dg.RunRequest) -> dg.DagsterRun:
@@ -112,14 +122,14 @@ def test_one_resync_per_workspace_others_go_ahead(sample_copy: Path, tmp_path: P
     """Two requests for one workspace run one after the other; another workspace is not held up;
     a failed resync releases the line."""
     other = _second_workspace(sample_copy, tmp_path)
-    with dg.instance_for_test() as instance:
-        _request(instance, sample_copy, "acme-shop", CONNECTION, "new enrichment")
-        _request(instance, sample_copy, "acme-shop", "audience.high_value_recent.google_ads", "new id sync")
-        _request(instance, other, "other-shop", CONNECTION, "first")
+    with dg.DagsterInstance.ephemeral() as instance:
+        _request(instance, sample_copy, CONNECTION, "new enrichment")
+        _request(instance, sample_copy, "audience.high_value_recent.google_ads", "new id sync")
+        _request(instance, other, CONNECTION, "first")
 
         first = _queue_tick(instance, sample_copy)
         [launch] = first.run_requests or []
-        assert launch.job_name == sync_job_name("meta_ads") and launch.partition_key == CONNECTION
+        assert launch.job_name == sync_job_name(ACME, "meta_ads") and launch.partition_key == CONNECTION
         assert launch.tags[SYNC_MODE_TAG] == "resync" and launch.tags[RESYNC_WORKSPACE_TAG] == "acme-shop"
         run = _start(instance, launch)
 
@@ -132,6 +142,7 @@ def test_one_resync_per_workspace_others_go_ahead(sample_copy: Path, tmp_path: P
 
         [elsewhere] = _queue_tick(instance, other).run_requests or []
         assert elsewhere.tags[RESYNC_WORKSPACE_TAG] == "other-shop"
+        assert elsewhere.job_name == sync_job_name(OTHER, "meta_ads")
 
         instance.report_run_failed(run)
         [second] = _queue_tick(instance, sample_copy).run_requests or []
@@ -141,11 +152,11 @@ def test_one_resync_per_workspace_others_go_ahead(sample_copy: Path, tmp_path: P
 
 def test_cancelling_run_still_counts(sample_copy: Path) -> None:
     """A resync being cancelled, even one launched by hand, holds the line until it is finished."""
-    with dg.instance_for_test() as instance:
-        _request(instance, sample_copy, "acme-shop", CONNECTION, "x")
+    with dg.DagsterInstance.ephemeral() as instance:
+        _request(instance, sample_copy, CONNECTION, "x")
         instance.add_run(
             dg.DagsterRun(
-                job_name="sync_meta_ads",
+                job_name=sync_job_name(ACME, "meta_ads"),
                 run_id="manual",
                 tags={RESYNC_WORKSPACE_TAG: "acme-shop"},
                 status=dg.DagsterRunStatus.CANCELING,
@@ -156,26 +167,16 @@ def test_cancelling_run_still_counts(sample_copy: Path) -> None:
 
 def test_request_for_unknown_connection_is_refused(sample_copy: Path) -> None:
     """The Launchpad form is validated: a connection that does not exist fails the request run."""
-    job = build_definitions(str(sample_copy)).resolve_job_def("request_resync")
-    with dg.instance_for_test() as instance:
-        config = {"workspace": "acme-shop", "connection": "audience.nope.meta_ads", "reason": "x"}
-        result = job.execute_in_process(
-            instance=instance,
-            run_config={"ops": {"record_resync_request": {"config": config}}},
-            raise_on_error=False,
-        )
-    assert not result.success
+    with dg.DagsterInstance.ephemeral() as instance:
+        config = {"connection": "audience.nope.meta_ads", "reason": "x"}
+        assert not _request_run(instance, sample_copy, config).success
 
 
 def test_audience_request_covers_all_its_connections(sample_copy: Path) -> None:
     """Requesting by audience queues one resync per connection of that audience."""
-    with dg.instance_for_test() as instance:
-        job = build_definitions(str(sample_copy)).resolve_job_def("request_resync")
-        config = {"workspace": "acme-shop", "audience": "high_value_recent", "reason": "new settings"}
-        job.execute_in_process(
-            instance=instance, run_config={"ops": {"record_resync_request": {"config": config}}}
-        )
-        from activation_pipeline.config import load_workspace
+    with dg.DagsterInstance.ephemeral() as instance:
+        config = {"audience": "high_value_recent", "reason": "new settings"}
+        assert _request_run(instance, sample_copy, config).success
         from activation_pipeline.state.resync_requests import requests
         from activation_pipeline.state.store import open_state
 
@@ -193,12 +194,12 @@ def test_audience_request_covers_all_its_connections(sample_copy: Path) -> None:
 )
 def test_google_ads_ticks_every_six_hours(sample_copy: Path, hour: int, expected: set[str] | None) -> None:
     """The Google Ads schedule is `0 */6 * * *` and requests an incremental sync of each of its connections."""
-    defs = build_definitions(str(sample_copy))
-    schedule = defs.resolve_schedule_def("sync_google_ads_schedule")
+    defs = definitions_with(str(sample_copy))
+    schedule = defs.resolve_schedule_def(ACME.name("sync_google_ads_schedule"))
     assert schedule.cron_schedule == "0 */6 * * *"
     assert schedule.default_status == dg.DefaultScheduleStatus.STOPPED
-    assert defs.resolve_schedule_def("sync_meta_ads_schedule").cron_schedule == "0 * * * *"
-    assert defs.resolve_schedule_def("sync_crm_hook_schedule").cron_schedule == "*/15 * * * *"
+    assert defs.resolve_schedule_def(ACME.name("sync_meta_ads_schedule")).cron_schedule == "0 * * * *"
+    assert defs.resolve_schedule_def(ACME.name("sync_crm_hook_schedule")).cron_schedule == "*/15 * * * *"
     if expected is None:
         return
     with dg.instance_for_test() as instance:
@@ -206,7 +207,6 @@ def test_google_ads_ticks_every_six_hours(sample_copy: Path, hour: int, expected
         context = dg.build_schedule_context(
             instance=instance,
             scheduled_execution_time=datetime(2026, 11, 2, hour, tzinfo=UTC),
-            resources={"workspace": WorkspaceResource(path=str(sample_copy))},
             repository_def=defs.get_repository_def(),
         )
         requests = schedule.evaluate_tick(context).run_requests or []

@@ -1,11 +1,12 @@
-"""`dagster dev` end to end: two workspaces served as two code locations, driven only over GraphQL.
+"""`dagster dev` end to end: two workspaces served by one code location, driven only over GraphQL.
 
 Two copies of the sample (small generated events, fake destination servers, evaluated headless first so the
-syncs have results to read) are loaded by one `dagster dev` (webserver and daemon) in a subprocess, with a
-temporary DAGSTER_HOME holding the repository's `dagster.yaml` (so the run-queue tag limit applies as well).
-The tests check the asset lineage each location shows, then request three resyncs the way the Launchpad
-does (`request_resync`): two for workspace A, one for workspace B. The resync sensor must run A's two one
-after the other, and B's alongside A's.
+syncs have results to read) are served by one code location (one workspace component each, with the sandbox's
+resources) loaded by one `dagster dev` (webserver and daemon) in a subprocess, with a temporary DAGSTER_HOME
+holding the repository's `dagster.yaml` (so the run-queue tag limit applies as well). The tests check the
+asset lineage of each workspace under its own keys, then request three resyncs the way the Launchpad does
+(each workspace's `request_resync`): two for workspace A, one for workspace B. The resync sensors must run
+A's two one after the other, and B's alongside A's.
 """
 
 from __future__ import annotations
@@ -29,14 +30,17 @@ import pytest
 import requests
 import yaml
 
-from activation_pipeline.defs.headless import run_pipeline
-from activation_pipeline.defs.resync import REQUEST_JOB, SENSOR_INTERVAL_ENV
-from activation_pipeline.defs.sync_assets import (
+from activation_pipeline.orchestration.headless import run_pipeline
+from activation_pipeline.orchestration.resources import sandbox_resources
+from activation_pipeline.orchestration.resync import REQUEST_JOB
+from activation_pipeline.orchestration.scope import (
     RESYNC_REQUEST_TAG,
     RESYNC_WORKSPACE_TAG,
     SYNC_MODE_TAG,
-    sync_job_name,
+    Scope,
 )
+from activation_pipeline.orchestration.sensors import SENSOR_INTERVAL_ENV
+from activation_pipeline.orchestration.sync_assets import sync_job_name
 from activation_pipeline.sandbox.workspace import SandboxSession, sandboxed
 from activation_pipeline.synthetic.generator import GeneratorSpec, write_events
 
@@ -45,6 +49,7 @@ pytestmark = pytest.mark.e2e
 REPO = Path(__file__).resolve().parents[2]
 SAMPLE = REPO / "data" / "sample"
 REPOSITORY = "__repository__"  # the repository name of a code location built from a `Definitions`
+LOCATION = "activation_e2e"
 END = datetime(2026, 11, 1, tzinfo=UTC)
 SPEC = GeneratorSpec(profiles=80, events=2000, seed=11, end=END, days=10)
 SLOW = "audience.newsletter_engaged.loyalty_function"  # the function below makes its resync take seconds
@@ -56,7 +61,6 @@ RESYNC_TIMEOUT = 180.0
 PARTITION_TAG = "dagster/partition"
 TERMINAL = {"SUCCESS", "FAILURE", "CANCELED"}
 DESTINATIONS = ["meta_ads", "google_ads", "marketo", "braze", "iterable", "loyalty_function", "crm_hook"]
-TRAITS = {"custom_traits", "computed_traits", "sql_traits"}
 
 SLOW_FUNCTION = f'''"""The sample's loyalty function, slowed down so that a resync takes seconds; logs every call."""
 
@@ -202,12 +206,15 @@ class DagsterDev:
 
 @dataclass
 class Workspace:
-    """One prepared copy of the sample, served as its own code location."""
+    """One prepared copy of the sample, served beside the other by the one code location."""
 
     name: str
-    location: str
     session: SandboxSession
     audience_sizes: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def scope(self) -> Scope:
+        return Scope(self.name)
 
     @property
     def calls_log(self) -> Path:
@@ -236,35 +243,38 @@ def _copy_sample(root: Path, name: str) -> Path:
     return path
 
 
-def _evaluate(session: SandboxSession) -> dict[str, int]:
+def _evaluate(session: SandboxSession, resources: dict[str, object]) -> dict[str, int]:
     """Land and evaluate headless (exporting results for the syncs); the audience sizes."""
     with dg.DagsterInstance.ephemeral() as instance:
-        summary = run_pipeline(str(session.workspace_path), END, instance, sync=False)
+        summary = run_pipeline(str(session.workspace_path), END, instance, sync=False, resources=resources)
     assert summary.success, summary.failures
-    figures = summary.materialisations["audiences"]
-    return {key[: -len("/size")]: int(value) for key, value in figures.items() if key.endswith("/size")}
+    return {
+        key.removeprefix("audiences/"): int(figures["size"])
+        for key, figures in summary.materialisations.items()
+        if key.startswith("audiences/")
+    }
 
 
-def _workspace_file(directory: Path, workspaces: list[Workspace]) -> Path:
-    """A `workspace.yaml` with one `python_file` code location per workspace file."""
-    entries = []
-    for workspace in workspaces:
-        module = directory / f"{workspace.location}.py"
-        module.write_text(
-            "from activation_pipeline.defs.build import build_definitions\n\n"
-            f"defs = build_definitions({str(workspace.session.workspace_path)!r})\n"
-        )
-        entries.append(
-            {
-                "python_file": {
-                    "relative_path": str(module),
-                    "location_name": workspace.location,
-                    "working_directory": str(REPO),
-                }
-            }
-        )
+def _workspace_file(directory: Path, workspaces: list[Workspace], state_directory: Path) -> Path:
+    """A `workspace.yaml` with one code location serving every workspace (a component each), wired to the
+    fake servers and the sandbox's state stores by its resources."""
+    resources = sandbox_resources(*(w.session for w in workspaces), state_directory=state_directory)
+    components = ", ".join(
+        f"dg.build_defs_for_component(WorkspaceComponent(path={str(w.session.workspace_path)!r}))"
+        for w in workspaces
+    )
+    module = directory / "location.py"
+    module.write_text(
+        "import dagster as dg\n\n"
+        "from activation_pipeline.orchestration.resources import DeliveryResource, StateStoreResource\n"
+        "from activation_pipeline.orchestration.workspace import WorkspaceComponent, default_resources\n\n"
+        f"resources = {{**default_resources(), 'state': StateStoreResource(**{resources['state'].model_dump()!r}),"
+        f" 'delivery': DeliveryResource(**{resources['delivery'].model_dump()!r})}}\n"
+        f"defs = dg.Definitions.merge({components}, dg.Definitions(resources=resources))\n"
+    )
+    entry = {"relative_path": str(module), "location_name": LOCATION, "working_directory": str(REPO)}
     path = directory / "workspace.yaml"
-    path.write_text(yaml.safe_dump({"load_from": entries}, sort_keys=False))
+    path.write_text(yaml.safe_dump({"load_from": [{"python_file": entry}]}, sort_keys=False))
     return path
 
 
@@ -309,22 +319,25 @@ def _wait_loaded(dagster: DagsterDev, names: set[str]) -> None:
 def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
     """Workspaces A and B prepared and sandboxed, and `dagster dev` serving both; stopped afterwards."""
     root = tmp_path_factory.mktemp("dagster_dev")
+    state_directory = root / "sandbox_state"
     with ExitStack() as stack:
         workspaces = []
-        for name, location in (("acme-shop", "workspace_a"), ("other-shop", "workspace_b")):
-            session = stack.enter_context(sandboxed(_copy_sample(root / location, name)))
-            workspace = Workspace(name, location, session)
-            workspace.audience_sizes = _evaluate(session)
+        for name, folder in (("acme-shop", "workspace_a"), ("other-shop", "workspace_b")):
+            session = stack.enter_context(sandboxed(_copy_sample(root / folder, name)))
+            workspace = Workspace(name, session)
+            resources = sandbox_resources(session, state_directory=state_directory)
+            workspace.audience_sizes = _evaluate(session, resources)
             workspaces.append(workspace)
 
         home = root / "dagster_home"
         home.mkdir()
         shutil.copy(REPO / "dagster.yaml", home / "dagster.yaml")
-        env = {**os.environ, "DAGSTER_HOME": str(home), SENSOR_INTERVAL_ENV: "1"}  # with sandbox secrets
+        env = {**os.environ, "DAGSTER_HOME": str(home), SENSOR_INTERVAL_ENV: "1"}
         env.pop("ACTIVATION_WORKSPACE", None)
         port = _free_port()
         log = root / "dagster_dev.log"
-        command = [sys.executable, "-m", "dagster", "dev", "-w", str(_workspace_file(root, workspaces))]
+        workspace_file = _workspace_file(root, workspaces, state_directory)
+        command = [sys.executable, "-m", "dagster", "dev", "-w", str(workspace_file)]
         with log.open("wb") as output:
             process = subprocess.Popen(
                 [*command, "-h", "127.0.0.1", "-p", str(port)],
@@ -336,53 +349,59 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]
             )
         stack.callback(_stop, process)
         dagster = DagsterDev(f"http://127.0.0.1:{port}/graphql", log, process)
-        _wait_loaded(dagster, {w.location for w in workspaces})
+        _wait_loaded(dagster, {LOCATION})
         yield Deployment(workspaces[0], workspaces[1], dagster)
 
 
 # ----------------------------------------------------------------------------------------------- tests
-def test_each_location_shows_the_lineage(deployment: Deployment) -> None:
-    """events -> profiles -> traits -> audiences -> sync_inputs -> one sync snapshot asset per destination."""
+def test_each_workspace_shows_its_lineage_under_its_own_keys(deployment: Deployment) -> None:
+    """Per workspace, under its name: config -> events -> profiles -> traits -> one asset per audience ->
+    the sync asset of each destination it is sent to; its own jobs and sensors."""
+    repository = deployment.dagster.query(REPOSITORY_CONTENTS, location=LOCATION, repository=REPOSITORY)[
+        "repositoryOrError"
+    ]
+    assert repository["__typename"] == "Repository", repository
+    nodes = {"/".join(n["assetKey"]["path"]): n for n in repository["assetNodes"]}
+    upstream = {key: {"/".join(d["path"]) for d in n["dependencyKeys"]} for key, n in nodes.items()}
+    jobs = {j["name"] for j in repository["jobs"]}
+    sensors = {s["name"]: s["sensorState"]["status"] for s in repository["sensors"]}
     for workspace in (deployment.a, deployment.b):
-        repository = deployment.dagster.query(
-            REPOSITORY_CONTENTS, location=workspace.location, repository=REPOSITORY
-        )["repositoryOrError"]
-        assert repository["__typename"] == "Repository", repository
-        nodes = {"/".join(n["assetKey"]["path"]): n for n in repository["assetNodes"]}
-        upstream = {key: {"/".join(d["path"]) for d in n["dependencyKeys"]} for key, n in nodes.items()}
-
-        assert upstream["events"] == set() and not nodes["events"]["isPartitioned"]
-        assert upstream["profiles"] == {"events"}
-        for trait in TRAITS:
-            assert upstream[trait] == {"profiles"}, trait
-        assert upstream["audiences"] == TRAITS
-        assert upstream["sync_inputs"] == {"audiences", *TRAITS}
+        ws, scope = workspace.name, workspace.scope
+        assert (
+            upstream[f"{ws}/events"] == {f"{ws}/workspace_config"}
+            and not nodes[f"{ws}/events"]["isPartitioned"]
+        )
+        assert upstream[f"{ws}/profiles"] == {f"{ws}/workspace_config", f"{ws}/events"}
+        assert f"{ws}/traits/total_revenue_180d" in upstream[f"{ws}/audiences/high_value_recent"]
+        assert f"{ws}/audiences/high_value_recent" in upstream[f"{ws}/sync/meta_ads"]
+        assert f"{ws}/audiences/newsletter_engaged" in upstream[f"{ws}/sync/loyalty_function"]
+        assert f"{ws}/traits/favourite_category" in upstream[f"{ws}/sync/crm_hook"]
         for destination in DESTINATIONS:
-            key = f"sync/{destination}"
-            assert upstream[key] == {"sync_inputs"}, key
-            assert nodes[key]["groupName"] == "sync" and nodes[key]["isPartitioned"], key
-        assert nodes["workspace_config"]["groupName"] == "config"
-
-        jobs = {j["name"] for j in repository["jobs"]}
+            key = f"{ws}/sync/{destination}"
+            assert f"{ws}/sync_inputs" in upstream[key], key
+            assert nodes[key]["groupName"] == scope.group("sync") and nodes[key]["isPartitioned"], key
+        assert nodes[f"{ws}/workspace_config"]["groupName"] == scope.group("config")
         assert {
-            REQUEST_JOB,
-            "activation_job",
-            sync_job_name("loyalty_function"),
-            sync_job_name("braze"),
+            scope.name(REQUEST_JOB),
+            scope.name("activation_job"),
+            sync_job_name(scope, "loyalty_function"),
+            sync_job_name(scope, "braze"),
         } <= jobs
-        sensors = {s["name"]: s["sensorState"]["status"] for s in repository["sensors"]}
-        assert sensors == {"connection_partitions_sensor": "RUNNING", "resync_sensor": "RUNNING"}
+        assert sensors[scope.name("connection_partitions_sensor")] == "RUNNING"
+        assert sensors[scope.name("resync_sensor")] == "RUNNING"
+    assert len(sensors) == 4
 
 
 def _request_resync(dagster: DagsterDev, workspace: Workspace, connection: str) -> str:
     """Launch `request_resync` as the Launchpad does; the run id."""
-    config = {"workspace": workspace.name, "connection": connection, "reason": "e2e: settings changed"}
+    config = {"connection": connection, "reason": "e2e: settings changed"}
+    scope = workspace.scope
     result = dagster.query(
         LAUNCH_RUN,
-        location=workspace.location,
+        location=LOCATION,
         repository=REPOSITORY,
-        job=REQUEST_JOB,
-        config={"ops": {"record_resync_request": {"config": config}}},
+        job=scope.name(REQUEST_JOB),
+        config={"ops": {scope.name("record_resync_request"): {"config": config}}},
     )["launchRun"]
     assert result["__typename"] == "LaunchRunSuccess", result
     run_id: str = result["run"]["runId"]
@@ -438,7 +457,11 @@ def test_resyncs_run_one_at_a_time_per_workspace_and_in_parallel_across(deployme
     [other] = by_workspace[b.name]
     assert {first.tags[PARTITION_TAG], second.tags[PARTITION_TAG]} == {SLOW, FAST}, timeline
     assert other.tags[PARTITION_TAG] == SLOW, timeline
-    assert {first.job, second.job, other.job} == {sync_job_name("loyalty_function"), sync_job_name("braze")}
+    assert {first.job, second.job} == {
+        sync_job_name(a.scope, "loyalty_function"),
+        sync_job_name(a.scope, "braze"),
+    }
+    assert other.job == sync_job_name(b.scope, "loyalty_function")
     assert first.start and first.end and second.start and other.start  # for the type checker
 
     # A: the second request was waiting while the first resync ran, and started only after it ended.

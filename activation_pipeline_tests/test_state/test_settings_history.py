@@ -9,7 +9,7 @@ import pytest
 from activation_pipeline.config import load_workspace
 from activation_pipeline.config.models import IdStrategy
 from activation_pipeline.config.workspace import Workspace
-from activation_pipeline.defs.resources import SAMPLE_WORKSPACE
+from activation_pipeline.orchestration.workspace import SAMPLE_WORKSPACE
 from activation_pipeline.state.settings_history import (
     Difference,
     diff,

@@ -1,32 +1,34 @@
 """Run the pipeline without the UI, through the same Dagster definitions and jobs the UI uses."""
 
+from __future__ import annotations
+
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
 
 import dagster as dg
 
 from activation_pipeline.config import load_workspace
-from activation_pipeline.defs.build import build_definitions
-from activation_pipeline.defs.jobs import MAIN_JOB
-from activation_pipeline.defs.resources import AS_OF_TAG
-from activation_pipeline.defs.sync_assets import (
-    SYNC_MODE_TAG,
-    connection_keys,
-    destination_partitions,
-    sync_job_name,
+from activation_pipeline.orchestration.scope import AS_OF_TAG, SYNC_MODE_TAG, Scope
+from activation_pipeline.orchestration.sync_assets import connection_keys, sync_job_name
+from activation_pipeline.orchestration.sync_metadata import flat_figures
+from activation_pipeline.orchestration.workspace import (
+    LAND_JOB,
+    MAIN_JOB,
+    default_resources,
+    workspace_definitions,
 )
 
-LAND_JOB = "compute_land_events"
 Figures = dict[str, float | int | str]
 
 
 @dataclass
 class RunSummary:
-    """What a headless run did: its runs, and the figures of each materialisation (summed over partitions)."""
+    """What a headless run did: its runs, and the figures of each materialisation (summed over partitions).
+
+    Materialisations are named by their asset key without the workspace name (`audiences/vip_loyal`)."""
 
     run_ids: list[str] = field(default_factory=list)
     materialisations: dict[str, Figures] = field(default_factory=dict)
@@ -44,12 +46,9 @@ class RunSummary:
             self.failures.append(label)
         for event in result.get_asset_materialization_events():
             materialisation = event.step_materialization_data.materialization
-            key = materialisation.asset_key.to_user_string()
+            key = "/".join(materialisation.asset_key.path[1:])
             figures = self.materialisations.setdefault(key, {})
-            for name, entry in materialisation.metadata.items():
-                value: Any = getattr(entry, "value", None)
-                if isinstance(value, bool) or not isinstance(value, int | float | str):
-                    continue
+            for name, value in flat_figures(materialisation.metadata).items():
                 previous = figures.get(name)
                 if isinstance(value, int | float) and isinstance(previous, int | float):
                     figures[name] = previous + value
@@ -68,29 +67,37 @@ def pipeline_instance() -> Iterator[dg.DagsterInstance]:
             yield instance
 
 
+def definitions_with(path: str, resources: Mapping[str, object] | None = None) -> dg.Definitions:
+    """One workspace's definitions with the default resources, or those given in their place."""
+    return dg.Definitions.merge(
+        workspace_definitions(path), dg.Definitions(resources={**default_resources(), **(resources or {})})
+    )
+
+
 def run_pipeline(
     workspace_path: str,
     as_of: datetime,
     instance: dg.DagsterInstance,
     log_level: str = "WARNING",
     sync: bool = True,
+    resources: Mapping[str, object] | None = None,
 ) -> RunSummary:
     """Land what is new in the source, evaluate as of `as_of`, then sync every connection incrementally."""
-    defs = build_definitions(workspace_path)
+    defs = definitions_with(workspace_path, resources)
     workspace = load_workspace(workspace_path)
+    scope = Scope(workspace.workspace)
     quiet = {"loggers": {"console": {"config": {"log_level": log_level}}}}
     summary = RunSummary()
 
-    land = defs.resolve_job_def(LAND_JOB)
+    land = defs.resolve_job_def(scope.name(LAND_JOB))
     summary.add(land.execute_in_process(instance=instance, run_config=quiet, raise_on_error=False), LAND_JOB)
     if not summary.success:
         return summary
 
-    main = defs.resolve_job_def(MAIN_JOB)
+    main = defs.resolve_job_def(scope.name(MAIN_JOB))
+    tags = {AS_OF_TAG: as_of.isoformat()}
     summary.add(
-        main.execute_in_process(
-            instance=instance, tags={AS_OF_TAG: as_of.isoformat()}, run_config=quiet, raise_on_error=False
-        ),
+        main.execute_in_process(instance=instance, tags=tags, run_config=quiet, raise_on_error=False),
         MAIN_JOB,
     )
     if not sync or not summary.success:
@@ -99,10 +106,8 @@ def run_pipeline(
         keys = list(connection_keys(workspace, destination.id))
         if not keys:
             continue
-        instance.add_dynamic_partitions(
-            destination_partitions(workspace.workspace, destination.id).name or "", keys
-        )
-        job = defs.resolve_job_def(sync_job_name(destination.id))
+        instance.add_dynamic_partitions(scope.partitions(destination.id).name or "", keys)
+        job = defs.resolve_job_def(sync_job_name(scope, destination.id))
         for key in keys:
             result = job.execute_in_process(
                 partition_key=key,
