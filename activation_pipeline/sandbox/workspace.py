@@ -1,4 +1,8 @@
-"""Run a workspace against local fake servers: one sandbox per destination, the file rewritten to use them."""
+"""Run a workspace against local fake servers: one sandbox per destination, reached through delivery settings.
+
+Nothing is rewritten: the session says where each destination's fake server listens, and the delivery layer
+points the destination there (`sandbox_destination`); unset secrets get placeholder values in memory only.
+"""
 
 from __future__ import annotations
 
@@ -9,86 +13,99 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
+from pydantic import BaseModel
 
 from activation_pipeline.config import load_workspace
+from activation_pipeline.config.models import DestinationBase
 from activation_pipeline.config.secrets import SecretRef
 from activation_pipeline.destinations.registry import CATALOGUE
 from activation_pipeline.sandbox.base import SandboxServer
 
-SANDBOX_STATE = "state/sandbox_state.db"
+SANDBOX_STATE_DIR = "state/sandbox"
+"""The sandbox's own state stores, beside the workspace file, so sandbox syncs never mix with real ones."""
+
+
+def secret_value(name: str) -> str:
+    """A secret for a fake server: the environment's value if set, else a placeholder."""
+    return os.environ.get(name) or f"sandbox-{name.lower()}"
+
+
+class PlaceholderSecret(SecretRef):
+    """A secret reference that resolves to a placeholder when its variable is unset (fake servers only)."""
+
+    def resolve(self, where: str = "") -> str:
+        """The variable's value, else `sandbox-<name>`."""
+        return secret_value(self.env)
+
+
+def _placeholders(value: Any) -> Any:
+    if isinstance(value, SecretRef):
+        return PlaceholderSecret(env=value.env)
+    if isinstance(value, dict):
+        return {key: _placeholders(item) for key, item in value.items()}
+    return value
+
+
+def sandbox_destination(
+    destination: DestinationBase, url: str | None, *, placeholders: bool = True
+) -> DestinationBase:
+    """The destination pointed at a fake server's `url` (when given), with placeholder secrets."""
+    settings = getattr(destination, "settings", None)
+    if not isinstance(settings, BaseModel):
+        return destination
+    update: dict[str, Any] = {}
+    if placeholders:
+        update = {name: _placeholders(getattr(settings, name)) for name in type(settings).model_fields}
+    if url is not None:
+        update["url" if "url" in type(settings).model_fields else "base_url"] = url
+    return destination.model_copy(update={"settings": settings.model_copy(update=update)})
 
 
 @dataclass
 class SandboxSession:
-    """A running sandbox: the rewritten workspace file and the fake server of each destination."""
+    """Running fake servers, one per destination that speaks HTTP, and where each listens."""
 
     workspace_path: Path
+    workspace: str
     servers: dict[str, SandboxServer] = field(default_factory=dict)
+    urls: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def state_directory(self) -> Path:
+        """Where the sandbox keeps its own state stores."""
+        return self.workspace_path.parent / SANDBOX_STATE_DIR
 
     def delivered(self) -> dict[str, int]:
         """Requests each destination's fake server received."""
         return {destination: len(server.requests) for destination, server in self.servers.items()}
 
 
-def _secret(settings: Any, name: str, env: dict[str, str]) -> str:
+def _secret(settings: Any, name: str) -> str:
     ref = getattr(settings, name, None)
-    return env[ref.env] if isinstance(ref, SecretRef) else ""
+    return secret_value(ref.env) if isinstance(ref, SecretRef) else ""
 
 
-def _server_for(destination: Any, env: dict[str, str]) -> tuple[SandboxServer | None, str, str]:
-    """The fake server of a destination, and the setting (and value) that points the destination at it."""
+def _server_for(destination: Any) -> tuple[SandboxServer | None, str]:
+    """The fake server of a destination (started), and the URL the destination is to use."""
     start = CATALOGUE[destination.type].fake
     if start is None:
-        return None, "", ""  # functions run the user's code locally
-    server, url = start(destination.settings, lambda name: _secret(destination.settings, name, env))
-    return server, "url" if "url" in type(destination.settings).model_fields else "base_url", url
-
-
-def _secret_names(value: Any) -> Iterator[str]:
-    if isinstance(value, dict):
-        if set(value) == {"env"} and isinstance(value["env"], str):
-            yield value["env"]
-        for item in value.values():
-            yield from _secret_names(item)
-    elif isinstance(value, list):
-        for item in value:
-            yield from _secret_names(item)
+        return None, ""  # functions run the user's code locally
+    return start(destination.settings, lambda name: _secret(destination.settings, name))
 
 
 @contextmanager
 def sandboxed(workspace_path: str | Path) -> Iterator[SandboxSession]:
-    """Start a fake server per destination and yield a rewritten workspace file that sends to them.
-
-    Secrets that are not set get placeholder values for the duration (the fakes accept what they are given);
-    the sandbox keeps its own state store, so sandbox syncs never mix with real ones.
-    """
+    """Start a fake server per destination of the workspace; stop them afterwards."""
     source = Path(workspace_path).resolve()
-    raw = yaml.safe_load(source.read_text())
-    placeholders = {
-        name: f"sandbox-{name.lower()}" for name in _secret_names(raw) if not os.environ.get(name)
-    }
-    saved = {name: os.environ.get(name) for name in placeholders}
-    os.environ.update(placeholders)
-    env = {name: os.environ[name] for name in _secret_names(raw)}
     workspace = load_workspace(source)
-    session = SandboxSession(source.with_name(f".sandbox-{source.name}"))
+    session = SandboxSession(source, workspace.workspace)
     try:
-        for position, destination in enumerate(workspace.destinations):
-            server, setting, value = _server_for(destination, env)
-            if server is None:
-                continue
-            session.servers[destination.id] = server
-            raw["destinations"][position]["settings"][setting] = value
-        raw["state"] = {"path": SANDBOX_STATE}
-        session.workspace_path.write_text(yaml.safe_dump(raw, sort_keys=False))
+        for destination in workspace.destinations:
+            server, url = _server_for(destination)
+            if server is not None:
+                session.servers[destination.id] = server
+                session.urls[destination.id] = url
         yield session
     finally:
         for server in session.servers.values():
             server.stop()
-        session.workspace_path.unlink(missing_ok=True)
-        for name, previous in saved.items():
-            if previous is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = previous

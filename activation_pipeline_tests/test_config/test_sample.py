@@ -2,8 +2,8 @@
 
 from activation_pipeline.config import load_workspace, validate_file
 from activation_pipeline.config.models import COMPUTED_TRAIT_TYPES, IdStrategy
-from activation_pipeline.defs.resources import SAMPLE_WORKSPACE
 from activation_pipeline.destinations.registry import CATALOGUE
+from activation_pipeline.orchestration.workspace import SAMPLE_WORKSPACE
 
 
 def test_sample_validates() -> None:
