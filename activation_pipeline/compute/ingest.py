@@ -323,7 +323,9 @@ class MessageParser:
         """Validate raw messages (RAW_SCHEMA): usable ones become event rows, the rest quarantine rows."""
         json_pass, checked = self._queries()
         with self._registered("raw_input", raw):  # one statement: the JSON structs are never stored
-            self.db.execute(f"CREATE OR REPLACE TEMP TABLE checked AS WITH json_pass AS ({json_pass}) {checked}")
+            self.db.execute(
+                f"CREATE OR REPLACE TEMP TABLE checked AS WITH json_pass AS ({json_pass}) {checked}"
+            )
         typed = "".join(f", {c.name}" for c in self.columns)
         events = self.db.sql(
             "SELECT CASE WHEN message_id IS NULL THEN 'gen-' || md5(raw) ELSE message_id END AS message_id, type, "

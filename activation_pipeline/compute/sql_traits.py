@@ -11,6 +11,7 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
+import duckdb
 import pyarrow as pa
 import sqlalchemy as sa
 from sqlalchemy.ext.compiler import compiles
@@ -218,6 +219,14 @@ def _query_text(workspace: Workspace, trait: SqlTrait) -> str:
     text = text.strip()
     while text.endswith(";"):
         text = text[:-1].rstrip()
+    try:
+        statements = len(duckdb.extract_statements(text))
+    except duckdb.Error:
+        statements = 1  # another dialect (a warehouse's): the database itself judges it
+    if statements != 1:
+        raise SqlTraitError(
+            f"SQL trait '{trait.key}': the query must be one SELECT statement, not {statements}"
+        )
     return text
 
 

@@ -26,10 +26,9 @@ def parse_window(text: object) -> timedelta:
     amount, unit = int(match.group(1)), match.group(2)
     if amount <= 0:
         raise ValueError(f"{text!r}: a time window must be longer than zero")
-    window = timedelta(seconds=amount * _UNIT_SECONDS[unit])
-    if window > MAX_WINDOW:
+    if amount * _UNIT_SECONDS[unit] > MAX_WINDOW.total_seconds():  # before timedelta, which overflows
         raise ValueError(f"{text!r}: a time window may be at most 3650d (ten years)")
-    return window
+    return timedelta(seconds=amount * _UNIT_SECONDS[unit])
 
 
 def format_window(window: timedelta) -> str:

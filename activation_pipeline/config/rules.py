@@ -379,27 +379,27 @@ def _audience_cycles(audiences: dict[str, Audience]) -> list[tuple[int, list[str
     edges = {key: sorted(referenced_audiences(a) & set(audiences)) for key, a in audiences.items()}
     cycles: list[tuple[int, list[str]]] = []
     reported: set[frozenset[str]] = set()
-    state: dict[str, int] = {}
-    stack: list[str] = []
-
-    def visit(key: str) -> None:
-        state[key] = 1
-        stack.append(key)
-        for nxt in edges[key]:
-            if state.get(nxt) == 1:
-                cycle = [*stack[stack.index(nxt) :], nxt]
-                members = frozenset(cycle)
-                if members not in reported:
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+    for root in audiences:
+        if root in state:
+            continue
+        # Depth first without recursion: a chain of thousands of audiences must not overflow Python's stack.
+        path, pending = [root], [iter(edges[root])]
+        state[root] = 1
+        while pending:
+            nxt = next(pending[-1], None)
+            if nxt is None:
+                state[path.pop()] = 2
+                pending.pop()
+            elif state.get(nxt) == 1:
+                cycle = [*path[path.index(nxt) :], nxt]
+                if (members := frozenset(cycle)) not in reported:
                     reported.add(members)
                     cycles.append((positions[nxt], cycle))
             elif nxt not in state:
-                visit(nxt)
-        stack.pop()
-        state[key] = 2
-
-    for key in audiences:
-        if key not in state:
-            visit(key)
+                state[nxt] = 1
+                path.append(nxt)
+                pending.append(iter(edges[nxt]))
     return cycles
 
 

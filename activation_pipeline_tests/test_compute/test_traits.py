@@ -151,3 +151,16 @@ def test_traits_need_profiles_at_the_same_as_of(
     pipeline = run(make_workspace(tmp_path, TRAITS), compute_engine, messages, "2026-10-10T00:00")
     with pytest.raises(StageOrderError, match="materialise profiles"):
         pipeline.computed_traits(at("2026-10-11T00:00"))
+
+
+def test_sql_trait_of_several_statements_is_refused(
+    tmp_path: Path, compute_engine: ComputeEngine, messages: Messages
+) -> None:
+    extra = """
+traits:
+  sql:
+    - {key: vip, identifier: user_id, query: "SELECT user_id, 'y' AS vip FROM identifies; DROP TABLE identifies"}
+"""
+    messages.identify("2026-10-01T00:00", user="u1")
+    with pytest.raises(SqlTraitError, match="must be one SELECT statement, not 2"):
+        run(make_workspace(tmp_path, extra), compute_engine, messages, "2026-10-10T00:00")
