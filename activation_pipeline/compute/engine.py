@@ -155,5 +155,3 @@ def load_arrow(conn: sa.Connection, table: sa.Table, data: pa.Table) -> int:
     finally:
         cursor.close()
     return data.num_rows
-
-

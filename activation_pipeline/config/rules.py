@@ -175,24 +175,9 @@ class _Checker:
 
     def check_destinations(self) -> None:
         for i, destination in enumerate(self.ws.destinations):
-            if (
-                destination.type == "function"
-                and destination.settings.handler.endswith(".py")
-                and not self.ws.resolve_path(destination.settings.handler).is_file()
-            ):
-                self.add(
-                    ("destinations", i, "settings", "handler"),
-                    f"function file '{destination.settings.handler}' does not exist (relative to the workspace file)",
-                )
-            if (
-                destination.type == "google_ads_remarketing_lists"
-                and not destination.settings.terms_of_service_accepted
-            ):
-                self.add(
-                    ("destinations", i, "settings", "terms_of_service_accepted"),
-                    "Google requires accepting the Customer Match terms of service before uploading; set it to "
-                    "true once your Google Ads account has accepted them",
-                )
+            check = CATALOGUE[destination.type].check_destination
+            for where, message in check(destination, self.ws.resolve_path) if check else ():
+                self.add(("destinations", i, *where), message)
 
     # ------------------------------------------------------------------ connections
 
@@ -332,25 +317,10 @@ class _Checker:
                     )
                 elif is_enrichment:
                     platform_owner[spec.keys[name]] = name
-        customized = connection.setup == "customized"
-        if spec.type_name == "google_ads_remarketing_lists" and customized:
-            if not any(s.identifier == "email" and s.as_ == "email" for s in connection.id_sync):
-                self.add(
-                    (*loc, "id_sync"),
-                    "Google Ads requires email: add {identifier: email, as: email, strategy: ...} to id_sync, "
-                    "because every payload sends email as an identifier",
-                )
-            phones = [where for where, name in names if name == "phone"]
-            for where in phones[1:]:
-                self.add((*loc, *where, "as"), "only one trait per audience may be mapped to Google as phone")
-        if spec.type_name == "marketo_static_lists" and customized and connection.id_sync:
+        if spec.check_connection is not None:
             destination = self.ws.destination(connection.destination)
-            lookup = getattr(destination.settings, "lookup_field", "email")
-            if not any(s.as_ == lookup for s in connection.id_sync):
-                self.add(
-                    (*loc, "id_sync"),
-                    f"Marketo finds leads by '{lookup}': map an identifier as '{lookup}' in id_sync",
-                )
+            for where, message in spec.check_connection(connection, destination, names):
+                self.add((*loc, *where), message)
 
 
 ConditionNode = object

@@ -225,7 +225,7 @@ def deliver(
             renew_lease(store, lease, lease_ttl)
         run = _Run(store, client, destination_id, sync_id, size, connection_settings or {}, after_batch)
         if on_staged is not None:
-            pending = _plan(run)
+            pending = _pending(run)
             on_staged(sum(n for _, n in pending), sum(math.ceil(n / size) for _, n in pending))
         if concurrency <= 1:
             _send_serial(run, lease_ttl, lease)
@@ -268,13 +268,13 @@ def deliver(
         release_lease(store, lease)
 
 
-def _plan(run: _Run) -> list[tuple[str, int]]:
+def _pending(run: _Run) -> list[tuple[str, int]]:
     with run.store.read() as connection:
         return ob.pending_by_connection(connection, run.destination_id)
 
 
 def _send_serial(run: _Run, lease_ttl: float, lease: Any) -> None:
-    while pending := _plan(run):
+    while pending := _pending(run):
         for connection_id, total in pending:
             batch_count = math.ceil(total / run.batch_size)
             for _ in range(batch_count):
@@ -289,7 +289,7 @@ def _send_serial(run: _Run, lease_ttl: float, lease: Any) -> None:
 def _send_parallel(run: _Run, concurrency: int, lease_ttl: float, lease: Any) -> None:
     """Keep `concurrency` batches in flight; claim and complete them on this thread (the store's writer)."""
     with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="deliver") as pool:
-        while pending := _plan(run):
+        while pending := _pending(run):
             for connection_id, total in pending:
                 batch_count = math.ceil(total / run.batch_size)
                 in_flight: dict[Future[BatchResult], tuple[str, list[ob.ClaimedRecord], BatchContext]] = {}

@@ -8,13 +8,14 @@ Iterable's `bulk`, a destination's own `rate_limit`): batching, progress totals 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import Field
 
-from activation_pipeline.config.models import DestinationBase, Model
+from activation_pipeline.config.models import Connection, DestinationBase, Model
 
 if TYPE_CHECKING:
     from activation_pipeline.destinations.base import DestinationClient
@@ -32,6 +33,14 @@ CADENCES = {HOURLY: "hourly", EVERY_SIX_HOURS: "every 6 hours", EVERY_FIVE_MINUT
 
 SecretLookup = Callable[[str], str]
 """The value of a secret setting by name ("" when the setting is not a secret reference)."""
+
+Loc = tuple[str | int, ...]
+Finding = tuple[Loc, str]
+"""A platform rule broken: where (relative to the destination or connection) and why."""
+DestinationCheck = Callable[[Any, Callable[[str], Path]], Iterable[Finding]]
+"""Platform rules on a destination's settings; gets the destination and the workspace's path resolver."""
+ConnectionCheck = Callable[[Connection, Any, Sequence[tuple[Loc, str]]], Iterable[Finding]]
+"""Platform rules on a connection; gets it, its destination, and the destination names its mappings use."""
 
 
 class NoConnectionSettings(Model):
@@ -93,6 +102,8 @@ class DestinationType:
     """Starts the type's fake server for a destination's settings; returns it and the URL to send to."""
     adjust: Callable[[Capabilities, Any], Capabilities] | None = None
     """How a destination's `settings` change the defaults (None: they do not)."""
+    check_destination: DestinationCheck | None = None
+    check_connection: ConnectionCheck | None = None
     accepts_historical: bool = True
     platform_limits: str = ""
 

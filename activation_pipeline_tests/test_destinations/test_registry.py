@@ -7,7 +7,12 @@ import pytest
 
 import activation_pipeline.destinations as destinations_package
 from activation_pipeline.destinations.http import ClientOptions
-from activation_pipeline.destinations.registry import CATALOGUE, DESTINATION_MODELS, build_client, capabilities
+from activation_pipeline.destinations.registry import (
+    CATALOGUE,
+    DESTINATION_MODELS,
+    build_client,
+    capabilities,
+)
 
 FOLDERS = sorted(
     p.name for p in Path(destinations_package.__path__[0]).iterdir() if (p / "factory.py").is_file()

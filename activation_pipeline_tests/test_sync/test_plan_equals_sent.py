@@ -6,18 +6,22 @@ account traits to event destinations (`trait.favourite_category.crm_hook` among 
 planned, then synced against the fake servers; the plan's counts must be what the sync did and sent.
 """
 
+import os
 import shutil
 from collections.abc import Iterator
+from contextlib import ExitStack
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
+import yaml
 
 from activation_pipeline.compute.pipeline import ComputePipeline
 from activation_pipeline.config import Workspace, load_workspace
 from activation_pipeline.destinations.http import RetryPolicy
-from activation_pipeline.sandbox.workspace import sandbox_destination, sandboxed
+from activation_pipeline.destinations.registry import CATALOGUE
 from activation_pipeline.state.schema import delivery_ledger
 from activation_pipeline.state.store import StateStore, open_state
 from activation_pipeline.sync.compute_view import ResultsView, export_results
@@ -62,15 +66,43 @@ def sample(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sample]:
         GeneratorSpec(profiles=300, events=20_000, seed=5, end=END + timedelta(days=10), days=25),
         root / "events",
     )
-    with sandboxed(root / "workspace.yml") as session:
-        loaded = load_workspace(root / "workspace.yml")
-        destinations = [sandbox_destination(d, session.urls.get(d.id)) for d in loaded.destinations]
+    loaded = load_workspace(root / "workspace.yml")
+    secrets = set(_secret_names(yaml.safe_load((root / "workspace.yml").read_text())))
+    with pytest.MonkeyPatch.context() as env, ExitStack() as servers:
+        for name in secrets:
+            env.setenv(name, f"sandbox-{name.lower()}")
+        destinations = [_on_fake_server(d, servers) for d in loaded.destinations]
         workspace = loaded.model_copy(update={"destinations": destinations}).with_base_dir(loaded.base_dir)
         store = open_state(root / "state" / "plan.db")
         try:
             yield Sample(root, workspace, store)
         finally:
             store.dispose()
+
+
+def _secret_names(value: Any) -> Iterator[str]:
+    """The environment variables `{env: NAME}` references name anywhere in the file."""
+    if isinstance(value, dict):
+        if set(value) == {"env"}:
+            yield value["env"]
+        for item in value.values():
+            yield from _secret_names(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _secret_names(item)
+
+
+def _on_fake_server(destination: Any, servers: ExitStack) -> Any:
+    """The destination pointed at its type's fake server, started for it (functions run locally)."""
+    start = CATALOGUE[destination.type].fake
+    if start is None:
+        return destination
+    server, url = start(
+        destination.settings, lambda name: os.environ[getattr(destination.settings, name).env]
+    )
+    servers.callback(server.stop)
+    setting = "url" if "url" in type(destination.settings).model_fields else "base_url"
+    return destination.model_copy(update={"settings": destination.settings.model_copy(update={setting: url})})
 
 
 def _sent_per_connection(store: StateStore, sync_id: str) -> dict[str, int]:

@@ -2,14 +2,28 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
 from activation_pipeline.destinations.function.client import MAX_BATCH, FunctionClient
 from activation_pipeline.destinations.function.settings import FunctionDestination
 from activation_pipeline.destinations.spec import (
     EVERY_FIVE_MINUTES,
     Capabilities,
     DestinationType,
+    Finding,
     NoConnectionSettings,
 )
+
+
+def _check_destination(destination: FunctionDestination, resolve: Callable[[str], Path]) -> Iterator[Finding]:
+    handler = destination.settings.handler
+    if handler.endswith(".py") and not resolve(handler).is_file():
+        yield (
+            ("settings", "handler"),
+            f"function file '{handler}' does not exist (relative to the workspace file)",
+        )
+
 
 DESTINATION = DestinationType(
     type_name="function",
@@ -30,4 +44,5 @@ DESTINATION = DestinationType(
     ),
     default_schedule=EVERY_FIVE_MINUTES,
     client=FunctionClient,
+    check_destination=_check_destination,
 )
