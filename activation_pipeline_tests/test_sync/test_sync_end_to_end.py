@@ -1,6 +1,7 @@
 """The whole pipeline through Dagster against the fake servers: backfill, nothing twice, deltas, resync.
 
-One sandbox session spans several headless runs, so the fake servers keep what they were sent.
+One sandbox session spans several headless runs, so the fake servers keep what they were sent. The delivery
+resource is swapped for one without rate limiting (the limiter has its own tests), so the runs take seconds.
 """
 
 from collections.abc import Iterator
@@ -11,19 +12,13 @@ import dagster as dg
 import pytest
 
 from activation_pipeline.config import load_workspace
-from activation_pipeline.defs.build import build_definitions
-from activation_pipeline.defs.headless import RunSummary, run_pipeline
-from activation_pipeline.defs.sync_assets import (
-    RESYNC_WORKSPACE_TAG,
-    SYNC_MODE_TAG,
-    destination_partitions,
-    sql_levels,
-    state_dir,
-    sync_job_name,
-)
 from activation_pipeline.destinations.marketo_static_lists.server import MarketoSandbox
+from activation_pipeline.orchestration.headless import RunSummary, definitions_with, run_pipeline
+from activation_pipeline.orchestration.resources import ComputeResource, DeliveryResource, sandbox_resources
+from activation_pipeline.orchestration.scope import RESYNC_WORKSPACE_TAG, SYNC_MODE_TAG, Scope
+from activation_pipeline.orchestration.sync_assets import sync_job_name
+from activation_pipeline.orchestration.sync_metadata import flat_figures
 from activation_pipeline.sandbox.workspace import SandboxSession, sandboxed
-from activation_pipeline.sync.compute_view import ResultsView, results_directory
 from activation_pipeline.synthetic.generator import GeneratorSpec, write_events
 
 END = datetime(2026, 11, 1, tzinfo=UTC)
@@ -51,17 +46,41 @@ def session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SandboxSession
 
 @pytest.fixture(scope="module")
 def instance() -> Iterator[dg.DagsterInstance]:
-    """One Dagster instance for the module's runs."""
-    with dg.instance_for_test() as test_instance:
+    """One in-memory Dagster instance for the module's runs (no storage on disk to wait for)."""
+    with dg.DagsterInstance.ephemeral() as test_instance:
         yield test_instance
+
+
+def _resources(session: SandboxSession) -> dict[str, object]:
+    """The sandbox's resources, delivering without a rate limiter."""
+    resources = sandbox_resources(session)
+    delivery = resources["delivery"]
+    assert isinstance(delivery, DeliveryResource)
+    return {
+        **resources,
+        "delivery": DeliveryResource(
+            base_urls=delivery.base_urls, placeholder_secrets=True, rate_limited=False
+        ),
+    }
 
 
 def _member_emails(session: SandboxSession, audience_key: str) -> set[str]:
     """Every email of every current member (without ID Sync, every value of an identifier is sent)."""
     workspace = load_workspace(session.workspace_path)
-    view = ResultsView(results_directory(state_dir(workspace)), sql_levels(workspace))
+    view = ComputeResource().results(workspace)
     profiles = view.profiles(sorted(view.members(audience_key)))
     return {i.value.strip().lower() for p in profiles.values() for i in p.identifiers if i.type == "email"}
+
+
+def _audience_figures(summary: RunSummary) -> dict[str, int]:
+    """`<audience>/size`, `/entered` and `/exited` of every audience the run evaluated."""
+    return {
+        f"{key.removeprefix('audiences/')}/{name}": int(value)
+        for key, figures in summary.materialisations.items()
+        if key.startswith("audiences/")
+        for name, value in figures.items()
+        if name in ("size", "entered", "exited")
+    }
 
 
 def _sent(summary: RunSummary) -> dict[str, int | float | str]:
@@ -78,22 +97,21 @@ def test_backfill_nothing_twice_deltas_and_resync(
     """First run sends every member; the same run again sends nothing; a later time sends only changes;
     a resync is refused without its workspace tag and otherwise sends every current member again."""
     path = str(session.workspace_path)
-    first = run_pipeline(path, END, instance)
+    first = run_pipeline(path, END, instance, resources=_resources(session))
     assert first.success, first.failures
     sent = _sent(first)
     assert sum(int(v) for v in sent.values()) > 0 and sent["sync/meta_ads"], sent
     marketo = session.servers["marketo"]
     assert isinstance(marketo, MarketoSandbox)
-    audiences = first.materialisations["audiences"]
     assert marketo.member_emails(1042) == _member_emails(session, "lapsed_customers")
     assert marketo.member_emails(1043) == _member_emails(session, "enterprise_accounts")
 
-    again = run_pipeline(path, END, instance)
+    again = run_pipeline(path, END, instance, resources=_resources(session))
     assert again.success and set(_sent(again).values()) == {0}
 
-    later = run_pipeline(path, END + timedelta(days=9), instance)
+    later = run_pipeline(path, END + timedelta(days=9), instance, resources=_resources(session))
     assert later.success
-    audiences = later.materialisations["audiences"]
+    audiences = _audience_figures(later)
     moved = sum(
         int(audiences[f"{key}/{change}"])
         for key in ("lapsed_customers", "enterprise_accounts")
@@ -110,7 +128,7 @@ def test_backfill_nothing_twice_deltas_and_resync(
 
 
 def _resync_is_guarded_and_resends_everyone(
-    session: SandboxSession, instance: dg.DagsterInstance, audiences: dict[str, object]
+    session: SandboxSession, instance: dg.DagsterInstance, audiences: dict[str, int]
 ) -> None:
     path = str(session.workspace_path)
     workspace = load_workspace(path)
@@ -118,10 +136,9 @@ def _resync_is_guarded_and_resends_everyone(
         ("audience.lapsed_customers.marketo", "audience.enterprise_accounts.marketo"),
         key=lambda cid: audiences[f"{cid.split('.')[1]}/size"],
     )
-    job = build_definitions(path).resolve_job_def(sync_job_name("marketo"))
-    instance.add_dynamic_partitions(
-        destination_partitions(workspace.workspace, "marketo").name or "", [connection]
-    )
+    scope = Scope(workspace.workspace)
+    job = definitions_with(path, _resources(session)).resolve_job_def(sync_job_name(scope, "marketo"))
+    instance.add_dynamic_partitions(scope.partitions("marketo").name or "", [connection])
 
     refused = job.execute_in_process(
         partition_key=connection, instance=instance, tags={SYNC_MODE_TAG: "resync"}, raise_on_error=False
@@ -137,23 +154,23 @@ def _resync_is_guarded_and_resends_everyone(
     )
     assert done.success
     [event] = done.get_asset_materialization_events()
-    figures = event.step_materialization_data.materialization.metadata
-    assert (
-        figures["sent"].value == figures["entered"].value == audiences[f"{connection.split('.')[1]}/size"] > 0
-    )
-    assert len(marketo.requests) > before
-    assert figures["batches_planned"].value >= 1 and figures["records_planned"].value >= figures["sent"].value
+    figures = flat_figures(event.step_materialization_data.materialization.metadata)
+    assert figures["sent"] == figures["entered"] == audiences[f"{connection.split('.')[1]}/size"]
+    assert figures["sent"] > 0 and len(marketo.requests) > before
+    assert figures["batches_planned"] >= 1 and figures["records_planned"] >= figures["sent"]
 
 
 def test_plan_job_records_the_plan(session: SandboxSession, instance: dg.DagsterInstance) -> None:
     """The plan job sends nothing and records one observation per connection on its sync asset."""
     path = str(session.workspace_path)
     before = {d: len(s.requests) for d, s in session.servers.items()}
+    scope = Scope(load_workspace(path).workspace)
     result = (
-        build_definitions(path)
-        .resolve_job_def("plan_job")
+        definitions_with(path, _resources(session))
+        .resolve_job_def(scope.name("plan_job"))
         .execute_in_process(
-            instance=instance, run_config={"ops": {"plan_syncs": {"config": {"mode": "resync"}}}}
+            instance=instance,
+            run_config={"ops": {scope.name("plan_syncs"): {"config": {"mode": "resync"}}}},
         )
     )
     assert result.success
