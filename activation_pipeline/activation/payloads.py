@@ -185,6 +185,17 @@ def _check_kind(change: Change, connection: Connection) -> None:
         )
 
 
+def _change_key(change: Change, connection: Connection) -> str:
+    return change_id(
+        connection.connection_id,
+        change.subject_key,
+        change.kind.value,
+        change.snapshot_value,
+        change.as_of,
+        change.generation,
+    )
+
+
 def profile_lookup_keys(profile: ProfileView) -> tuple[str, ...]:
     """Search keys of every identifier of a profile (hashes, not values)."""
     return tuple(sorted({lookup_key(i.value) for i in profile.identifiers}))
@@ -200,14 +211,7 @@ def plan_event_change(
     computation = computation_for(connection, space, computation_id)
     selection = select_identifiers(change.profile, connection)
     enriched = enrichment(change.profile, connection)
-    change_key = change_id(
-        connection.connection_id,
-        change.subject_key,
-        change.kind.value,
-        change.snapshot_value,
-        change.as_of,
-        change.generation,
-    )
+    change_key = _change_key(change, connection)
     records: list[OutboundRecord] = []
     for variant in selection.variants():
         for operation, message in _messages_for_variant(
@@ -239,14 +243,7 @@ def plan_list_change(
     del space, computation_id  # list records carry no personas context
     selection = select_identifiers(change.profile, connection)
     identifiers = selection.by_name()
-    change_key = change_id(
-        connection.connection_id,
-        change.subject_key,
-        change.kind.value,
-        change.snapshot_value,
-        change.as_of,
-        change.generation,
-    )
+    change_key = _change_key(change, connection)
     operation = Operation.ADD if change.kind is ChangeKind.ENTERED else Operation.REMOVE
     payload = {"identifiers": identifiers, "traits": enrichment(change.profile, connection)}
     record = OutboundRecord(

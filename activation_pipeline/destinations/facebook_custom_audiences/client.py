@@ -47,7 +47,6 @@ from activation_pipeline.destinations.facebook_custom_audiences.settings import 
 from activation_pipeline.destinations.http import (
     ClientOptions,
     HttpResult,
-    HttpSender,
     Verdict,
     is_retryable_status,
     parse_retry_after,
@@ -203,16 +202,8 @@ class FacebookClient:
         self.account = settings.ad_account_id.removeprefix("act_")
         self.max_rows = max(1, min(max_rows, MAX_ROWS))
         self.normaliser = RecordNormaliser(FACEBOOK, opts.default_region)
-        self.sender = HttpSender(
-            settings.base_url,
-            headers={"Authorization": f"Bearer {token}"},
-            timeout=opts.timeout,
-            rate_limiter=opts.rate_limiter,
-            retry=opts.retry,
-            classify=classify_meta,
-            sleep=opts.sleep,
-            session=opts.session,
-            pool_size=opts.pool_size,
+        self.sender = opts.sender(
+            settings.base_url, headers={"Authorization": f"Bearer {token}"}, classify=classify_meta
         )
         self._sessions = _Sessions()
         self._audiences: dict[str, str] = {}

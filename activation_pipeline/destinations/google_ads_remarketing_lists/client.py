@@ -37,7 +37,6 @@ from activation_pipeline.destinations.google_ads_remarketing_lists.settings impo
 )
 from activation_pipeline.destinations.http import (
     ClientOptions,
-    HttpSender,
     Verdict,
     is_retryable_status,
     parse_retry_after,
@@ -191,16 +190,8 @@ class GoogleAdsClient:
         self.validate_only = validate_only
         self.max_members = max(1, min(max_members, MAX_MEMBERS))
         self.normaliser = RecordNormaliser(GOOGLE, opts.default_region, encoding=self.encoding)
-        self.sender = HttpSender(
-            settings.base_url,
-            headers={"Authorization": f"Bearer {token}"},
-            timeout=opts.timeout,
-            rate_limiter=opts.rate_limiter,
-            retry=opts.retry,
-            classify=classify_google,
-            sleep=opts.sleep,
-            session=opts.session,
-            pool_size=opts.pool_size,
+        self.sender = opts.sender(
+            settings.base_url, headers={"Authorization": f"Bearer {token}"}, classify=classify_google
         )
 
     def _destination(self, user_list_id: str) -> dict[str, Any]:
