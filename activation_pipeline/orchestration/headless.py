@@ -13,7 +13,7 @@ import dagster as dg
 from activation_pipeline.config import load_workspace
 from activation_pipeline.orchestration.scope import AS_OF_TAG, SYNC_MODE_TAG, Scope
 from activation_pipeline.orchestration.sync_assets import connection_keys, sync_job_name
-from activation_pipeline.orchestration.sync_metadata import flat_figures
+from activation_pipeline.orchestration.sync_metadata import addressable_share, flat_figures
 from activation_pipeline.orchestration.workspace import (
     LAND_JOB,
     MAIN_JOB,
@@ -54,6 +54,20 @@ class RunSummary:
                     figures[name] = previous + value
                 else:
                     figures[name] = value
+            rates_of_the_sum(figures)
+
+
+def rates_of_the_sum(figures: Figures) -> None:
+    """Shares and rates summed over partitions mean nothing: compute them again from the summed counts."""
+    if "addressable_share" in figures:
+        figures["addressable_share"] = addressable_share(figures)
+    requests, seconds = figures.get("requests"), figures.get("duration_seconds")
+    if (
+        "requests_per_second" in figures
+        and isinstance(requests, int | float)
+        and isinstance(seconds, int | float)
+    ):
+        figures["requests_per_second"] = round(requests / seconds, 2) if seconds else 0.0
 
 
 @contextmanager

@@ -2,6 +2,7 @@
 
 import dagster as dg
 
+from activation_pipeline.orchestration.headless import rates_of_the_sum
 from activation_pipeline.orchestration.sync_metadata import (
     DETAILS,
     HEADLINE,
@@ -56,3 +57,11 @@ def test_addressable_share_with_nothing_changed() -> None:
     """No change and nothing unaddressable is full addressability, not a division by zero."""
     assert addressable_share({}) == 1.0
     assert addressable_share({"entered": 0, "unaddressable": 4}) == 0.0
+
+
+def test_summed_partitions_keep_shares_and_rates_meaningful() -> None:
+    """The headless summary adds two connections' figures up; the share and the rate follow the sums."""
+    summed = {"entered": 30, "exited": 10, "unaddressable": 10, "addressable_share": 1.8}
+    summed |= {"requests": 10, "duration_seconds": 4.0, "requests_per_second": 6.0}
+    rates_of_the_sum(summed)
+    assert summed["addressable_share"] == 0.8 and summed["requests_per_second"] == 2.5
