@@ -5,11 +5,15 @@ Every asset is a thin call into `activation_pipeline.compute`; the evaluation ti
 `activation/as_of`. Metadata holds counts only, never identifiers or traits.
 """
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from datetime import datetime
+from typing import TypeVar
 
 import dagster as dg
 
 from activation_pipeline.compute.audiences import AudienceResult
+from activation_pipeline.compute.identity import IdentitySummary
+from activation_pipeline.compute.pipeline import ComputePipeline
 from activation_pipeline.config import Workspace
 from activation_pipeline.orchestration.resources import ComputeResource, StateStoreResource
 from activation_pipeline.orchestration.runs import (
@@ -22,6 +26,7 @@ from activation_pipeline.orchestration.scope import AUDIENCES, IDENTITY, INGEST,
 KINDS = {"sql", "duckdb"}
 CHECK_UNIQUE = "members_unique"
 CHECK_SIZE = "size_change"
+T = TypeVar("T")
 
 
 def audience_key(scope: Scope, key: str) -> dg.AssetKey:
@@ -89,6 +94,19 @@ def _audience_result(scope: Scope, result: AudienceResult, as_of: str, mode: str
     )
 
 
+def _run_stage(
+    context: dg.AssetExecutionContext,
+    path: str,
+    state: StateStoreResource,
+    compute: ComputeResource,
+    stage: Callable[[ComputePipeline, datetime], T],
+) -> tuple[datetime, T]:
+    """Run one compute stage as of the run's time, on the workspace as the run pinned it."""
+    as_of = as_of_from_context(context)
+    with compute.pipeline(workspace_for_run(context, path, state)) as pipeline:
+        return as_of, stage(pipeline, as_of)
+
+
 def build_compute_assets(scope: Scope, workspace: Workspace, path: str) -> list[dg.AssetsDefinition]:
     """The compute assets of one workspace (its file at `path`), keyed under its name."""
     config_key = scope.key("workspace_config")
@@ -107,8 +125,7 @@ def build_compute_assets(scope: Scope, workspace: Workspace, path: str) -> list[
         context: dg.AssetExecutionContext, state: StateStoreResource, compute: ComputeResource
     ) -> dg.MaterializeResult:
         """Land everything new in the events source in one run (new, appended and changed files)."""
-        with compute.pipeline(workspace_for_run(context, path, state)) as pipeline:
-            s = pipeline.land()
+        _, s = _run_stage(context, path, state, compute, lambda pipeline, _: pipeline.land())
         context.log.info(
             f"{s.events} events landed from {s.new_sources} new, {s.appended_sources} appended and "
             f"{s.changed_sources} changed sources ({s.unchanged_sources} unchanged); {s.quarantined} "
@@ -142,11 +159,13 @@ def build_compute_assets(scope: Scope, workspace: Workspace, path: str) -> list[
         context: dg.AssetExecutionContext, state: StateStoreResource, compute: ComputeResource
     ) -> dg.MaterializeResult:
         """Resolve identities of all landed events up to the run's as-of time."""
-        as_of = as_of_from_context(context)
-        with compute.pipeline(workspace_for_run(context, path, state)) as pipeline:
+
+        def resolve(pipeline: ComputePipeline, as_of: datetime) -> IdentitySummary:
             if full_rebuild_requested(context):
                 pipeline.force_full()
-            s = pipeline.resolve_identities(as_of)
+            return pipeline.resolve_identities(as_of)
+
+        as_of, s = _run_stage(context, path, state, compute, resolve)
         return dg.MaterializeResult(
             metadata={
                 "as_of": as_of.isoformat(),
@@ -175,9 +194,7 @@ def build_compute_assets(scope: Scope, workspace: Workspace, path: str) -> list[
         context: dg.AssetExecutionContext, state: StateStoreResource, compute: ComputeResource
     ) -> dg.MaterializeResult:
         """Compute custom user traits and account traits as of the run's time."""
-        as_of = as_of_from_context(context)
-        with compute.pipeline(workspace_for_run(context, path, state)) as pipeline:
-            s = pipeline.custom_traits(as_of)
+        as_of, s = _run_stage(context, path, state, compute, ComputePipeline.custom_traits)
         return dg.MaterializeResult(
             metadata={
                 "as_of": as_of.isoformat(),
@@ -208,9 +225,7 @@ def build_compute_assets(scope: Scope, workspace: Workspace, path: str) -> list[
         context: dg.AssetExecutionContext, state: StateStoreResource, compute: ComputeResource
     ) -> Iterator[dg.MaterializeResult]:
         """Compute every computed trait as of the run's time (incrementally when possible)."""
-        as_of = as_of_from_context(context)
-        with compute.pipeline(workspace_for_run(context, path, state)) as pipeline:
-            s = pipeline.computed_traits(as_of)
+        as_of, s = _run_stage(context, path, state, compute, ComputePipeline.computed_traits)
         for key in computed_keys.values():
             yield dg.MaterializeResult(
                 asset_key=key,
@@ -228,9 +243,7 @@ def build_compute_assets(scope: Scope, workspace: Workspace, path: str) -> list[
         context: dg.AssetExecutionContext, state: StateStoreResource, compute: ComputeResource
     ) -> dg.MaterializeResult:
         """Run every SQL trait query and map its rows to profiles."""
-        as_of = as_of_from_context(context)
-        with compute.pipeline(workspace_for_run(context, path, state)) as pipeline:
-            s = pipeline.sql_traits(as_of)
+        as_of, s = _run_stage(context, path, state, compute, ComputePipeline.sql_traits)
         return dg.MaterializeResult(
             metadata={
                 "as_of": as_of.isoformat(),
@@ -264,9 +277,7 @@ def build_compute_assets(scope: Scope, workspace: Workspace, path: str) -> list[
         context: dg.AssetExecutionContext, state: StateStoreResource, compute: ComputeResource
     ) -> Iterator[dg.MaterializeResult]:
         """Evaluate every audience; each gets its size, entered and exited, and its checks."""
-        as_of = as_of_from_context(context)
-        with compute.pipeline(workspace_for_run(context, path, state)) as pipeline:
-            s = pipeline.audiences(as_of)
+        as_of, s = _run_stage(context, path, state, compute, ComputePipeline.audiences)
         results = {r.key: r for r in s.audiences}
         for audience in workspace.audiences:
             result = results.get(audience.key) or AudienceResult(
