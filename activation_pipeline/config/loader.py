@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import os
 import re
 from collections.abc import Iterator
@@ -21,19 +20,10 @@ from activation_pipeline.config.problems import (
     describe_error,
     format_path,
 )
+from activation_pipeline.config.pruning import duplicates_of_dropped, prune_until_valid
 from activation_pipeline.config.rules import KnownKeys, check_workspace
 from activation_pipeline.config.secrets import SecretRef
 from activation_pipeline.config.workspace import Workspace
-
-# List sections whose items can be dropped one by one, with the field naming each item.
-_ITEM_SECTIONS: dict[tuple[str, ...], str] = {
-    ("traits", "computed"): "key",
-    ("traits", "sql"): "key",
-    ("audiences",): "key",
-    ("destinations",): "id",
-    ("connections",): "source",
-}
-
 
 MAX_FILE_BYTES = 4 * 1024 * 1024
 MAX_VALUES = 200_000
@@ -142,65 +132,6 @@ def _structure_problems(data: Any) -> tuple[Workspace | None, list[tuple[Loc, st
         return None, found
 
 
-def _without_bad_items(data: dict[str, Any], bad: list[Loc]) -> tuple[dict[str, Any], KnownKeys]:
-    """A copy of the raw file without list items that failed validation, and the keys those items named."""
-    pruned: dict[str, Any] = {k: (dict(v) if isinstance(v, dict) else v) for k, v in data.items()}
-    dropped: dict[str, set[str]] = {"traits": set(), "audiences": set(), "destinations": set()}
-    for section, name_field in _ITEM_SECTIONS.items():
-        parent: Any = pruned
-        for part in section[:-1]:
-            parent = parent.get(part) if isinstance(parent, dict) else None
-        items = parent.get(section[-1]) if isinstance(parent, dict) else None
-        if not isinstance(items, list):
-            continue
-        bad_positions = {
-            loc[len(section)] for loc in bad if loc[: len(section)] == section and len(loc) > len(section)
-        }
-        kept = []
-        for i, item in enumerate(items):
-            if i in bad_positions:
-                name = item.get(name_field) if isinstance(item, dict) else None
-                bucket = {"traits": "traits", "audiences": "audiences", "destinations": "destinations"}.get(
-                    section[0]
-                )
-                if isinstance(name, str) and bucket:
-                    dropped[bucket].add(name)
-                if section == ("traits", "sql") and isinstance(item, dict):
-                    dropped["traits"].update(c for c in item.get("columns") or [] if isinstance(c, str))
-            else:
-                kept.append(item)
-        parent[section[-1]] = kept
-    return pruned, KnownKeys(
-        traits=frozenset(dropped["traits"]),
-        audiences=frozenset(dropped["audiences"]),
-        destinations=frozenset(dropped["destinations"]),
-    )
-
-
-_PLACEHOLDERS = {("workspace",): "workspace"}
-"""Stand-ins for required scalars that failed validation, so the rest of the file can still be checked."""
-
-
-def _without_bad_fields(data: dict[str, Any], remaining: list[tuple[Loc, str]]) -> dict[str, Any]:
-    """A copy without keys reported unknown, and with placeholders for bad required scalars."""
-    pruned = copy.deepcopy(data)
-    for loc, message in remaining:
-        parent: Any = pruned
-        for part in loc[:-1]:
-            try:
-                parent = parent[part]
-            except (KeyError, IndexError, TypeError):
-                parent = None
-                break
-        if not isinstance(parent, dict) or loc[-1] not in parent:
-            continue
-        if message.startswith("unknown key"):
-            del parent[loc[-1]]
-        elif loc in _PLACEHOLDERS:
-            parent[loc[-1]] = _PLACEHOLDERS[loc]
-    return pruned
-
-
 def validate_text(
     text: str, source: str = "<workspace>", base_dir: Path | None = None
 ) -> tuple[Workspace | None, list[Problem]]:
@@ -223,18 +154,17 @@ def validate_text(
         return None, problems
 
     workspace, structural = _structure_problems(data)
-    known = KnownKeys()
+    pruned = None
     if workspace is None:
-        # Drop what failed (bad list items, unknown keys, a bad name) so the cross-reference rules can still
-        # check the rest: every problem is listed in one pass, not one per fix.
-        pruned, known = _without_bad_items(data, [loc for loc, _ in structural])
-        workspace, remaining = _structure_problems(_without_bad_fields(pruned, remaining=structural))
-        if workspace is None:
-            workspace, _ = _structure_problems(_without_bad_fields(pruned, remaining=remaining))
+        workspace, pruned = prune_until_valid(data, structural, _structure_problems)
     cross: list[tuple[Loc, str]] = []
     if workspace is not None:
         workspace.with_base_dir(base_dir or Path.cwd())
-        cross = check_workspace(workspace, known)
+        cross = check_workspace(workspace, pruned.known() if pruned else KnownKeys())
+        if pruned is not None:
+            cross = [(pruned.original(loc), message) for loc, message in cross]
+    if pruned is not None:
+        cross += duplicates_of_dropped(data, pruned)
     for loc, message in [*structural, *cross, *inline_secret_problems(data)]:
         problems.append(Problem(format_path(loc), message, _line_for(loc, lines)))
     problems.sort(key=lambda p: (p.line or 0, p.path))

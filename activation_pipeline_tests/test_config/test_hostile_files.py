@@ -133,3 +133,59 @@ def test_plain_http_to_this_machine_is_fine() -> None:
     config = base()
     config["destinations"][3]["settings"]["base_url"] = "http://127.0.0.1:8080"
     assert _messages(config) == []
+
+
+def test_one_file_broken_twenty_ways_gives_twenty_problems_in_one_pass() -> None:
+    """Structural and cross-reference problems together, each at the file's own path and line."""
+    c = base()
+    c["workspace"] = "Shop Two"
+    c["extras"] = 1
+    c["identity"]["identifiers"]["email"]["limit"] = 0
+    c["traits"]["computed"][0]["window"] = "ninety days"
+    c["traits"]["computed"].append(
+        {"key": "orders", "type": "counter", "event": "Order Completed", "colour": "red"}
+    )
+    c["traits"]["sql"][0]["identifier"] = "shoe_size"
+    c["audiences"][0]["where"]["op"] = "about"
+    c["audiences"][1]["where"]["all"][0]["within"] = "7 days"
+    c["audiences"].append({"key": "buyers", "where": {"trait": "views_30d", "op": ">", "value": 1}})
+    c["audiences"].append({"key": "fans", "where": {"trait": "favourite_colour", "op": "=", "value": "red"}})
+    c["audiences"].append({"key": "fans2", "where": {"audience": "big_spender"}})
+    c["destinations"][0]["settings"]["colour"] = "blue"
+    c["destinations"][1]["settings"]["terms_of_service_accepted"] = False
+    c["destinations"].append(
+        {
+            "id": "hook2",
+            "type": "webhook",
+            "settings": {"url": "https://h.example", "headers": {"Authorization": "x"}},
+        }
+    )
+    c["connections"][0]["send_mobile_ids"] = "yes please"
+    c["connections"][1]["id_sync"] = [{"identifier": "phone", "as": "phone", "strategy": "first_added"}]
+    c["connections"][2]["source"] = "audience:big_spender"  # after a bad connections[0]: still [2]
+    c["connections"][4]["trait_enrichment"] = [{"trait": "plan", "as": "plan"}]
+    c["connections"].append({"source": "audience:fans", "destination": "nowhere"})
+    c["connections"].append({"source": "audience:buyers", "destination": "meta", "setup": "sideways"})
+    found = [(p.line, p.path) for p in problems_of(c)]
+    assert found == [
+        (1, "workspace"),
+        (10, "identity.identifiers.email.limit"),
+        (32, "traits.computed[0].window"),
+        (40, "traits.computed[2].colour"),
+        (44, "traits.sql[0].identifier"),
+        (49, "audiences[0].where.op"),
+        (55, "audiences[1].where.all[0].within"),
+        (65, "audiences[3].key"),
+        (72, "audiences[4].where.trait"),
+        (77, "audiences[5].where.audience"),
+        (85, "destinations[0].settings.colour"),
+        (92, "destinations[1].settings.terms_of_service_accepted"),
+        (116, "destinations[5].settings.headers.Authorization"),
+        (121, "connections[0].send_mobile_ids"),
+        (137, "connections[1].id_sync"),
+        (141, "connections[2].source"),
+        (159, "connections[4].trait_enrichment"),
+        (163, "connections[5].destination"),
+        (166, "connections[6].setup"),
+        (167, "extras"),
+    ]
