@@ -114,6 +114,8 @@ def _drop_items(pruned: Pruned, drops: dict[tuple[str, ...], set[int]]) -> None:
             bucket = _KNOWN_BUCKET.get(section[0])
             if isinstance(name, str) and bucket:
                 pruned.dropped[bucket].add(name)
+            if section == ("traits", "predictive") and isinstance(name, str):
+                pruned.dropped["traits"].add(f"{name}_percentile")
             if section == ("traits", "sql") and isinstance(item, dict):
                 pruned.dropped["traits"].update(c for c in item.get("columns") or [] if isinstance(c, str))
             del items[position]
