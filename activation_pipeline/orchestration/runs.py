@@ -7,7 +7,7 @@ from pathlib import Path
 
 import dagster as dg
 
-from activation_pipeline.config import Workspace, WorkspaceInvalidError, load_workspace, validate_text
+from activation_pipeline.config import Workspace, WorkspaceInvalidError, validate_text
 from activation_pipeline.orchestration.resources import StateStoreResource
 from activation_pipeline.orchestration.scope import AS_OF_TAG, FULL_TAG
 from activation_pipeline.state.run_settings import pin_settings
@@ -18,8 +18,13 @@ StepContext = dg.OpExecutionContext | dg.AssetExecutionContext
 def workspace_for_run(context: StepContext, path: str, state: StateStoreResource) -> Workspace:
     """The workspace, validated, as the file was when the run's first step read it (a later edit applies
     to the next run)."""
-    current = load_workspace(path)
-    text = pin_settings(state.open(current), context.run.run_id, Path(path).read_text(encoding="utf-8"))
+    current_text = Path(path).read_text(encoding="utf-8")
+    current = _validated(current_text, path)
+    pinned_text = pin_settings(state.open(current), context.run.run_id, current_text)
+    return current if pinned_text == current_text else _validated(pinned_text, path)
+
+
+def _validated(text: str, path: str) -> Workspace:
     workspace, problems = validate_text(text, path, base_dir=Path(path).resolve().parent)
     if workspace is None:
         raise WorkspaceInvalidError(path, problems)
