@@ -2,23 +2,21 @@
 
 `handler` is either `package.module:function` (called for every message as `function(event, settings)`)
 or a `.py` file (relative to the workspace) defining `on_identify`, `on_track`, `on_group` handlers with
-the same arguments. A handler's return value is recorded in the ledger as the answer. Raising any exception
-fails that record (reason: its type and message); raising `RetryableError` retries it with backoff, then
-leaves it for the next run. A message type without a handler fails with `EventNotSupported`.
+the same arguments. The function runs in a process of its own (`worker`) that sees only its own settings, not
+this process's environment or any other destination's secret, with a memory limit, a timeout per message and a
+cap on what it may return. A handler's return value is recorded in the ledger as the answer. Raising any
+exception fails that record (reason: its type and message); raising `RetryableError` retries it with backoff,
+then leaves it for the next run; a timeout leaves it for the next run. A message type without a handler fails
+with `EventNotSupported`.
 """
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import json
 import random
-import sys
-import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 from activation_pipeline.config.secrets import SecretRef
@@ -29,67 +27,17 @@ from activation_pipeline.destinations.base import (
     Outcome,
     RecordResult,
 )
+from activation_pipeline.destinations.function.handlers import EventNotSupportedError, RetryableError
+from activation_pipeline.destinations.function.process import FunctionProcess, FunctionProcessError
 from activation_pipeline.destinations.function.settings import FunctionDestination
 from activation_pipeline.destinations.http import ClientOptions
-from activation_pipeline.errors import TerminalDestinationError, TransientDestinationError
 
-Handler = Callable[[dict[str, Any], dict[str, str]], Any]
-_IMPORT_LOCK = threading.Lock()
+__all__ = ["MAX_BATCH", "EventNotSupportedError", "FunctionClient", "RetryableError"]
+
 _RNG = random.Random()  # noqa: S311 - jitter, not cryptography
 MAX_BATCH = 100
-
-
-class RetryableError(TransientDestinationError):
-    """Raised by a function to ask for the record to be retried later (a transient failure)."""
-
-
-class EventNotSupportedError(TerminalDestinationError):
-    """The function has no handler for this message type."""
-
-
-def _load_file(path: Path) -> ModuleType:
-    name = f"activation_function_{abs(hash(str(path)))}"
-    spec = importlib.util.spec_from_file_location(name, path)
-    if spec is None or spec.loader is None:
-        raise ImportError(f"cannot load destination function file {path}")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def load_handlers(handler: str, base_dir: Path | None = None) -> Callable[[str], Handler | None]:
-    """A lookup from message type to handler, for `module:function` or a file of on_<type> handlers."""
-    base = base_dir or Path.cwd()
-    if handler.endswith(".py"):
-        path = Path(handler)
-        module = _load_file(path if path.is_absolute() else base / path)
-
-        def from_file(message_type: str) -> Handler | None:
-            """The file's on_<type> handler, if it defines one."""
-            found = getattr(module, f"on_{message_type}", None)
-            return found if callable(found) else None
-
-        return from_file
-    module_name, function_name = handler.split(":", 1)
-    with _IMPORT_LOCK:
-        added = str(base) not in sys.path
-        if added:
-            sys.path.insert(0, str(base))
-        try:
-            function = getattr(importlib.import_module(module_name), function_name)
-        finally:
-            if added:
-                sys.path.remove(str(base))
-    if not callable(function):
-        raise TypeError(f"{handler} is not callable")
-    return lambda _message_type: function
-
-
-def _jsonable(value: Any) -> Any:
-    try:
-        return json.loads(json.dumps(value, default=str))
-    except (TypeError, ValueError):
-        return repr(value)
+TIMEOUTS_BEFORE_DEFERRING = 3
+"""Consecutive timeouts after which the rest of a batch waits for the next run instead of timing out too."""
 
 
 class FunctionClient:
@@ -101,18 +49,26 @@ class FunctionClient:
         self.options = options or ClientOptions()
         settings = destination.settings
         where = f"destinations.{destination.id}.settings.settings"
-        self.settings = {
+        resolved = {
             name: value.resolve(f"{where}.{name}") if isinstance(value, SecretRef) else value
             for name, value in settings.settings.items()
         }
-        self.handlers = load_handlers(settings.handler, self.options.base_dir)
+        self.process = FunctionProcess(
+            settings.handler,
+            self.options.base_dir or Path.cwd(),
+            resolved,
+            timeout=settings.timeout_seconds,
+            memory_mb=settings.memory_mb,
+            max_answer_bytes=settings.max_answer_bytes,
+        )
         self.retries = 0
         self.calls = 0
 
-    def _call(self, handler: Handler, message: Mapping[str, Any]) -> RecordResult:
+    def _call(self, message: dict[str, Any]) -> RecordResult:
         policy = self.options.retry
         waited = 0.0
         record_id = str(message.get("messageId", ""))
+        message_type = str(message.get("type", ""))
         attempt = 0
         while True:
             attempt += 1
@@ -120,37 +76,38 @@ class FunctionClient:
                 self.options.rate_limiter.acquire()
             self.calls += 1
             try:
-                returned = handler(json.loads(json.dumps(message)), dict(self.settings))
-            except TransientDestinationError as error:
-                wait = policy.backoff(attempt, _RNG)
-                if attempt >= policy.max_attempts or waited + wait > policy.max_total_wait:
-                    return RecordResult(
-                        record_id,
-                        Outcome.RETRY,
-                        f"{type(error).__name__}: {error}; gave up after {attempt} attempts",
-                    )
-                self.retries += 1
-                waited += wait
-                self.options.sleep(wait)
-                continue
-            except Exception as error:
-                return RecordResult(record_id, Outcome.FAILED, f"{type(error).__name__}: {error}")
-            return RecordResult(record_id, Outcome.ACKNOWLEDGED, "", None, {"returned": _jsonable(returned)})
+                answer = self.process.call(message_type, json.loads(json.dumps(message)))
+            except FunctionProcessError as error:
+                outcome = Outcome.RETRY if error.transient else Outcome.FAILED
+                return RecordResult(record_id, outcome, str(error))
+            status, reason = answer.get("status"), str(answer.get("reason", ""))
+            if status == "ok":
+                return RecordResult(
+                    record_id, Outcome.ACKNOWLEDGED, "", None, {"returned": answer.get("returned")}
+                )
+            if status != "retry":
+                return RecordResult(record_id, Outcome.FAILED, reason)
+            wait = policy.backoff(attempt, _RNG)
+            if attempt >= policy.max_attempts or waited + wait > policy.max_total_wait:
+                return RecordResult(record_id, Outcome.RETRY, f"{reason}; gave up after {attempt} attempts")
+            self.retries += 1
+            waited += wait
+            self.options.sleep(wait)
 
     def send(self, records: Sequence[OutboundRecord], context: BatchContext) -> BatchResult:
-        """Call the handler of each message's type."""
+        """Call the function for each message, in its own process."""
         del context
         calls, retries = self.calls, self.retries
         started = time.monotonic()
-        results = []
+        results: list[RecordResult] = []
+        timeouts = 0
         for record in records:
-            message_type = str(record.payload.get("type", ""))
-            handler = self.handlers(message_type)
-            if handler is None:
-                reason = f"EventNotSupported: no on_{message_type} handler"
-                results.append(RecordResult(record.record_id, Outcome.FAILED, reason))
+            if timeouts >= TIMEOUTS_BEFORE_DEFERRING:
+                reason = f"deferred: the function timed out {timeouts} times in a row"
+                results.append(RecordResult(record.record_id, Outcome.RETRY, reason))
                 continue
-            result = self._call(handler, record.payload)
+            result = self._call(dict(record.payload))
+            timeouts = timeouts + 1 if result.reason.startswith("timed out") else 0
             results.append(
                 RecordResult(record.record_id, result.outcome, result.reason, result.sent, result.response)
             )
@@ -162,4 +119,5 @@ class FunctionClient:
         return BatchResult(results, metrics)
 
     def close(self) -> None:
-        """Nothing to release."""
+        """Stop the function's process."""
+        self.process.stop()

@@ -15,6 +15,13 @@ class FunctionSettings(Model):
 
     handler: str = Field(pattern=r"^([A-Za-z_][\w.]*:[A-Za-z_]\w*|[^\s]+\.py)$")
     settings: dict[str, str | Secret] = Field(default_factory=dict, description="passed to the function")
+    timeout_seconds: float = Field(
+        default=10.0, gt=0, le=300, description="per message; then retried next run"
+    )
+    memory_mb: int = Field(default=512, ge=64, le=16384, description="the function process's memory limit")
+    max_answer_bytes: int = Field(
+        default=65536, ge=1024, le=16 * 1024 * 1024, description="cap on a return value"
+    )
 
 
 class FunctionDestination(DestinationBase):
