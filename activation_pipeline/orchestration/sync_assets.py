@@ -74,7 +74,7 @@ def _guard_resync(context: dg.AssetExecutionContext, workspace: str) -> None:
     """A resync must carry its workspace tag and be the only unfinished resync of its workspace."""
     if context.run.tags.get(RESYNC_WORKSPACE_TAG) != workspace:
         raise dg.Failure(
-            f"resyncs are launched with the request_resync job (or with the tag {RESYNC_WORKSPACE_TAG}={workspace}) "
+            f"resyncs are launched with the workspace's request_resync job (or with the tag {RESYNC_WORKSPACE_TAG}={workspace}) "
             "so that only one runs at a time per workspace"
         )
     others = [
@@ -136,6 +136,7 @@ def build_sync_asset(
         compute: ComputeResource,
         delivery: DeliveryResource,
     ) -> dg.MaterializeResult:
+        """Sync one connection (the partition) of the destination: incrementally, or as a resync."""
         ws = delivery.workspace(workspace_for_run(context, path, state))
         connection_id = context.partition_key
         if connection_id not in connection_keys(ws, destination_id):
@@ -183,6 +184,7 @@ def build_sync_schedule(
         description=f"Incremental sync of {destination_id}'s connections ({cron}); turn on in the UI.",
     )
     def _schedule(context: dg.ScheduleEvaluationContext) -> list[dg.RunRequest]:
+        """An incremental sync of each registered connection of the destination."""
         tick = context.scheduled_execution_time.isoformat() if context.scheduled_execution_time else "now"
         # Only connections the partition sensor has registered; a brand-new one is picked up next tick.
         registered = set(context.instance.get_dynamic_partitions(partitions.name or ""))
