@@ -9,6 +9,9 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from activation_pipeline.errors import ConfigurationError
 
+RESOLVED: set[str] = set()
+"""Every secret value this process has read: what is stored (ledger responses, reasons) is redacted of them."""
+
 
 class MissingSecretError(ConfigurationError, RuntimeError):
     """An environment variable that a secret reference names is not set."""
@@ -27,6 +30,7 @@ class SecretRef(BaseModel):
         if value is None or value == "":
             place = f"{where}: " if where else ""
             raise MissingSecretError(f"{place}environment variable {self.env} is not set")
+        RESOLVED.add(value)
         return value
 
     def __repr__(self) -> str:

@@ -1,7 +1,9 @@
 """The delivery engine shared by every destination: outbox in, rate-limited batches out, acknowledgements back.
 
 `deliver` runs one sync of one destination:
-1. take the destination's lease (one run per destination at a time; a dead holder's lease is taken over);
+1. take the destination's lease (one run per destination at a time; a dead holder's lease is taken over) and
+   keep it with a heartbeat; every claim and acknowledgement is fenced by it, so a run that lost it (stalled
+   past the lease while another took over) records nothing more;
 2. recover: records left in flight by a killed run and records whose retries ran out go back to pending;
 3. stage the planned changes (already-acknowledged records are skipped, failed ones re-queued, changes the
    snapshot already reflects dropped);
@@ -36,7 +38,7 @@ from activation_pipeline.destinations.base import (
     RecordResult,
 )
 from activation_pipeline.state import outbox as ob
-from activation_pipeline.state.leases import acquire_lease, release_lease, renew_lease
+from activation_pipeline.state.leases import Lease, LeaseKeeper, acquire_lease, hold_lease, release_lease
 from activation_pipeline.state.schema import sync_runs
 from activation_pipeline.state.snapshots import chunked
 from activation_pipeline.state.store import StateStore
@@ -113,6 +115,8 @@ class _Run:
     batch_size: int
     connection_settings: Mapping[str, Mapping[str, Any]]
     after_batch: AfterBatch | None
+    lease: Lease
+    keeper: LeaseKeeper
     seq: int = 0
     counts: dict[Outcome, int] = field(default_factory=lambda: dict.fromkeys(Outcome, 0))
     metrics: dict[str, float] = field(default_factory=dict)
@@ -122,7 +126,9 @@ class _Run:
     ) -> tuple[str, list[ob.ClaimedRecord], BatchContext]:
         """Claim the next batch of a connection (committed before anything is sent)."""
         self.seq += 1
+        self.keeper.check()
         with self.store.write() as connection:
+            hold_lease(connection, self.lease)
             batch_id, claimed = ob.claim_batch(
                 connection,
                 self.destination_id,
@@ -159,6 +165,7 @@ class _Run:
     def complete(self, batch_id: str, claimed: list[ob.ClaimedRecord], result: BatchResult, seq: int) -> None:
         """Record a batch's results in one transaction, then call the after-batch hook."""
         with self.store.write() as connection:
+            hold_lease(connection, self.lease)  # a run that lost its lease acknowledges nothing
             counts = ob.complete_batch(
                 self.store,
                 connection,
@@ -210,8 +217,10 @@ def deliver(
     sync_id = sync_id or f"sync_{datetime.now(UTC):%Y%m%dT%H%M%S}_{uuid.uuid4().hex[:8]}"
     size = max(1, min(batch_size or client.max_batch, client.max_batch))
     lease = acquire_lease(store, destination_id, lease_ttl)
+    keeper = LeaseKeeper(store, lease, lease_ttl)
     try:
         with store.write() as connection:
+            hold_lease(connection, lease)
             connection.execute(
                 sa.insert(sync_runs).values(
                     sync_id=sync_id, destination_id=destination_id, status="running", started_at=_now()
@@ -221,16 +230,26 @@ def deliver(
         counts = ob.StageCounts()
         for part in chunked(staged_records(planned), STAGE_CHUNK):
             with store.write() as connection:
+                hold_lease(connection, lease)
                 counts += ob.stage(store, connection, destination_id, sync_id, part, _now(), resend=resend)
-            renew_lease(store, lease, lease_ttl)
-        run = _Run(store, client, destination_id, sync_id, size, connection_settings or {}, after_batch)
+        run = _Run(
+            store,
+            client,
+            destination_id,
+            sync_id,
+            size,
+            connection_settings or {},
+            after_batch,
+            lease,
+            keeper,
+        )
         if on_staged is not None:
             pending = _pending(run)
             on_staged(sum(n for _, n in pending), sum(math.ceil(n / size) for _, n in pending))
         if concurrency <= 1:
-            _send_serial(run, lease_ttl, lease)
+            _send_serial(run)
         else:
-            _send_parallel(run, concurrency, lease_ttl, lease)
+            _send_parallel(run, concurrency)
         duration = time.monotonic() - started
         report = DeliveryReport(
             destination_id=destination_id,
@@ -265,6 +284,7 @@ def deliver(
         )
         return report
     finally:
+        keeper.stop()
         release_lease(store, lease)
 
 
@@ -273,7 +293,7 @@ def _pending(run: _Run) -> list[tuple[str, int]]:
         return ob.pending_by_connection(connection, run.destination_id)
 
 
-def _send_serial(run: _Run, lease_ttl: float, lease: Any) -> None:
+def _send_serial(run: _Run) -> None:
     while pending := _pending(run):
         for connection_id, total in pending:
             batch_count = math.ceil(total / run.batch_size)
@@ -283,10 +303,9 @@ def _send_serial(run: _Run, lease_ttl: float, lease: Any) -> None:
                     break
                 result = run.send(claimed, context)
                 run.complete(batch_id, claimed, result, context.batch_seq)
-                renew_lease(run.store, lease, lease_ttl)
 
 
-def _send_parallel(run: _Run, concurrency: int, lease_ttl: float, lease: Any) -> None:
+def _send_parallel(run: _Run, concurrency: int) -> None:
     """Keep `concurrency` batches in flight; claim and complete them on this thread (the store's writer)."""
     with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="deliver") as pool:
         while pending := _pending(run):
@@ -308,4 +327,3 @@ def _send_parallel(run: _Run, concurrency: int, lease_ttl: float, lease: Any) ->
                     for future in done:
                         batch_id, claimed, context = in_flight.pop(future)
                         run.complete(batch_id, claimed, future.result(), context.batch_seq)
-                    renew_lease(run.store, lease, lease_ttl)

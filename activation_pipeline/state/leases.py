@@ -1,9 +1,17 @@
-"""One sync run at a time per destination: a lease row, taken over when it expired or its process died."""
+"""One sync run at a time per destination: a lease row, taken over when it expired or its process died.
+
+A holder keeps its lease alive with a heartbeat (`LeaseKeeper`) while it works, however long a request takes,
+and every claim and acknowledgement is fenced (`hold_lease`): checked, in the same transaction, against the
+lease row. A run that lost its lease (its process stalled past the lease, and another run took over) can
+therefore complete nothing: what it sent meanwhile is recorded by the run that holds the lease.
+"""
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
+import threading
 import time
 import uuid
 from dataclasses import dataclass
@@ -15,9 +23,15 @@ from activation_pipeline.errors import StateError
 from activation_pipeline.state.schema import destination_leases
 from activation_pipeline.state.store import StateStore
 
+log = logging.getLogger(__name__)
+
 
 class DestinationBusyError(StateError, RuntimeError):
     """Another live run holds the destination's lease."""
+
+
+class LeaseLostError(StateError, RuntimeError):
+    """This run's lease expired and was taken over: it may not claim or acknowledge anything more."""
 
 
 @dataclass(frozen=True)
@@ -73,10 +87,10 @@ def acquire_lease(store: StateStore, destination_id: str, ttl: float = 120.0) ->
     return Lease(destination_id, holder)
 
 
-def renew_lease(store: StateStore, lease: Lease, ttl: float = 120.0) -> None:
-    """Extend a held lease."""
+def renew_lease(store: StateStore, lease: Lease, ttl: float = 120.0) -> bool:
+    """Extend a held lease; False when it is no longer this holder's."""
     with store.write() as connection:
-        connection.execute(
+        renewed = connection.execute(
             sa.update(destination_leases)
             .where(
                 destination_leases.c.destination_id == lease.destination_id,
@@ -84,6 +98,57 @@ def renew_lease(store: StateStore, lease: Lease, ttl: float = 120.0) -> None:
             )
             .values(expires_at=time.time() + ttl)
         )
+    return bool(renewed.rowcount)
+
+
+def hold_lease(connection: sa.Connection, lease: Lease) -> None:
+    """Fence: raise LeaseLostError unless `lease` is still held (checked inside the caller's transaction)."""
+    table = destination_leases
+    row = connection.execute(
+        sa.select(table.c.holder, table.c.expires_at)
+        .where(table.c.destination_id == lease.destination_id)
+        .with_for_update()
+    ).first()
+    if row is None or row.holder != lease.holder or row.expires_at < time.time():
+        raise LeaseLostError(
+            f"destination {lease.destination_id}: this run's lease was taken over by another run; "
+            "nothing more is recorded by this run"
+        )
+
+
+class LeaseKeeper:
+    """A heartbeat renewing a lease every third of its time to live while the holder works."""
+
+    def __init__(self, store: StateStore, lease: Lease, ttl: float) -> None:
+        """Start renewing `lease` in a background thread."""
+        self.store, self.lease, self.ttl = store, lease, ttl
+        self.lost = threading.Event()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._beat, name=f"lease-{lease.destination_id}", daemon=True)
+        self._thread.start()
+
+    def _beat(self) -> None:
+        while not self._stop.wait(self.ttl / 3):
+            try:
+                if not renew_lease(self.store, self.lease, self.ttl):
+                    self.lost.set()
+                    return
+            except Exception as error:
+                log.warning(
+                    "lease heartbeat of %s failed: %s", self.lease.destination_id, type(error).__name__
+                )
+
+    def check(self) -> None:
+        """Raise LeaseLostError when the heartbeat found the lease gone."""
+        if self.lost.is_set():
+            raise LeaseLostError(
+                f"destination {self.lease.destination_id}: this run's lease was taken over by another run"
+            )
+
+    def stop(self) -> None:
+        """Stop renewing."""
+        self._stop.set()
+        self._thread.join()
 
 
 def release_lease(store: StateStore, lease: Lease) -> None:

@@ -18,6 +18,7 @@ import sqlalchemy as sa
 
 from activation_pipeline.activation.ids import same_value
 from activation_pipeline.destinations.base import Operation, OutboundRecord, Outcome, RecordResult
+from activation_pipeline.state.redaction import stored_answer, stored_reason
 from activation_pipeline.state.schema import batches, delivery_ledger, ledger_keys, outbox
 from activation_pipeline.state.snapshots import advance_snapshots, chunked, held_values
 from activation_pipeline.state.store import StateStore
@@ -280,7 +281,7 @@ def complete_batch(
         )
         counts[result.outcome] += 1
         updates.append(
-            {"b_id": item.row_id, "b_status": result.outcome.value, "b_reason": result.reason or None}
+            {"b_id": item.row_id, "b_status": result.outcome.value, "b_reason": stored_reason(result.reason)}
         )
         ledger_rows.append(
             {
@@ -294,9 +295,9 @@ def complete_batch(
                 "attempt": item.attempt,
                 "sent_at": now,
                 "outcome": result.outcome.value,
-                "reason": result.reason or None,
+                "reason": stored_reason(result.reason),
                 "sent": result.sent if result.sent is not None else item.record.payload,
-                "response": result.response,
+                "response": stored_answer(result.response),
             }
         )
     if updates:
