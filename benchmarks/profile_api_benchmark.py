@@ -61,7 +61,7 @@ def _write_workspace(out: Path, requests_per_second: float) -> Path:
     return path
 
 
-def _phase_prepare(out: str, as_of: str) -> dict[str, Any]:
+def _phase_prepare(out: str, as_of: str, evaluate: bool) -> dict[str, Any]:
     from activation_pipeline.compute.pipeline import ComputePipeline
     from activation_pipeline.config import load_workspace
     from activation_pipeline.serving.publish import publish_serving_copy, serving_directory
@@ -70,14 +70,15 @@ def _phase_prepare(out: str, as_of: str) -> dict[str, Any]:
     pipeline = ComputePipeline(workspace)
     moment = datetime.fromisoformat(as_of).replace(tzinfo=UTC)
     timings: dict[str, float] = {}
-    start = time.perf_counter()
-    landed = pipeline.land()
-    timings["land_s"] = time.perf_counter() - start
-    pipeline.force_full()
-    start = time.perf_counter()
-    for stage in ("resolve_identities", "custom_traits", "computed_traits", "sql_traits", "audiences"):
-        getattr(pipeline, stage)(moment)
-    timings["evaluate_s"] = time.perf_counter() - start
+    if evaluate:
+        start = time.perf_counter()
+        pipeline.land()
+        timings["land_s"] = time.perf_counter() - start
+        pipeline.force_full()
+        start = time.perf_counter()
+        for stage in ("resolve_identities", "custom_traits", "computed_traits", "sql_traits", "audiences"):
+            getattr(pipeline, stage)(moment)
+        timings["evaluate_s"] = time.perf_counter() - start
     start = time.perf_counter()
     publication = publish_serving_copy(pipeline.engine, workspace, moment.replace(tzinfo=None))
     timings["publish_s"] = time.perf_counter() - start
@@ -86,7 +87,6 @@ def _phase_prepare(out: str, as_of: str) -> dict[str, Any]:
     size = (directory / f"v{publication.version}.duckdb").stat().st_size
     return {
         **timings,
-        "events": landed.events_total,
         "profiles": publication.profiles,
         "identifiers": publication.identifiers,
         "serving_events": publication.events,
@@ -152,10 +152,19 @@ class Client:
         self.auth = "Basic " + base64.b64encode(f"{token}:".encode()).decode()
         self.idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
         self.opened = 0
+        self.reconnects = 0
 
     async def get(self, path: str) -> int:
-        """Send one GET and read the whole answer; its status."""
-        if self.idle:
+        """Send one GET and read the whole answer; its status. A kept-alive connection the server has closed
+        meanwhile is replaced once (GET is idempotent), as HTTP clients do."""
+        try:
+            return await self._get(path, fresh=False)
+        except (ConnectionError, asyncio.IncompleteReadError):
+            self.reconnects += 1
+            return await self._get(path, fresh=True)
+
+    async def _get(self, path: str, fresh: bool) -> int:
+        if self.idle and not fresh:
             reader, writer = self.idle.pop()
         else:
             reader, writer = await asyncio.open_connection("127.0.0.1", self.port)
@@ -211,6 +220,7 @@ async def _open_loop(port: int, token: str, paths: list[str], rate: float) -> di
         "max_ms": latencies[-1] * 1000,
         "statuses": {str(k): v for k, v in sorted(statuses.items())},
         "connections": client.opened,
+        "reconnects": client.reconnects,
     }
 
 
@@ -252,6 +262,9 @@ def main() -> None:
     parser.add_argument("--rates", default="100,500,1000")
     parser.add_argument("--seconds", type=float, default=30)
     parser.add_argument("--reuse", action="store_true", help="serve what an earlier run prepared")
+    parser.add_argument(
+        "--republish", action="store_true", help="with --reuse: publish the serving copy again"
+    )
     args = parser.parse_args()
     out = ROOT / "benchmarks" / "out" / f"profile_api_{args.profiles}"
     token = base64.b32encode(os.urandom(20)).decode()
@@ -263,10 +276,11 @@ def main() -> None:
         out.mkdir(parents=True)
         figures["synth"] = run_phase("synth", _phase_synth, str(out), args.profiles, args.events, None)
         _write_workspace(out, max(rates) * 4)
-        figures["prepare"] = run_phase("prepare", _phase_prepare, str(out), AS_OF.isoformat())
+    if not args.reuse or args.republish:
+        figures["prepare"] = run_phase("prepare", _phase_prepare, str(out), AS_OF.isoformat(), not args.reuse)
         prepared = figures["prepare"]
         print(
-            f"    land {prepared['land_s']:.1f} s, evaluate {prepared['evaluate_s']:.1f} s, publish "
+            f"    land {prepared.get('land_s', 0):.1f} s, evaluate {prepared.get('evaluate_s', 0):.1f} s, publish "
             f"{prepared['publish_s']:.1f} s: {prepared['profiles']:,} profiles, {prepared['identifiers']:,} "
             f"lookup keys, {prepared['serving_events']:,} events, {prepared['serving_mb']:.0f} MB",
             flush=True,

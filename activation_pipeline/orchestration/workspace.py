@@ -16,6 +16,7 @@ from activation_pipeline.orchestration.resources import ComputeResource, Deliver
 from activation_pipeline.orchestration.resync import build_request_job, build_resync_sensor
 from activation_pipeline.orchestration.scope import AUDIENCES, CONFIG, IDENTITY, TRAITS, Scope
 from activation_pipeline.orchestration.sensors import build_partitions_sensor
+from activation_pipeline.orchestration.serving_assets import build_serving_asset, serving_copy_key
 from activation_pipeline.orchestration.sync_assets import build_sync_definitions
 
 WORKSPACE_ENV = "ACTIVATION_WORKSPACE"
@@ -55,11 +56,12 @@ def workspace_definitions(path: str | Path) -> dg.Definitions:
         if key not in (scope.key("events"), scope.key("profiles"))
     ]
     sync_assets, sync_jobs, schedules = build_sync_definitions(scope, workspace, path, evaluated)
+    serving_copy = build_serving_asset(scope, path, evaluated)
     stages = dg.AssetSelection.groups(*(scope.group(s) for s in (CONFIG, IDENTITY, TRAITS, AUDIENCES)))
     jobs: list[dg.JobDefinition | AssetJob] = [
         dg.define_asset_job(
             scope.name(MAIN_JOB),
-            selection=stages | dg.AssetSelection.assets(scope.key("sync_inputs")),
+            selection=stages | dg.AssetSelection.assets(scope.key("sync_inputs"), serving_copy_key(scope)),
             description="Validate the workspace, then resolve profiles, compute traits and audiences as of the "
             "run's activation/as_of tag and export them for the destination syncs (events are landed by "
             f"{scope.name(LAND_JOB)}).",
@@ -71,7 +73,8 @@ def workspace_definitions(path: str | Path) -> dg.Definitions:
         ),
         dg.define_asset_job(
             scope.name(EVALUATE_JOB),
-            selection=dg.AssetSelection.groups(*(scope.group(s) for s in (IDENTITY, TRAITS, AUDIENCES))),
+            selection=dg.AssetSelection.groups(*(scope.group(s) for s in (IDENTITY, TRAITS, AUDIENCES)))
+            | dg.AssetSelection.assets(serving_copy_key(scope)),
             description="Resolve profiles, compute traits and evaluate audiences as of the run's "
             "activation/as_of tag.",
         ),
@@ -80,7 +83,7 @@ def workspace_definitions(path: str | Path) -> dg.Definitions:
         *sync_jobs,
     ]
     return dg.Definitions(
-        assets=[build_config_asset(scope, path), *compute_assets, *sync_assets],
+        assets=[build_config_asset(scope, path), *compute_assets, *sync_assets, serving_copy],
         jobs=jobs,
         schedules=schedules,
         sensors=[build_partitions_sensor(scope, path), build_resync_sensor(scope, path, sync_jobs)],

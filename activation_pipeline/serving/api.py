@@ -155,30 +155,34 @@ class ProfileApi:
         return self._account(version, key, resource, page)
 
     def _user(self, version: ServingVersion, key: str, resource: str, page: Page) -> dict[str, Any]:
-        row = version.profile(key)
-        if row is None:
+        found = version.profile(key)
+        if found is None:
             raise not_found()
+        doc = found.doc
         if resource == "traits":
-            return resources.traits(row, page, version.publication.as_of, resources.USER_TRAIT_COLUMNS)
+            return resources.traits(doc, page, version.publication.as_of, resources.USER_TRAIT_CLASSES)
         if resource == "external_ids":
-            return resources.external_ids(resources.profile_external_ids(row), page)
+            return resources.external_ids(resources.profile_external_ids(doc), page)
         if resource == "events":
-            return resources.events(version.events(row.profile_id), page)
+            return resources.events(version.events(found.id), page)
         if resource == "links":
-            return resources.user_links(row, page)
-        return resources.metadata(row.created_at, row.updated_at)
+            return resources.user_links(doc, page)
+        return resources.metadata(doc.get("created_at"), doc.get("updated_at"))
 
     def _account(self, version: ServingVersion, group_id: str, resource: str, page: Page) -> dict[str, Any]:
-        row = version.account(group_id)
-        if row is None:
+        found = version.account(group_id)
+        if found is None:
             raise not_found("Account")
         if resource == "traits":
-            return resources.traits(row, page, version.publication.as_of, resources.ACCOUNT_TRAIT_COLUMNS)
+            return resources.traits(
+                found.doc, page, version.publication.as_of, resources.ACCOUNT_TRAIT_CLASSES
+            )
         if resource == "external_ids":
-            return resources.external_ids(resources.account_external_ids(row), page)
+            return resources.external_ids(resources.account_external_ids(found), page)
         if resource == "links":
-            return resources.account_links(row, page, version.profiles)
-        return resources.metadata(row.created_at, row.created_at)
+            return resources.account_links(found, page, version.profiles)
+        created = found.doc.get("created_at")
+        return resources.metadata(created, created)
 
 
 def _route_name(request: Request) -> str:

@@ -49,7 +49,7 @@ class ServingQueries:
 
     def _object_of(self, tables: Sequence[sa.TableClause], key: str) -> sa.ColumnElement[Any]:
         pairs = [(c.name, c) for t in tables for c in t.c if c.name != key]
-        return json_text(json_object(self.dialect, pairs))
+        return json_object(self.dialect, pairs)
 
     def _sql_tables(self, level: str) -> list[str]:
         return [f"sqlt_{t.key}" for t in self.workspace.traits.sql if t.level == level]
@@ -86,7 +86,7 @@ class ServingQueries:
         return (
             sa.select(
                 rows.c.profile_id,
-                json_text(json_group_object(self.dialect, rows.c.audience_key, rows.c.member)).label("doc"),
+                json_group_object(self.dialect, rows.c.audience_key, rows.c.member).label("doc"),
             )
             .group_by(rows.c.profile_id)
             .subquery()
@@ -106,7 +106,7 @@ class ServingQueries:
             sa.select(
                 i.profile_id,
                 iso_text(self.dialect, sa.func.max(i.last_seen)).label("updated_at"),
-                json_text(json_group_array(self.dialect, entry)).label("doc"),
+                json_group_array(self.dialect, entry).label("doc"),
             )
             .where(i.profile_id.isnot(None))
             .group_by(i.profile_id)
@@ -130,10 +130,10 @@ class ServingQueries:
 
     def _grouped(self, key: Any, other: Any, since: Any, name: str) -> sa.Select[Any]:
         entry = json_object(self.dialect, [(name, other), ("created_at", iso_text(self.dialect, since))])
-        return sa.select(key, json_text(json_group_array(self.dialect, entry)).label("doc")).group_by(key)
+        return sa.select(key, json_group_array(self.dialect, entry).label("doc")).group_by(key)
 
     def profiles(self) -> sa.Select[Any]:
-        """One row per profile: traits by class, audiences, external ids and accounts as JSON text."""
+        """One row per profile: its document (traits by class, audiences, external ids, accounts) as JSON text."""
         p = self.engine.tables.profiles
         custom = self._trait_tables(["custom_traits"], "profile_id")
         computed = self._trait_tables(["computed_traits"], "profile_id")
@@ -148,24 +148,27 @@ class ServingQueries:
             source = source.outerjoin(t, t.c.profile_id == p.c.profile_id)
         for sub in (audiences, ids, accounts):
             source = source.outerjoin(sub, sub.c.profile_id == p.c.profile_id)
+        doc = json_object(
+            self.dialect,
+            [
+                ("created_at", iso_text(self.dialect, p.c.created_at)),
+                ("updated_at", ids.c.updated_at),
+                ("custom", self._object_of(custom, "profile_id")),
+                ("computed", self._object_of(computed, "profile_id")),
+                ("sql", self._object_of(sql, "profile_id")),
+                ("audiences", audiences.c.doc),
+                ("external_ids", ids.c.doc),
+                ("accounts", accounts.c.doc),
+            ],
+        )
         return (
-            sa.select(
-                p.c.profile_id,
-                iso_text(self.dialect, p.c.created_at).label("created_at"),
-                ids.c.updated_at,
-                self._object_of(custom, "profile_id").label("custom"),
-                self._object_of(computed, "profile_id").label("computed"),
-                self._object_of(sql, "profile_id").label("sql"),
-                audiences.c.doc.label("audiences"),
-                ids.c.doc.label("external_ids"),
-                accounts.c.doc.label("accounts"),
-            )
+            sa.select(p.c.profile_id, json_text(doc).label("doc"))
             .select_from(source)
             .order_by(p.c.profile_id)
         )
 
     def accounts(self) -> sa.Select[Any]:
-        """One row per account: its traits by class and its users (profile ids), as JSON text."""
+        """One row per account: its document (traits by class, its users) as JSON text."""
         joined = self._memberships()
         users = self._grouped(joined.c.group_id, joined.c.profile_id, joined.c.since, "profile_id").subquery()
         since = sa.select(joined.c.group_id, sa.func.min(joined.c.since).label("since")).group_by(
@@ -182,15 +185,18 @@ class ServingQueries:
         )
         for t in [*custom, *computed, *sql]:
             source = source.outerjoin(t, t.c.group_id == groups.c.group_id)
+        doc = json_object(
+            self.dialect,
+            [
+                ("created_at", iso_text(self.dialect, first.c.since)),
+                ("custom", self._object_of(custom, "group_id")),
+                ("computed", self._object_of(computed, "group_id")),
+                ("sql", self._object_of(sql, "group_id")),
+                ("users", users.c.doc),
+            ],
+        )
         return (
-            sa.select(
-                groups.c.group_id,
-                iso_text(self.dialect, first.c.since).label("created_at"),
-                self._object_of(custom, "group_id").label("custom"),
-                self._object_of(computed, "group_id").label("computed"),
-                self._object_of(sql, "group_id").label("sql"),
-                users.c.doc.label("users"),
-            )
+            sa.select(groups.c.group_id, json_text(doc).label("doc"))
             .select_from(source)
             .where(groups.c.group_id.isnot(None))
             .order_by(groups.c.group_id)

@@ -15,6 +15,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from activation_pipeline.serving.layout import PROFILE_PREFIX
+from activation_pipeline.serving.store import Document
 
 TRAIT_CLASSES = {
     "custom_trait": "custom",
@@ -106,20 +107,20 @@ def _paged(items: Sequence[Any], page: Page) -> tuple[list[Any], dict[str, Any]]
 # ------------------------------------------------------------------------------------------------ traits
 
 
-def _trait_values(row: Any, classes: Sequence[str]) -> dict[str, Any]:
+def _trait_values(doc: Mapping[str, Any], classes: Sequence[str]) -> dict[str, Any]:
     values: dict[str, Any] = {}
-    for column in classes:
-        values.update({k: v for k, v in (_json(getattr(row, column)) or {}).items() if v is not None})
+    for name in classes:
+        values.update({k: v for k, v in (doc.get(name) or {}).items() if v is not None})
     return values
 
 
-def traits(row: Any, page: Page, as_of: datetime, columns: Sequence[str]) -> dict[str, Any]:
+def traits(doc: Mapping[str, Any], page: Page, as_of: datetime, columns: Sequence[str]) -> dict[str, Any]:
     """`{traits, cursor}`: traits by key order, filtered by `include` and `class`, paged by trait key."""
     wanted = page.query.get("class")
     if wanted is not None and wanted not in TRAIT_CLASSES:
         raise invalid(f"The parameter `class` must be one of {', '.join(sorted(TRAIT_CLASSES))}.")
     classes = [TRAIT_CLASSES[wanted]] if wanted else list(columns)
-    values = _trait_values(row, [c for c in classes if c in columns])
+    values = _trait_values(doc, [c for c in classes if c in columns])
     include = _csv(page.query.get("include"))
     keys = sorted(k for k in values if include is None or k in include)
     start = page.query.get("next")
@@ -135,8 +136,8 @@ def traits(row: Any, page: Page, as_of: datetime, columns: Sequence[str]) -> dic
     return {"traits": body, "cursor": page.cursor(rest[0] if rest else None)}
 
 
-USER_TRAIT_COLUMNS = ("custom", "computed", "sql", "audiences")
-ACCOUNT_TRAIT_COLUMNS = ("custom", "computed", "sql")
+USER_TRAIT_CLASSES = ("custom", "computed", "sql", "audiences")
+ACCOUNT_TRAIT_CLASSES = ("custom", "computed", "sql")
 
 
 # ------------------------------------------------------------------------------------------ external ids
@@ -155,9 +156,9 @@ def external_id(entry: Mapping[str, Any], collection: str) -> dict[str, Any]:
     }
 
 
-def profile_external_ids(row: Any) -> list[dict[str, Any]]:
+def profile_external_ids(doc: Mapping[str, Any]) -> list[dict[str, Any]]:
     """A profile's external ids, oldest first."""
-    entries = sorted(_json(row.external_ids) or [], key=lambda e: (e["created_at"], e["type"], e["id"]))
+    entries = sorted(doc.get("external_ids") or [], key=lambda e: (e["created_at"], e["type"], e["id"]))
     return [external_id(e, "users") for e in entries]
 
 
@@ -169,17 +170,18 @@ def external_ids(ids: Sequence[dict[str, Any]], page: Page) -> dict[str, Any]:
     return {"data": data, "cursor": cursor}
 
 
-def account_external_ids(row: Any) -> list[dict[str, Any]]:
+def account_external_ids(account: Document) -> list[dict[str, Any]]:
     """An account's one external id: its group id."""
-    return [external_id({"id": row.group_id, "type": "group_id", "created_at": row.created_at}, "accounts")]
+    entry = {"id": account.id, "type": "group_id", "created_at": account.doc.get("created_at")}
+    return [external_id(entry, "accounts")]
 
 
 # ------------------------------------------------------------------------------------------------ links
 
 
-def user_links(row: Any, page: Page) -> dict[str, Any]:
+def user_links(doc: Mapping[str, Any], page: Page) -> dict[str, Any]:
     """`{data, cursor}`: the accounts a user belongs to."""
-    accounts = sorted(_json(row.accounts) or [], key=lambda a: (a["created_at"], a["group_id"]))
+    accounts = sorted(doc.get("accounts") or [], key=lambda a: (a["created_at"], a["group_id"]))
     links = [
         {
             "to_collection": "accounts",
@@ -195,11 +197,13 @@ def user_links(row: Any, page: Page) -> dict[str, Any]:
     return {"data": data, "cursor": cursor}
 
 
-def account_links(row: Any, page: Page, load: Callable[[list[int]], list[Any]]) -> dict[str, Any]:
+def account_links(
+    account: Document, page: Page, load: Callable[[list[int]], list[Document]]
+) -> dict[str, Any]:
     """`{data, cursor}`: an account's users, each with its external ids (loaded for this page only)."""
-    users = sorted(_json(row.users) or [], key=lambda u: (u["created_at"], u["profile_id"]))
+    users = sorted(account.doc.get("users") or [], key=lambda u: (u["created_at"], u["profile_id"]))
     chunk, cursor = _paged(users, page)
-    found = {r.profile_id: r for r in load([int(u["profile_id"]) for u in chunk])}
+    found = {d.id: d.doc for d in load([int(u["profile_id"]) for u in chunk])}
     data = [
         {"to_collection": "users", "external_ids": profile_external_ids(found[int(u["profile_id"])])}
         for u in chunk

@@ -7,6 +7,7 @@ published); each thread gets its own cursor. PostgreSQL versions are tables in t
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 import time
@@ -46,6 +47,14 @@ class Publication:
     as_of: datetime
 
 
+@dataclass(frozen=True)
+class Document:
+    """A profile's (or account's) id and its published document: traits by class, ids, links."""
+
+    id: Any
+    doc: dict[str, Any]
+
+
 class _Executor(Protocol):
     def rows(self, statement: sa.Executable, params: dict[str, Any]) -> list[Any]: ...
 
@@ -64,26 +73,23 @@ class ServingVersion:
         self._account_by_id = sa.select(accounts).where(accounts.c.group_id == sa.bindparam("group_id"))
         self._events_of = sa.select(events).where(events.c.profile_id == sa.bindparam("profile_id"))
 
-    def profile(self, key: str) -> Any | None:
-        """The surviving profile's row for a lookup key (`type:value` or `use_<id>`), or None."""
+    def profile(self, key: str) -> Document | None:
+        """The surviving profile's document for a lookup key (`type:value` or `use_<id>`), or None."""
         found = self._executor.rows(self._profile_id, {"key": key})
-        if not found:
-            return None
-        rows = self._executor.rows(self._profile_by_id, {"profile_id": found[0].profile_id})
-        return rows[0] if rows else None
+        return self._profile(found[0].profile_id) if found else None
 
-    def account(self, group_id: str) -> Any | None:
-        """An account's row, or None."""
+    def _profile(self, profile_id: int) -> Document | None:
+        rows = self._executor.rows(self._profile_by_id, {"profile_id": profile_id})
+        return Document(rows[0].profile_id, json.loads(rows[0].doc)) if rows else None
+
+    def account(self, group_id: str) -> Document | None:
+        """An account's document, or None."""
         found = self._executor.rows(self._account_by_id, {"group_id": group_id})
-        return found[0] if found else None
+        return Document(found[0].group_id, json.loads(found[0].doc)) if found else None
 
-    def profiles(self, profile_ids: Sequence[int]) -> list[Any]:
-        """The rows of several profiles (for an account's links)."""
-        return [
-            row
-            for pid in profile_ids
-            for row in self._executor.rows(self._profile_by_id, {"profile_id": pid})
-        ]
+    def profiles(self, profile_ids: Sequence[int]) -> list[Document]:
+        """The documents of several profiles (for an account's links)."""
+        return [doc for doc in map(self._profile, profile_ids) if doc is not None]
 
     def events(self, profile_id: int) -> list[Any]:
         """Every event the serving copy holds for a profile (the last `serving.events_days` days), unordered."""
@@ -99,7 +105,8 @@ class _DuckDbExecutor:
         self._local = threading.local()
         # More concurrent queries than cores make DuckDB slower in total, not faster: the rest wait here.
         self._slots = threading.BoundedSemaphore(os.cpu_count() or 2)
-        self._compiled: dict[int, tuple[str, list[str]]] = {}
+        # Keyed by id(); the statement is kept in the value so that no other object can take its id.
+        self._compiled: dict[int, tuple[sa.Executable, str, list[str]]] = {}
 
     def _cursor(self) -> Any:
         cursor = getattr(self._local, "cursor", None)
@@ -115,14 +122,20 @@ class _DuckDbExecutor:
         """The rows of a SELECT with named bind parameters (each statement is compiled once)."""
         cached = self._compiled.get(id(statement))
         if cached is None:
-            cached = self._compiled[id(statement)] = self._compile(statement)
-        sql, names = cached
+            cached = self._compiled[id(statement)] = (statement, *self._compile(statement))
+        _, sql, names = cached
         cursor = self._cursor()
         with self._slots:
             cursor.execute(sql, [params[n] for n in names])
             columns = [d[0] for d in cursor.description]
             found = cursor.fetchall()
         return [_Row(columns, r) for r in found]
+
+    def warm(self, tables: ServingTables) -> None:
+        """Read every column of every table once, so the first requests on this version find it in memory."""
+        for table in (tables.lookup, tables.profiles, tables.accounts, tables.events):
+            lengths = [sa.func.max(sa.func.length(sa.cast(c, sa.Text))) for c in table.c]
+            self.rows(sa.select(sa.func.count(), *lengths).select_from(table), {})
 
     def close(self) -> None:
         """Close the file (cursors of finished requests go with it)."""
@@ -180,12 +193,15 @@ class DuckDbReader:
         return info.st_ino, info.st_mtime_ns
 
     def current(self) -> ServingVersion:
-        """The version named now (opened on first use after the pointer changed)."""
+        """The version named now; while a newly named one is being opened, the one before it."""
         stamp = self._pointer_stamp()
-        if stamp is not None and stamp != self._stamp:
-            with self._lock:
+        # Only the first request waits for a version; later ones go on with the current one meanwhile.
+        if stamp is not None and stamp != self._stamp and self._lock.acquire(blocking=self._version is None):
+            try:
                 if stamp != self._stamp:
                     self._switch(stamp)
+            finally:
+                self._lock.release()
         if self._version is None:
             raise NotPublishedError("no evaluation has published a serving copy yet")
         return self._version
@@ -197,7 +213,9 @@ class DuckDbReader:
         version = int(str(pointer["version"]))
         executor = _DuckDbExecutor(self.directory / str(pointer["file"]))
         publication = Publication(version, datetime.fromisoformat(str(pointer["as_of"])))
-        opened = ServingVersion(serving_tables(version, None, ""), executor, publication)
+        tables = serving_tables(version, None, "")
+        executor.warm(tables)
+        opened = ServingVersion(tables, executor, publication)
         self._version, self._stamp = opened, stamp
         self._open.append((opened, executor))
         # Requests still on the version before keep it; older ones have finished long ago.
