@@ -180,11 +180,11 @@ def baseline(
             }
             for subject, value in part
         ]
+        statement = store.insert(sync_snapshots).on_conflict_do_nothing(
+            index_elements=["connection_id", "subject_key"]
+        )
         with store.write() as connection:
-            statement = store.insert(sync_snapshots).values(rows)
-            connection.execute(
-                statement.on_conflict_do_nothing(index_elements=["connection_id", "subject_key"])
-            )
+            connection.execute(statement, rows)
         count += len(rows)
     return count
 
