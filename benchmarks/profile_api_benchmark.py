@@ -249,7 +249,11 @@ def _run_service(
         return results
     finally:
         process.terminate()
-        process.wait(timeout=30)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:  # still draining a queue it could not keep up with
+            process.kill()
+            process.wait()
 
 
 def main() -> None:

@@ -18,12 +18,16 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import duckdb
+import numpy as np
 import sqlalchemy as sa
 
 from activation_pipeline.compute.engine import ComputeEngine
 from activation_pipeline.config import Workspace
+from activation_pipeline.serving.keys import KeyIndex, Probe, key_hash_sql
 from activation_pipeline.serving.layout import (
+    KEY_SEPARATOR,
     POINTER_FILE,
+    PROFILE_PREFIX,
     ServingTables,
     pointer_table,
     serving_tables,
@@ -62,10 +66,17 @@ class _Executor(Protocol):
 class ServingVersion:
     """Reads of one published version."""
 
-    def __init__(self, tables: ServingTables, executor: _Executor, publication: Publication) -> None:
+    def __init__(
+        self,
+        tables: ServingTables,
+        executor: _Executor,
+        publication: Publication,
+        keys: KeyIndex | None = None,
+    ) -> None:
         self.tables = tables
         self.publication = publication
         self._executor = executor
+        self._keys = keys
         lookup, profiles, accounts, events = tables.lookup, tables.profiles, tables.accounts, tables.events
         # Point reads by one indexed column each: on DuckDB two of them cost less than one join.
         self._profile_id = sa.select(lookup.c.profile_id).where(lookup.c.key == sa.bindparam("key"))
@@ -75,8 +86,16 @@ class ServingVersion:
 
     def profile(self, key: str) -> Document | None:
         """The surviving profile's document for a lookup key (`type:value` or `use_<id>`), or None."""
-        found = self._executor.rows(self._profile_id, {"key": key})
-        return self._profile(found[0].profile_id) if found else None
+        if self._keys is not None:
+            probed = self._keys.probe(key)
+            if probed is Probe.ABSENT:
+                return None
+            if isinstance(probed, int):
+                found = self._profile(probed)
+                if found is not None and _holds(found, key):
+                    return found
+        rows = self._executor.rows(self._profile_id, {"key": key})
+        return self._profile(rows[0].profile_id) if rows else None
 
     def _profile(self, profile_id: int) -> Document | None:
         rows = self._executor.rows(self._profile_by_id, {"profile_id": profile_id})
@@ -94,6 +113,14 @@ class ServingVersion:
     def events(self, profile_id: int) -> list[Any]:
         """Every event the serving copy holds for a profile (the last `serving.events_days` days), unordered."""
         return self._executor.rows(self._events_of, {"profile_id": profile_id})
+
+
+def _holds(profile: Document, key: str) -> bool:
+    """Whether a profile's document carries the lookup key (its id, or one of its external ids)."""
+    if key.startswith(PROFILE_PREFIX):
+        return str(profile.id) == key[len(PROFILE_PREFIX) :]
+    kind, _, value = key.partition(KEY_SEPARATOR)
+    return any(e["type"] == kind and e["id"] == value for e in profile.doc.get("external_ids") or ())
 
 
 class _DuckDbExecutor:
@@ -136,6 +163,16 @@ class _DuckDbExecutor:
         for table in (tables.lookup, tables.profiles, tables.accounts, tables.events):
             lengths = [sa.func.max(sa.func.length(sa.cast(c, sa.Text))) for c in table.c]
             self.rows(sa.select(sa.func.count(), *lengths).select_from(table), {})
+
+    def key_index(self, lookup: sa.Table) -> KeyIndex:
+        """The in-memory key index of a version's lookup table."""
+        query = sa.select(key_hash_sql(lookup.c.key).label("h"), lookup.c.profile_id)
+        sql = str(query.compile(dialect=self.dialect, compile_kwargs={"literal_binds": True}))
+        with self._slots:
+            arrays = self._cursor().execute(sql).fetchnumpy()
+        return KeyIndex(
+            np.asarray(arrays["h"], dtype=np.int64), np.asarray(arrays["profile_id"], dtype=np.int64)
+        )
 
     def close(self) -> None:
         """Close the file (cursors of finished requests go with it)."""
@@ -215,7 +252,7 @@ class DuckDbReader:
         publication = Publication(version, datetime.fromisoformat(str(pointer["as_of"])))
         tables = serving_tables(version, None, "")
         executor.warm(tables)
-        opened = ServingVersion(tables, executor, publication)
+        opened = ServingVersion(tables, executor, publication, executor.key_index(tables.lookup))
         self._version, self._stamp = opened, stamp
         self._open.append((opened, executor))
         # Requests still on the version before keep it; older ones have finished long ago.
