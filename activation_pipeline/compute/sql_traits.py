@@ -6,6 +6,7 @@ the audience stage through `pending_affected`.
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -283,6 +284,24 @@ def _run_query(
     return table_columns(conn, engine.schema, raw_name)
 
 
+def _float_columns(conn: sa.Connection, schema: str, table: str) -> set[str]:
+    columns = sa.table("columns", sa.column("column_name"), sa.column("data_type"), sa.column("table_name"),
+                       sa.column("table_schema"), schema="information_schema")  # fmt: skip
+    query = sa.select(columns.c.column_name).where(
+        columns.c.table_schema == schema,
+        columns.c.table_name == table,
+        sa.func.lower(columns.c.data_type).in_(["double", "float", "real", "double precision"]),
+    )
+    return {r[0] for r in conn.execute(query)}
+
+
+def _finite(column: Any) -> Any:
+    """A float column with NaN and infinities made NULL: no payload may carry them (both engines order NaN
+    above every number, so the range test leaves it out)."""
+    biggest = sys.float_info.max
+    return sa.case((column.between(-biggest, biggest), column), else_=sa.null())
+
+
 def _identifier_expr(column: Any, identifier: str) -> Any:
     text = sa.func.trim(sa.cast(column, sa.Text))
     return sa.func.lower(text) if identifier == "email" else text
@@ -309,7 +328,8 @@ def compute_sql_traits(engine: ComputeEngine, workspace: Workspace, as_of: datet
                     f"(it returns {', '.join(columns)})"
                 )
             raw = sa.table(raw_name, *[sa.column(c) for c in columns], schema=engine.schema)
-            values = [raw.c[k].label(k) for k in trait.trait_keys]
+            floats = _float_columns(conn, engine.schema, raw_name)
+            values = [(_finite(raw.c[k]) if k in floats else raw.c[k]).label(k) for k in trait.trait_keys]
             if trait.level == "account":
                 key = sa.cast(raw.c.group_id, sa.Text)
                 mapped = sa.select(key.label("group_id"), *values).where(raw.c.group_id.isnot(None))

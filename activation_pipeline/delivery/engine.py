@@ -259,7 +259,7 @@ def deliver(
             skipped=counts.already_acknowledged + counts.already_in_snapshot,
             recovered=recovered,
             sent=run.counts[Outcome.ACKNOWLEDGED],
-            failed=run.counts[Outcome.FAILED],
+            failed=run.counts[Outcome.FAILED] + counts.refused,
             deferred=run.counts[Outcome.RETRY],
             retried=int(run.metrics.get("http_retries", 0)),
             batches=run.seq,

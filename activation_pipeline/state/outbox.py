@@ -18,6 +18,7 @@ import sqlalchemy as sa
 
 from activation_pipeline.activation.ids import same_value
 from activation_pipeline.destinations.base import Operation, OutboundRecord, Outcome, RecordResult
+from activation_pipeline.state.json_values import storable, unsendable
 from activation_pipeline.state.redaction import stored_answer, stored_reason
 from activation_pipeline.state.schema import batches, delivery_ledger, ledger_keys, outbox
 from activation_pipeline.state.snapshots import advance_snapshots, chunked, held_values
@@ -53,6 +54,8 @@ class StageCounts:
     already_acknowledged: int = 0
     already_queued: int = 0
     already_in_snapshot: int = 0
+    refused: int = 0
+    """Records JSON cannot carry (a NaN or infinite number): failed at once, never sent."""
 
     def __add__(self, other: StageCounts) -> StageCounts:
         """Counts of two stagings together."""
@@ -88,6 +91,7 @@ def stage(
     unique: dict[str, StagedRecord] = {}
     for item in items:
         unique.setdefault(item.record.record_id, item)
+    refused = _refuse_unsendable(connection, destination_id, sync_id, unique.values(), now)
     by_connection: dict[str, set[str]] = {}
     for item in unique.values():
         by_connection.setdefault(item.connection_id, set()).add(item.subject_key)
@@ -97,6 +101,8 @@ def stage(
         cid: held_values(connection, cid, sorted(subjects)) for cid, subjects in by_connection.items()
     }
     for item in unique.values():
+        if item.record.record_id in refused:
+            continue
         snapshot = snapshots[item.connection_id]
         if (
             not resend
@@ -144,7 +150,47 @@ def stage(
         ]
         for part in chunked(key_rows, CHUNK):
             connection.execute(statement, list(part))
-    return StageCounts(len(inserts), len(requeue), acknowledged, queued, reflected)
+    return StageCounts(len(inserts), len(requeue), acknowledged, queued, reflected, len(refused))
+
+
+def _refuse_unsendable(
+    connection: sa.Connection, destination_id: str, sync_id: str, items: Iterable[StagedRecord], now: datetime
+) -> set[str]:
+    """Fail the records JSON cannot carry, with the reason, in the outbox and the ledger; their ids."""
+    refused = [(item, reason) for item in items if (reason := unsendable(item.record.payload)) is not None]
+    if not refused:
+        return set()
+    ids = [item.record.record_id for item, _ in refused]
+    for part in chunked(ids, CHUNK):
+        connection.execute(
+            sa.delete(outbox).where(outbox.c.destination_id == destination_id, outbox.c.record_id.in_(part))
+        )
+    rows, ledger_rows = [], []
+    for item, reason in refused:
+        row = _outbox_row(destination_id, sync_id, item, now)
+        row.update(status=FAILED, reason=reason, payload=storable(row["payload"]))
+        row["snapshot_value"] = storable(row["snapshot_value"])
+        rows.append(row)
+        ledger_rows.append(
+            {
+                "destination_id": destination_id,
+                "connection_id": item.connection_id,
+                "record_id": item.record.record_id,
+                "profile_id": item.record.profile_id,
+                "batch_id": "refused",
+                "sync_id": sync_id,
+                "operation": item.record.operation.value,
+                "attempt": 0,
+                "sent_at": now,
+                "outcome": FAILED,
+                "reason": reason,
+                "sent": None,
+                "response": None,
+            }
+        )
+    connection.execute(sa.insert(outbox), rows)
+    connection.execute(sa.insert(delivery_ledger), ledger_rows)
+    return set(ids)
 
 
 def _outbox_row(destination_id: str, sync_id: str, item: StagedRecord, now: datetime) -> dict[str, Any]:

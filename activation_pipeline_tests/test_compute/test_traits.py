@@ -164,3 +164,26 @@ traits:
     messages.identify("2026-10-01T00:00", user="u1")
     with pytest.raises(SqlTraitError, match="must be one SELECT statement, not 2"):
         run(make_workspace(tmp_path, extra), compute_engine, messages, "2026-10-10T00:00")
+
+
+def test_sql_trait_nan_and_infinity_become_missing(
+    tmp_path: Path, compute_engine: ComputeEngine, messages: Messages
+) -> None:
+    extra = """
+traits:
+  sql:
+    - key: score
+      identifier: user_id
+      query: >
+        SELECT user_id, CASE user_id WHEN 'u1' THEN CAST('NaN' AS DOUBLE PRECISION)
+        WHEN 'u2' THEN CAST('-Infinity' AS DOUBLE PRECISION) ELSE 2.5 END AS score
+        FROM identifies
+"""
+    for user in ("u1", "u2", "u3"):
+        messages.identify("2026-10-01T00:00", user=user)
+    pipeline = run(make_workspace(tmp_path, extra), compute_engine, messages, "2026-10-10T00:00")
+    assert {p: r["score"] for p, r in by_profile(pipeline, "sqlt_score").items()} == {
+        U1: None,
+        U2: None,
+        U3: 2.5,
+    }
