@@ -84,7 +84,7 @@ class DeliveryReport:
             "failed": self.failed,
             "deferred_to_next_run": self.deferred,
             "retried": self.retried,
-            "recovered_in_flight": self.recovered,
+            "in_flight_resent": self.recovered,
             "batches": self.batches,
             "requests": self.requests,
             "duration_seconds": round(self.duration_seconds, 3),
