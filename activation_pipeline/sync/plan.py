@@ -154,10 +154,10 @@ class ConnectionPlan:
         needed = self.capabilities.addressed_by
         space = self.workspace.personas_space_id
         for part in chunked(self.changes(), self.chunk):
-            self._count(part)
             profiles = self.view.profiles([c.subject_key for c in part])
             kept = [c for c in part if _addressable(c, profiles, needed)]
             self.counts.unaddressable += len(part) - len(kept)
+            self._count(kept)
             planned = plan_changes(
                 [_change(c, profiles, self.as_of, self.generation) for c in kept],
                 self.connection,
