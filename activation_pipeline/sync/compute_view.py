@@ -208,10 +208,6 @@ class ResultsView:
                 )
         return views
 
-    def close(self) -> None:
-        """Close the DuckDB connection."""
-        self._duckdb.close()
-
     # ------------------------------------------------------------------ lookups per chunk
 
     def _user_tables(self) -> list[str]:
