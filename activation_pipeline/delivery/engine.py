@@ -69,6 +69,8 @@ class DeliveryReport:
     requests: int = 0
     duration_seconds: float = 0.0
     extra: Mapping[str, float] = field(default_factory=dict)
+    stopped: str = ""
+    """Why the run stopped before sending everything: "deadline", "circuit_breaker", or "" (it did not)."""
 
     @property
     def requests_per_second(self) -> float:
@@ -85,6 +87,7 @@ class DeliveryReport:
             "deferred_to_next_run": self.deferred,
             "retried": self.retried,
             "in_flight_resent": self.recovered,
+            "stopped_early": self.stopped or "no",
             "batches": self.batches,
             "requests": self.requests,
             "duration_seconds": round(self.duration_seconds, 3),
@@ -117,9 +120,27 @@ class _Run:
     after_batch: AfterBatch | None
     lease: Lease
     keeper: LeaseKeeper
+    deadline: float | None = None
+    """`time.monotonic()` after which no new batch is claimed (the rest waits for the next run)."""
+    breaker_batches: int = 3
     seq: int = 0
+    failed_streak: int = 0
+    stopped: str = ""
     counts: dict[Outcome, int] = field(default_factory=lambda: dict.fromkeys(Outcome, 0))
     metrics: dict[str, float] = field(default_factory=dict)
+
+    def should_stop(self) -> bool:
+        """True once the run's deadline passed or the breaker opened: pending records wait for the next run."""
+        if not self.stopped and self.deadline is not None and time.monotonic() > self.deadline:
+            self.stopped = "deadline"
+        if not self.stopped and self.failed_streak >= self.breaker_batches:
+            self.stopped = "circuit_breaker"
+            log.warning(
+                "destination %s: %d batches in a row had nothing acknowledged; the rest waits for the next run",
+                self.destination_id,
+                self.failed_streak,
+            )
+        return bool(self.stopped)
 
     def claim(
         self, connection_id: str, batch_count: int, total: int
@@ -179,6 +200,7 @@ class _Run:
             )
         for outcome, n in counts.items():
             self.counts[outcome] += n
+        self.failed_streak = 0 if counts[Outcome.ACKNOWLEDGED] or not claimed else self.failed_streak + 1
         for key, value in result.metrics.items():
             self.metrics[key] = self.metrics.get(key, 0.0) + float(value)
         log.info(
@@ -207,12 +229,17 @@ def deliver(
     lease_ttl: float = 600.0,
     resend: bool = False,
     on_staged: OnStaged | None = None,
+    max_run_seconds: float | None = 3600.0,
+    breaker_batches: int = 3,
 ) -> DeliveryReport:
     """Stage `planned` and deliver everything pending for `destination_id`; returns the run's figures.
 
     `planned` may be a stream: it is staged `STAGE_CHUNK` records at a time, each chunk in its own
     transaction. `resend` stages changes even when the snapshot already holds them (resyncs). `on_staged`
-    is told how many records and batches are pending once staging is done (what the sync will send)."""
+    is told how many records and batches are pending once staging is done (what the sync will send).
+    A run claims no new batch after `max_run_seconds`, nor after `breaker_batches` batches in a row with nothing
+    acknowledged (a dead or refusing destination): what is left stays pending for the next run, counted as
+    deferred, and the report says why it stopped."""
     started = time.monotonic()
     sync_id = sync_id or f"sync_{datetime.now(UTC):%Y%m%dT%H%M%S}_{uuid.uuid4().hex[:8]}"
     size = max(1, min(batch_size or client.max_batch, client.max_batch))
@@ -242,6 +269,8 @@ def deliver(
             after_batch,
             lease,
             keeper,
+            None if max_run_seconds is None else started + max_run_seconds,
+            breaker_batches,
         )
         if on_staged is not None:
             pending = _pending(run)
@@ -260,12 +289,13 @@ def deliver(
             recovered=recovered,
             sent=run.counts[Outcome.ACKNOWLEDGED],
             failed=run.counts[Outcome.FAILED] + counts.refused,
-            deferred=run.counts[Outcome.RETRY],
+            deferred=run.counts[Outcome.RETRY] + (sum(n for _, n in _pending(run)) if run.stopped else 0),
             retried=int(run.metrics.get("http_retries", 0)),
             batches=run.seq,
             requests=int(run.metrics.get("http_requests", 0)),
             duration_seconds=duration,
             extra={k: v for k, v in run.metrics.items() if k not in ("http_retries", "http_requests")},
+            stopped=run.stopped,
         )
         with store.write() as connection:
             connection.execute(
@@ -294,10 +324,12 @@ def _pending(run: _Run) -> list[tuple[str, int]]:
 
 
 def _send_serial(run: _Run) -> None:
-    while pending := _pending(run):
+    while not run.should_stop() and (pending := _pending(run)):
         for connection_id, total in pending:
             batch_count = math.ceil(total / run.batch_size)
             for _ in range(batch_count):
+                if run.should_stop():
+                    return
                 batch_id, claimed, context = run.claim(connection_id, batch_count, total)
                 if not claimed:
                     break
@@ -308,13 +340,13 @@ def _send_serial(run: _Run) -> None:
 def _send_parallel(run: _Run, concurrency: int) -> None:
     """Keep `concurrency` batches in flight; claim and complete them on this thread (the store's writer)."""
     with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="deliver") as pool:
-        while pending := _pending(run):
+        while not run.should_stop() and (pending := _pending(run)):
             for connection_id, total in pending:
                 batch_count = math.ceil(total / run.batch_size)
                 in_flight: dict[Future[BatchResult], tuple[str, list[ob.ClaimedRecord], BatchContext]] = {}
                 remaining = batch_count
                 while remaining > 0 or in_flight:
-                    while remaining > 0 and len(in_flight) < concurrency:
+                    while remaining > 0 and len(in_flight) < concurrency and not run.should_stop():
                         batch_id, claimed, context = run.claim(connection_id, batch_count, total)
                         remaining -= 1
                         if not claimed:

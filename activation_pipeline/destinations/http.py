@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import requests
+import urllib3
 from requests.adapters import HTTPAdapter
 
 from activation_pipeline.destinations.base import Outcome
@@ -142,6 +143,10 @@ class HttpResult:
             return None
 
 
+class _DeadlineExceededError(Exception):
+    """The answer did not arrive whole within the request's deadline."""
+
+
 class HttpSender:
     """Sends requests to one base URL: a rate-limit token per attempt, retries per `RetryPolicy`."""
 
@@ -211,20 +216,19 @@ class HttpSender:
                 self.rate_limiter.acquire()
             response: requests.Response | None = None
             try:
-                response = self.session.request(
-                    method,
-                    self.url(path),
-                    json=json,
-                    data=data,
-                    params=params,
-                    headers=dict(headers) if headers else None,
-                    files=files,
-                    timeout=self.timeout,
+                response = self._within_deadline(
+                    method, path, json=json, data=data, params=params, headers=headers, files=files
                 )
-            except (requests.ConnectionError, requests.Timeout) as error:
+            except (
+                requests.ConnectionError,
+                requests.Timeout,
+                requests.exceptions.ChunkedEncodingError,
+            ) as error:
                 verdict = Verdict(
                     Outcome.RETRY, reason=f"{type(error).__name__} (connection error or timeout)"
                 )
+            except _DeadlineExceededError:
+                verdict = Verdict(Outcome.RETRY, reason=f"no complete answer within {self.timeout:g} s")
             else:
                 verdict = judge(response)
             if verdict.kind is not Outcome.RETRY:
@@ -243,6 +247,36 @@ class HttpSender:
                 response.close()
             waited += wait
             self.sleep(wait)
+
+    def _within_deadline(self, method: str, path: str, **kwargs: Any) -> requests.Response:
+        """One request whose whole answer must arrive within `timeout` (not only each read: a server sending a
+        byte every few seconds would otherwise hold the run for ever)."""
+        deadline = time.monotonic() + self.timeout
+        headers = kwargs.pop("headers")
+        response = self.session.request(
+            method,
+            self.url(path),
+            headers=dict(headers) if headers else None,
+            timeout=self.timeout,
+            stream=True,
+            **kwargs,
+        )
+        body = bytearray()
+        try:
+            # read1 returns what has arrived (iter_content would wait to fill each 64 KB chunk).
+            while chunk := response.raw.read1(64 * 1024, decode_content=True):
+                body += chunk
+                if time.monotonic() > deadline:
+                    raise _DeadlineExceededError
+        except (_DeadlineExceededError, urllib3.exceptions.HTTPError) as error:
+            response.close()
+            if isinstance(error, urllib3.exceptions.ReadTimeoutError):
+                raise requests.Timeout(str(error)) from error
+            if isinstance(error, urllib3.exceptions.HTTPError):  # cut off, or a body that does not decode
+                raise requests.ConnectionError(str(error)) from error
+            raise
+        response._content = bytes(body)  # read whole: .json() and .text work as without streaming
+        return response
 
     def post_json(self, path: str, body: Any, **kwargs: Any) -> HttpResult:
         """POST `body` as JSON."""
