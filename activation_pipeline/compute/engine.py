@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import io
 import re
+import time
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ from activation_pipeline.compute.schema import Tables, build_tables
 from activation_pipeline.compute.sqlutil import quoted_name
 from activation_pipeline.config import Workspace
 from activation_pipeline.config.secrets import SecretRef
+from activation_pipeline.errors import ComputeError
 
 
 def default_schema(workspace: Workspace) -> str:
@@ -56,6 +58,8 @@ class ComputeEngine:
     url: str
     schema: str
     duckdb_settings: dict[str, str] | None = None
+    lock_wait_seconds: float = 300.0
+    """How long to wait for a DuckDB file another process holds (another run) before giving up clearly."""
     _engine: sa.Engine | None = field(default=None, init=False, repr=False)
     _ready: bool = field(default=False, init=False, repr=False)
     _tables: Tables | None = field(default=None, init=False, repr=False)
@@ -97,10 +101,29 @@ class ComputeEngine:
             self._tables = build_tables(self.schema)
         return self._tables
 
+    def _enter(self, stack: ExitStack) -> sa.Connection:
+        """Open a transaction, waiting (bounded) while another process holds the DuckDB file."""
+        deadline = time.monotonic() + self.lock_wait_seconds
+        while True:
+            try:
+                return stack.enter_context(self.engine.begin())
+            except sa.exc.OperationalError as error:
+                holder = _LOCK_HOLDER.search(str(error.orig)) if self.is_duckdb else None
+                if holder is None:
+                    raise
+                if time.monotonic() >= deadline:
+                    raise ComputeBusyError(
+                        f"the compute file {self.url.removeprefix('duckdb:///')} is in use by another run "
+                        f"(process {holder.group(1)}); waited {self.lock_wait_seconds:g} s: run again when it has "
+                        "finished"
+                    ) from error
+                time.sleep(min(1.0, max(0.0, deadline - time.monotonic())))
+
     @contextmanager
     def begin(self) -> Iterator[sa.Connection]:
         """A connection in a transaction, with the schema and fixed tables created."""
-        with self.engine.begin() as conn:
+        with ExitStack() as stack:
+            conn = self._enter(stack)
             if not self._ready:
                 conn.execute(
                     sa.text(
@@ -120,6 +143,13 @@ class ComputeEngine:
     def name(self, conn: sa.Connection, table: str) -> str:
         """A table name of this schema, quoted for raw DDL."""
         return quoted_name(conn, self.schema, table)
+
+
+class ComputeBusyError(ComputeError):
+    """Another run holds the compute file (DuckDB has one writing process at a time)."""
+
+
+_LOCK_HOLDER = re.compile(r"Could not set lock on file .*?\(PID (\d+)\)", re.S)
 
 
 def load_arrow(conn: sa.Connection, table: sa.Table, data: pa.Table) -> int:
