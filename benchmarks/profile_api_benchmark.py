@@ -145,45 +145,58 @@ def request_paths(profiles: int, count: int, seed: int = 11) -> list[str]:
 
 
 class Client:
-    """Keep-alive HTTP/1.1 connections to one host; a request takes an idle one or opens another."""
+    """Up to `MAX_CONNECTIONS` keep-alive HTTP/1.1 connections to one host; a request takes an idle one, opens
+    another while under the cap, else waits for one (its latency still counts from when it was due)."""
+
+    MAX_CONNECTIONS = 256
 
     def __init__(self, port: int, token: str) -> None:
         self.port = port
         self.auth = "Basic " + base64.b64encode(f"{token}:".encode()).decode()
-        self.idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
+        self.idle: asyncio.Queue[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = asyncio.Queue()
         self.opened = 0
         self.reconnects = 0
 
     async def get(self, path: str) -> int:
-        """Send one GET and read the whole answer; its status. A kept-alive connection the server has closed
-        meanwhile is replaced once (GET is idempotent), as HTTP clients do."""
-        try:
-            return await self._get(path, fresh=False)
-        except (ConnectionError, asyncio.IncompleteReadError):
-            self.reconnects += 1
-            return await self._get(path, fresh=True)
+        """Send one GET and read the whole answer; its status (0: the connection failed twice). A kept-alive
+        connection the server has closed meanwhile is replaced once (GET is idempotent), as clients do."""
+        for attempt in range(2):
+            try:
+                return await self._get(path, fresh=attempt > 0)
+            except (ConnectionError, asyncio.IncompleteReadError):
+                self.reconnects += 1
+        return 0
+
+    async def _connection(self, fresh: bool) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        if not fresh and (not self.idle.empty() or self.opened >= self.MAX_CONNECTIONS):
+            return await self.idle.get()
+        self.opened += 1
+        return await asyncio.open_connection("127.0.0.1", self.port)
 
     async def _get(self, path: str, fresh: bool) -> int:
-        if self.idle and not fresh:
-            reader, writer = self.idle.pop()
-        else:
-            reader, writer = await asyncio.open_connection("127.0.0.1", self.port)
-            self.opened += 1
-        writer.write(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: {self.auth}\r\n\r\n".encode())
-        head = await reader.readuntil(b"\r\n\r\n")
-        lines = head.decode("latin-1").split("\r\n")
-        status = int(lines[0].split(" ")[1])
-        length = next(
-            int(line.split(":", 1)[1]) for line in lines if line.lower().startswith("content-length:")
-        )
-        await reader.readexactly(length)
-        self.idle.append((reader, writer))
+        reader, writer = await self._connection(fresh)
+        try:
+            writer.write(
+                f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: {self.auth}\r\n\r\n".encode()
+            )
+            head = await reader.readuntil(b"\r\n\r\n")
+            lines = head.decode("latin-1").split("\r\n")
+            status = int(lines[0].split(" ")[1])
+            length = next(
+                int(line.split(":", 1)[1]) for line in lines if line.lower().startswith("content-length:")
+            )
+            await reader.readexactly(length)
+        except BaseException:
+            writer.close()
+            self.opened -= 1
+            raise
+        self.idle.put_nowait((reader, writer))
         return status
 
     def close(self) -> None:
         """Close every idle connection."""
-        for _, writer in self.idle:
-            writer.close()
+        while not self.idle.empty():
+            self.idle.get_nowait()[1].close()
 
 
 async def _open_loop(port: int, token: str, paths: list[str], rate: float) -> dict[str, Any]:
@@ -221,6 +234,7 @@ async def _open_loop(port: int, token: str, paths: list[str], rate: float) -> di
         "statuses": {str(k): v for k, v in sorted(statuses.items())},
         "connections": client.opened,
         "reconnects": client.reconnects,
+        "load_average": os.getloadavg()[0],
     }
 
 
@@ -242,7 +256,8 @@ def _run_service(
             print(
                 f"  {rate:6.0f} rps: achieved {result['achieved_rps']:7.1f}/s, p50 {result['p50_ms']:6.2f} ms, "
                 f"p90 {result['p90_ms']:6.2f} ms, p99 {result['p99_ms']:6.2f} ms, max {result['max_ms']:7.1f} ms, "
-                f"statuses {result['statuses']}, {result['connections']} connections",
+                f"statuses {result['statuses']}, {result['connections']} connections, load average "
+                f"{result['load_average']:.1f}",
                 flush=True,
             )
             results.append(result)
