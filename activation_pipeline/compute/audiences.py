@@ -21,7 +21,7 @@ import sqlalchemy as sa
 from activation_pipeline.compute import traits as trait_stage
 from activation_pipeline.compute.engine import ComputeEngine
 from activation_pipeline.compute.incremental import Plan, finish_evaluation, plan_stage, require_stages
-from activation_pipeline.compute.schema import Tables
+from activation_pipeline.compute.schema import PREDICTIVE_TABLE, Tables
 from activation_pipeline.compute.sqlutil import CountIf, compare, create_table_as, drop_table
 from activation_pipeline.compute.traits import property_filter
 from activation_pipeline.config import Workspace
@@ -99,6 +99,10 @@ def trait_refs(workspace: Workspace, level: str) -> dict[str, TraitRef]:
         if sql.level == level:
             for k in sql.trait_keys:
                 refs[k] = TraitRef(f"sqlt_{sql.key}", key)
+    if level == "user":
+        for predictive in workspace.traits.predictive:
+            for k in predictive.trait_keys:
+                refs[k] = TraitRef(PREDICTIVE_TABLE, key)
     return refs
 
 
@@ -266,7 +270,7 @@ def evaluate_audiences(engine: ComputeEngine, workspace: Workspace, as_of: datet
     schema = engine.schema
     e, s = tables.events.c, tables.identity_sets.c
     with engine.begin() as conn:
-        require_stages(conn, engine, as_of)
+        require_stages(conn, engine, workspace, as_of)
         plan: Plan = plan_stage(conn, engine, workspace, "audiences", as_of)
         current_as_of = conn.execute(sa.select(sa.func.max(tables.membership.c.as_of))).scalar()
         had_previous = current_as_of is not None

@@ -64,8 +64,16 @@ def referenced_columns(workspace: Workspace) -> list[EventColumn]:
         if prop is not None:
             kind: Kind = "number" if isinstance(trait, AggregationTrait) else "text"
             found.add(EventColumn("properties", prop, kind))
-    for audience in workspace.audiences:
-        for _, node in walk_conditions(audience.where):
+    conditions = [a.where for a in workspace.audiences]
+    for predictive in workspace.traits.predictive:
+        found.update(EventColumn("properties", flt.property, "text") for flt in predictive.goal.where)
+        for number in (predictive.goal.property, predictive.features.monetary):
+            if number is not None:
+                found.add(EventColumn("properties", number, "number"))
+        if predictive.population is not None:
+            conditions.append(predictive.population)
+    for condition in conditions:
+        for _, node in walk_conditions(condition):
             if isinstance(node, EventCondition):
                 found.update(EventColumn("properties", flt.property, "text") for flt in node.where)
     return sorted(found)

@@ -11,6 +11,7 @@ Windows are `(as_of - W, as_of]`: an event exactly `W` before as-of is out, one 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -19,13 +20,14 @@ import sqlalchemy as sa
 from activation_pipeline.compute import state
 from activation_pipeline.compute.engine import ComputeEngine
 from activation_pipeline.compute.event_columns import ensure_event_columns
-from activation_pipeline.compute.sqlutil import create_table_as, drop_table
+from activation_pipeline.compute.sqlutil import create_table_as, drop_table, table_columns
 from activation_pipeline.config import Workspace
 from activation_pipeline.config.models import EventCondition
 from activation_pipeline.config.rules import walk_conditions
 from activation_pipeline.errors import ComputeError
 
 STAGES = ("custom_traits", "computed_traits", "sql_traits")
+PREDICTIVE_STAGE = "predictive_traits"
 
 
 class StageOrderError(ComputeError, RuntimeError):
@@ -115,14 +117,40 @@ def plan_stage(
     return Plan(as_of, False, previous, affected_table(engine.schema))
 
 
+def note_changed_profiles(
+    conn: sa.Connection, engine: ComputeEngine, new_name: str, old_name: str, columns: Sequence[str]
+) -> int:
+    """Pass to the audience stage (`pending_affected`) the profiles whose `columns` differ between two
+    profile tables, gained or lost a row; nothing when the old table is missing or has other columns."""
+    if set(table_columns(conn, engine.schema, old_name)) != {"profile_id", *columns}:
+        return 0
+    new, old = (
+        sa.table(name, sa.column("profile_id"), *[sa.column(c) for c in columns], schema=engine.schema)
+        for name in (new_name, old_name)
+    )
+    differs = [new.c[c].is_distinct_from(old.c[c]) for c in columns]
+    changed = (
+        sa.select(sa.func.coalesce(new.c.profile_id, old.c.profile_id).label("profile_id"))
+        .select_from(new.outerjoin(old, new.c.profile_id == old.c.profile_id, full=True))
+        .where(sa.or_(new.c.profile_id.is_(None), old.c.profile_id.is_(None), *differs))
+    )
+    result = conn.execute(sa.insert(engine.tables.pending_affected).from_select(["profile_id"], changed))
+    return max(result.rowcount or 0, 0)
+
+
 def stage_done(conn: sa.Connection, engine: ComputeEngine, stage: str, as_of: datetime) -> None:
     """Record that a stage's tables are now as of `as_of`."""
     state.put_time(conn, engine.tables, state.stage_key(stage), as_of)
 
 
-def require_stages(conn: sa.Connection, engine: ComputeEngine, as_of: datetime) -> None:
+def trait_stages(workspace: Workspace) -> tuple[str, ...]:
+    """The trait stages an evaluation of this workspace runs before its audiences."""
+    return (*STAGES, PREDICTIVE_STAGE) if workspace.traits.predictive else STAGES
+
+
+def require_stages(conn: sa.Connection, engine: ComputeEngine, workspace: Workspace, as_of: datetime) -> None:
     """Raise StageOrderError unless every trait stage is as of `as_of`."""
-    for stage in STAGES:
+    for stage in trait_stages(workspace):
         done = state.get_time(conn, engine.tables, state.stage_key(stage))
         if done != as_of:
             raise StageOrderError(
@@ -143,7 +171,7 @@ def finish_evaluation(
     state.put(conn, tables, state.EVALUATION_CONFIG, evaluation_fingerprint(workspace))
     state.put_time(conn, tables, state.EVALUATED_AS_OF, as_of)
     state.put(conn, tables, state.EVALUATED_BATCH, str(state.get_int(conn, tables, state.IDENTITY_BATCH)))
-    for stage in (*STAGES, "audiences"):
+    for stage in (*trait_stages(workspace), "audiences"):
         state.put_time(conn, tables, state.stage_key(stage), as_of)
     state.set_flag(conn, tables, state.EVALUATION_NEEDS_FULL, False)
     state.put(conn, tables, state.AFFECTED_KEY, None)

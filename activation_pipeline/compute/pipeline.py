@@ -21,6 +21,7 @@ from activation_pipeline.compute.audiences import AudienceSummary, evaluate_audi
 from activation_pipeline.compute.engine import ComputeEngine
 from activation_pipeline.compute.identity import IdentitySummary, resolve_identities
 from activation_pipeline.compute.landing import LandingSummary, land_events
+from activation_pipeline.compute.predictive import PredictiveSummary, compute_predictive_traits
 from activation_pipeline.compute.sql_traits import SqlTraitSummary, compute_sql_traits
 from activation_pipeline.compute.sqlutil import table_columns
 from activation_pipeline.compute.traits import TraitSummary, compute_computed_traits, compute_custom_traits
@@ -42,6 +43,7 @@ class EvaluationSummary:
     computed: TraitSummary
     sql: SqlTraitSummary
     audiences: AudienceSummary
+    predictive: PredictiveSummary
 
 
 def _arrow(conn: sa.Connection, query: Any) -> pa.Table:
@@ -90,6 +92,10 @@ class ComputePipeline:
         """SQL traits as of `as_of`."""
         return compute_sql_traits(self.engine, self.workspace, naive_utc(as_of))
 
+    def predictive_traits(self, as_of: datetime, *, retrain: bool = False) -> PredictiveSummary:
+        """Predictive traits scored as of `as_of` (models trained when due, or now with `retrain`)."""
+        return compute_predictive_traits(self.engine, self.workspace, naive_utc(as_of), retrain=retrain)
+
     def audiences(self, as_of: datetime) -> AudienceSummary:
         """Audience membership and changes as of `as_of`."""
         return evaluate_audiences(self.engine, self.workspace, naive_utc(as_of))
@@ -106,13 +112,10 @@ class ComputePipeline:
         then publish the Profile API's serving copy of the result."""
         if full:
             self.force_full()
-        summary = EvaluationSummary(
-            identity=self.resolve_identities(as_of),
-            custom=self.custom_traits(as_of),
-            computed=self.computed_traits(as_of),
-            sql=self.sql_traits(as_of),
-            audiences=self.audiences(as_of),
-        )
+        identity, custom = self.resolve_identities(as_of), self.custom_traits(as_of)
+        computed, sql = self.computed_traits(as_of), self.sql_traits(as_of)
+        predictive = self.predictive_traits(as_of)
+        summary = EvaluationSummary(identity, custom, computed, sql, self.audiences(as_of), predictive)
         publish_serving_copy(self.engine, self.workspace, naive_utc(as_of))
         return summary
 

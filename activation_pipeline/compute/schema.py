@@ -12,6 +12,8 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB
 
 JsonType = sa.JSON().with_variant(JSONB(), "postgresql")
+PREDICTIVE_TABLE = "predictive_traits"
+"""The trait table of predictive traits: profile_id, then each trait's score and `<key>_percentile`."""
 
 
 @dataclass(frozen=True)

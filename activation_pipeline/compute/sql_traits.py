@@ -20,7 +20,7 @@ from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.expression import FunctionElement
 
 from activation_pipeline.compute.engine import ComputeEngine
-from activation_pipeline.compute.incremental import require_identity, stage_done
+from activation_pipeline.compute.incremental import note_changed_profiles, require_identity, stage_done
 from activation_pipeline.compute.scratch import scratch_table
 from activation_pipeline.compute.sources import segment_table_name
 from activation_pipeline.compute.sqlutil import (
@@ -373,22 +373,10 @@ def compute_sql_traits(engine: ComputeEngine, workspace: Workspace, as_of: datet
             mapped_rows = int(conn.execute(sa.select(sa.func.count()).select_from(new)).scalar() or 0)
             totals["rows"] += raw_rows
             totals["mapped"] += mapped_rows
-            old_cols = set(table_columns(conn, engine.schema, final_name))
-            if trait.level == "user" and old_cols and old_cols == {key_name, *trait.trait_keys}:
-                old = sa.table(
-                    final_name,
-                    sa.column(key_name),
-                    *[sa.column(k) for k in trait.trait_keys],
-                    schema=engine.schema,
+            if trait.level == "user":
+                totals["changed"] += note_changed_profiles(
+                    conn, engine, new_name, final_name, trait.trait_keys
                 )
-                differs = [new.c[k].is_distinct_from(old.c[k]) for k in trait.trait_keys]
-                changed = (
-                    sa.select(sa.func.coalesce(new.c.profile_id, old.c.profile_id).label("profile_id"))
-                    .select_from(new.outerjoin(old, new.c.profile_id == old.c.profile_id, full=True))
-                    .where(sa.or_(new.c.profile_id.is_(None), old.c.profile_id.is_(None), *differs))
-                )
-                result = conn.execute(sa.insert(tables.pending_affected).from_select(["profile_id"], changed))
-                totals["changed"] += max(result.rowcount or 0, 0)
             drop_table(conn, engine.schema, final_name)
             conn.execute(
                 sa.text(

@@ -22,7 +22,7 @@ from pydantic import (
     model_validator,
 )
 
-from activation_pipeline.config.durations import Window
+from activation_pipeline.config.durations import Window, parse_window
 from activation_pipeline.config.secrets import Secret
 
 # Union members are tagged with a leading "~" so error paths can drop the tag (see problems.format_path).
@@ -401,8 +401,106 @@ class SqlTrait(Model):
         return self.query.strip().lower().endswith(".sql") and "\n" not in self.query.strip()
 
 
+PREDICTIVE_SHORTCUTS: dict[str, dict[str, Any]] = {
+    "likelihood_to_purchase": {
+        "kind": "likelihood",
+        "goal": {"event": "Order Completed"},
+        "horizon": "30d",
+        "features": {"monetary": "revenue"},
+    },
+    "likelihood_to_churn": {"kind": "likelihood", "goal": {"absent": True}, "horizon": "30d"},
+    "predicted_ltv": {
+        "kind": "value",
+        "goal": {"event": "Order Completed", "property": "revenue"},
+        "horizon": "90d",
+        "features": {"monetary": "revenue"},
+    },
+}
+"""What each `shortcut` of a predictive trait fills in (keys written in the file win)."""
+
+
+class PredictiveGoal(Model):
+    """What a predictive trait predicts: a tracked event (with filters) within the horizon, or its absence."""
+
+    event: str | None = Field(
+        default=None, min_length=1, description="event name; omitted: any tracked event"
+    )
+    where: list[PropertyFilter] = Field(default_factory=list, description="property filters, all must hold")
+    property: str | None = Field(
+        default=None,
+        pattern=TRAIT_PATH,
+        description="kind value: the numeric property summed over the horizon",
+    )
+    absent: bool = Field(default=False, description="true: the goal is that no such event happens (churn)")
+
+    @model_validator(mode="after")
+    def _filters_need_event(self) -> Self:
+        if self.where and self.event is None:
+            raise ValueError("property filters ('where') need an 'event'")
+        return self
+
+
+class PredictiveFeatures(Model):
+    """What the model learns from, per profile, as of a time."""
+
+    events: list[Annotated[str, Field(min_length=1)]] = Field(
+        default_factory=list, description="events counted per window; default: the 20 most frequent"
+    )
+    windows: list[Window] = Field(
+        default_factory=lambda: [parse_window("7d"), parse_window("30d"), parse_window("90d")],
+        min_length=1,
+        max_length=6,
+    )
+    monetary: str | None = Field(default=None, pattern=TRAIT_PATH, description="numeric property summed")
+    traits: list[Annotated[str, Field(pattern=SNAKE_KEY)]] = Field(
+        default_factory=list, description="counter and aggregation computed traits, taken as of the same time"
+    )
+
+
+class PredictiveTrait(Model):
+    """A model trained on the workspace's own events: likelihood of a goal within a horizon, or its value."""
+
+    key: str = Field(pattern=SNAKE_KEY, description="trait key; `<key>_percentile` is its percentile")
+    description: str = ""
+    shortcut: Literal["likelihood_to_purchase", "likelihood_to_churn", "predicted_ltv"] | None = None
+    kind: Literal["likelihood", "value"] = Field(description="a probability, or a predicted sum")
+    goal: PredictiveGoal
+    horizon: Window = Field(description="the goal counts when it happens within this long")
+    population: Condition | None = Field(
+        default=None, description="event conditions: who is trained and scored"
+    )
+    retrain: Window = Field(
+        default_factory=lambda: parse_window("7d"), description="model age before retraining"
+    )
+    features: PredictiveFeatures = Field(default_factory=PredictiveFeatures)
+    max_training_rows: int = Field(default=250_000, ge=1_000, le=10_000_000)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _apply_shortcut(cls, data: Any) -> Any:
+        if isinstance(data, dict) and isinstance(data.get("shortcut"), str):
+            filled = PREDICTIVE_SHORTCUTS.get(data["shortcut"])
+            if filled is not None:
+                return {**filled, **data}
+        return data
+
+    @model_validator(mode="after")
+    def _goal_fits_kind(self) -> Self:
+        goal = self.goal
+        if self.kind == "value" and (goal.property is None or goal.absent):
+            raise ValueError("kind 'value' needs goal.property (the numeric property summed), and not absent")
+        if self.kind == "likelihood" and goal.property is not None:
+            raise ValueError("goal.property is only for kind 'value'")
+        return self
+
+    @property
+    def trait_keys(self) -> list[str]:
+        """The trait keys it writes: the score and its percentile (0-100) among the profiles scored."""
+        return [self.key, f"{self.key}_percentile"]
+
+
 class Traits(Model):
-    """Custom traits (from identify and group calls), computed traits and SQL traits."""
+    """Custom traits (from identify and group calls), computed, SQL and predictive traits."""
 
     custom: list[Annotated[str, Field(pattern=TRAIT_PATH)]] = Field(
         default_factory=list, description="user traits read from identify calls (latest value wins)"
@@ -412,6 +510,7 @@ class Traits(Model):
     )
     computed: list[ComputedTrait] = Field(default_factory=list)
     sql: list[SqlTrait] = Field(default_factory=list)
+    predictive: list[PredictiveTrait] = Field(default_factory=list)
 
 
 # ------------------------------------------------------------------------------------------- audiences
@@ -506,7 +605,7 @@ _CONDITION_MODELS: dict[str, type[BaseModel]] = {
     "audience": AudienceCondition,
 }
 
-for _model in (AllCondition, AnyCondition, NotCondition):
+for _model in (AllCondition, AnyCondition, NotCondition, PredictiveTrait, Traits):
     _model.model_rebuild()
 
 

@@ -9,11 +9,14 @@ from pydantic import ValidationError
 
 from activation_pipeline.config.models import (
     MOBILE_IDENTIFIERS,
+    AggregationTrait,
     AllCondition,
     AnyCondition,
     Audience,
     AudienceCondition,
     Connection,
+    CounterTrait,
+    EventCondition,
     IdStrategy,
     NotCondition,
     TraitCondition,
@@ -52,6 +55,7 @@ class _Checker:
             set(t.custom)
             | {c.key for c in t.computed if c.level == "user"}
             | {k for s in t.sql if s.level == "user" for k in s.trait_keys}
+            | {k for p in t.predictive for k in p.trait_keys}
             | set(self.known.traits)
         )
 
@@ -87,6 +91,9 @@ class _Checker:
                     claim(sql.level, column, ("traits", "sql", i, "columns", j))
             else:
                 claim(sql.level, sql.key, ("traits", "sql", i, "key"))
+        for i, predictive in enumerate(t.predictive):
+            for key in predictive.trait_keys:
+                claim("user", key, ("traits", "predictive", i, "key"))
 
         seen_audiences: dict[str, int] = {}
         for i, audience in enumerate(self.ws.audiences):
@@ -144,6 +151,28 @@ class _Checker:
                 self.add(
                     (*loc, "query"), f"SQL file '{sql.query}' does not exist (relative to the workspace file)"
                 )
+        self.check_predictive()
+
+    def check_predictive(self) -> None:
+        numeric = {
+            c.key
+            for c in self.ws.traits.computed
+            if c.level == "user" and isinstance(c, CounterTrait | AggregationTrait)
+        }
+        for i, trait in enumerate(self.ws.traits.predictive):
+            loc: Loc = ("traits", "predictive", i)
+            for j, key in enumerate(trait.features.traits):
+                if key not in numeric:
+                    self.add(
+                        (*loc, "features", "traits", j),
+                        f"'{key}' is not a user-level counter or aggregation computed trait{_hint(key, numeric)}",
+                    )
+            if trait.population is None:
+                continue
+            # Population is evaluated as of the training cutoff too: traits and audiences exist only as of now.
+            for at, node in walk_conditions(trait.population, (*loc, "population")):
+                if not isinstance(node, EventCondition | AllCondition | AnyCondition | NotCondition):
+                    self.add(at, "a predictive population takes event conditions (with all, any, not) only")
 
     # ------------------------------------------------------------------ audiences
 
@@ -187,6 +216,7 @@ class _Checker:
         sendable_traits = (
             {c.key for c in self.ws.traits.computed}
             | {k for s in self.ws.traits.sql for k in s.trait_keys}
+            | {k for p in self.ws.traits.predictive for k in p.trait_keys}
             | set(self.known.traits)
         )
         for i, connection in enumerate(self.ws.connections):

@@ -25,6 +25,7 @@ def summarise(workspace: Workspace) -> WorkspaceSummary:
         "custom_traits": len(t.custom) + len(t.account),
         "computed_traits": len(t.computed),
         "sql_traits": len(t.sql),
+        "predictive_traits": len(t.predictive),
         "audiences": len(workspace.audiences),
         "destinations": len(workspace.destinations),
         "connections": len(workspace.connections),

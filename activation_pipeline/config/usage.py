@@ -19,8 +19,17 @@ def referenced_events(workspace: Workspace) -> dict[str, list[str]]:
 
     for trait in workspace.traits.computed:
         note(trait.event, getattr(trait, "property", None), trait.where)
-    for audience in workspace.audiences:
-        for _, node in walk_conditions(audience.where):
+    conditions = [a.where for a in workspace.audiences]
+    for predictive in workspace.traits.predictive:
+        goal = predictive.goal
+        if goal.event is not None:
+            note(goal.event, goal.property, goal.where)
+        for event in predictive.features.events:
+            note(event, None, [])
+        if predictive.population is not None:
+            conditions.append(predictive.population)
+    for condition in conditions:
+        for _, node in walk_conditions(condition):
             if isinstance(node, EventCondition):
                 note(node.event, None, node.where)
     return {event: sorted(props) for event, props in sorted(found.items())}

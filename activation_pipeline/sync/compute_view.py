@@ -23,10 +23,11 @@ from duckdb.sqltypes import VARCHAR
 
 from activation_pipeline.activation.model import IdentifierValue, ProfileView
 from activation_pipeline.compute.pipeline import ComputePipeline
+from activation_pipeline.compute.schema import PREDICTIVE_TABLE
 from activation_pipeline.compute.sqlutil import table_names
 
 ACCOUNT_PREFIX = "account:"
-USER_TRAIT_TABLES = ("custom_traits", "computed_traits")
+USER_TRAIT_TABLES = ("custom_traits", "computed_traits", PREDICTIVE_TABLE)
 ACCOUNT_TRAIT_TABLES = ("account_traits", "account_computed_traits")
 
 

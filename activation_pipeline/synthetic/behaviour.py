@@ -40,6 +40,10 @@ from activation_pipeline.synthetic.pools import (
 )
 
 SITE = "https://shop.example.com"
+WISHLIST_RATE = 0.03
+"""Chance per product viewed and not added to the cart that it is wishlisted, times the buyer's propensity²."""
+WISHLIST_BUYS = 0.6
+"""Chance that a signed-up person buys a wishlisted product 1 to 21 days later."""
 _CURRENCY_INDEX = {"USD": 0, "GBP": 1, "EUR": 2, "CAD": 3}
 _EXP_STEPS = 4096
 _EXP_TABLE = tuple(-math.log(1.0 - (k + 0.5) / _EXP_STEPS) for k in range(_EXP_STEPS))
@@ -84,7 +88,7 @@ class Shopper:
         builtin = {
             "Product Viewed", "Product Added", "Product List Viewed", "Cart Viewed", "Checkout Started",
             "Order Completed", "Order Refunded", "Signed Up", "Signed In", "Newsletter Subscribed",
-            "Subscription Started", "Email Opened", "Application Opened",
+            "Subscription Started", "Email Opened", "Application Opened", "Wishlist Added",
         }  # fmt: skip
         self.extra_new: list[tuple[str, list[tuple[str, ValueMaker]]]] = []
         self.extra_builtin: dict[str, list[tuple[str, ValueMaker]]] = {}
@@ -463,6 +467,30 @@ class Shopper:
             push(cur, "track", who, cached, ctx, dev.kind)
         return cur
 
+    def _wishlist(self, cur: float, p: Person, dev: Device, i: int) -> None:
+        """The planted signal for predictive traits: a wishlisted product is often bought within weeks.
+
+        Wishlisting rises with the hidden propensity to buy, and a signed-up person who wishlists buys the
+        product later (a server-side order) with WISHLIST_BUYS chance, so "Wishlist Added" in the last
+        weeks predicts "Order Completed" in the next ones, even for people who never bought before."""
+        rng = self.rng
+        product = self.products[i]
+        self._track(cur, p, dev, "Wishlist Added", {"product_id": product.product_id})
+        if not p.identified or rng.random() >= WISHLIST_BUYS:
+            return
+        self.order_seq += 1
+        later = cur + rng.uniform(1.0, 21.0) * 86_400_000
+        props = {**self._view_cache(i, p.currency)[0], "quantity": 1}
+        del props["currency"]
+        order = {
+            "order_id": f"ORD-{self.order_seq:08d}",
+            "revenue": product.price,
+            "currency": p.currency,
+            "products": [props],
+        }
+        # Not added to p.orders: a refund drawn in a session before `later` would precede its order.
+        self._server_track(later, p, "Order Completed", order)
+
     def _browse(self, cur: float, p: Person, dev: Device) -> float:
         rng = self.rng
         views = 1 + min(int(rng.expovariate(1.0 / p.view_mean)), 20)
@@ -482,6 +510,9 @@ class Shopper:
                     body = f'{self._added}{encoded[:-1]},"quantity":{qty}}}'
                     self._send(cur, "track", p, dev, body)
                 cart.append((i, qty))
+            elif rnd() < min(0.5, WISHLIST_RATE * p.buy * p.buy):
+                cur += self._step(1_000, 5_000)
+                self._wishlist(cur, p, dev, i)
         if not cart:
             return cur
         items = [{**self._view_cache(i, p.currency)[0], "quantity": qty} for i, qty in cart]

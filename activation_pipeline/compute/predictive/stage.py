@@ -1,0 +1,195 @@
+"""The predictive trait stage: train each model when it is due, score the population as of the run's time,
+and write every score and its percentile to the `predictive_traits` table (one row per profile).
+
+A model is retrained when none of its configuration exists, when the newest is older than the trait's
+`retrain` age, or on request; otherwise the newest is reused. Scores change with time (recency moves), so
+every run scores everyone; profiles whose score or percentile changed are passed to the audience stage.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import sqlalchemy as sa
+
+from activation_pipeline.compute.engine import ComputeEngine
+from activation_pipeline.compute.event_columns import ensure_event_columns
+from activation_pipeline.compute.incremental import (
+    PREDICTIVE_STAGE,
+    note_changed_profiles,
+    require_identity,
+    stage_done,
+)
+from activation_pipeline.compute.predictive import store
+from activation_pipeline.compute.predictive.features import (
+    FeatureSpec,
+    choose_events,
+    feature_query,
+    read_batches,
+    training_query,
+)
+from activation_pipeline.compute.predictive.model import TrainedModel, matrix, train
+from activation_pipeline.compute.schema import PREDICTIVE_TABLE
+from activation_pipeline.compute.scratch import scratch_table
+from activation_pipeline.compute.sqlutil import create_table_as, drop_table, rename_table
+from activation_pipeline.config import Workspace
+from activation_pipeline.config.models import PredictiveTrait
+
+
+@dataclass(frozen=True)
+class PredictiveResult:
+    """One predictive trait's run: whether it was retrained, its model's figures, and how many were scored."""
+
+    key: str
+    retrained: bool
+    trained_as_of: datetime
+    scored: int
+    figures: dict[str, Any]
+    scoring_seconds: float
+
+
+@dataclass(frozen=True)
+class PredictiveSummary:
+    """Results of one predictive stage."""
+
+    traits: list[PredictiveResult] = field(default_factory=list)
+    changed: int = 0
+
+
+def _train(
+    conn: sa.Connection, engine: ComputeEngine, workspace: Workspace, trait: PredictiveTrait, as_of: datetime
+) -> TrainedModel:
+    cutoff = as_of - trait.horizon
+    spec = FeatureSpec(
+        events=tuple(choose_events(conn, engine, trait, cutoff)),
+        windows=tuple(sorted(trait.features.windows)),
+        monetary=trait.features.monetary,
+        traits=tuple(trait.features.traits),
+    )
+    query = training_query(engine, workspace, trait, spec, cutoff, as_of)
+    data = pa.Table.from_batches(list(read_batches(conn, query)))
+    sampled = _sample(data, trait.max_training_rows)
+    model = train(trait.kind, spec, sampled)
+    model.figures.update(
+        cutoff=cutoff.isoformat(),
+        horizon_days=trait.horizon.total_seconds() / 86400,
+        population=data.num_rows,
+    )
+    store.save(conn, engine, trait, model, as_of, cutoff)
+    return model
+
+
+def _sample(data: pa.Table, limit: int) -> pa.Table:
+    """At most `limit` rows, every k-th in profile id order (deterministic)."""
+    if data.num_rows <= limit:
+        return data
+    step = -(-data.num_rows // limit)
+    return data.take(pa.array(np.arange(0, data.num_rows, step)))
+
+
+def _score(
+    conn: sa.Connection,
+    engine: ComputeEngine,
+    workspace: Workspace,
+    trait: PredictiveTrait,
+    model: TrainedModel,
+    as_of: datetime,
+) -> str:
+    """Score the population as of `as_of` into a scratch table (profile_id, score); its name."""
+    names = model.spec.names()
+    ids: list[np.ndarray] = []
+    scores: list[np.ndarray] = []
+    for batch in read_batches(conn, feature_query(engine, workspace, trait, model.spec, as_of)):
+        ids.append(batch.column("profile_id").to_numpy(zero_copy_only=False).astype(np.int64))
+        scores.append(model.predict(matrix(batch, names)))
+    name = f"_pred_{trait.key}"
+    data = pa.table(
+        {
+            "profile_id": pa.array(np.concatenate(ids) if ids else np.zeros(0, np.int64), pa.int64()),
+            "score": pa.array(np.concatenate(scores) if scores else np.zeros(0), pa.float64()),
+        }
+    )
+    scratch_table(conn, engine.schema, name, data)
+    return name
+
+
+def _write_table(
+    conn: sa.Connection, engine: ComputeEngine, traits: list[PredictiveTrait], scratch: list[str]
+) -> int:
+    """Build `predictive_traits` from the scratch scores (percentiles by window function); changed profiles."""
+    p = engine.tables.profiles
+    source: Any = p
+    columns: list[Any] = []
+    for trait, name in zip(traits, scratch, strict=True):
+        t = sa.table(name, sa.column("profile_id"), sa.column("score"), schema=engine.schema)
+        ranked = sa.select(
+            t.c.profile_id,
+            t.c.score,
+            sa.func.round(
+                sa.cast(100 * sa.func.percent_rank().over(order_by=t.c.score), sa.Numeric), 2
+            ).label("pct"),
+        ).subquery(f"r_{trait.key}")
+        source = source.outerjoin(ranked, ranked.c.profile_id == p.c.profile_id)
+        columns += [
+            sa.cast(ranked.c.score, sa.Float).label(trait.key),
+            sa.cast(ranked.c.pct, sa.Float).label(f"{trait.key}_percentile"),
+        ]
+    new_name = f"{PREDICTIVE_TABLE}__new"
+    query = sa.select(p.c.profile_id, *columns).select_from(source).order_by(p.c.profile_id)
+    create_table_as(conn, engine.schema, new_name, query)
+    keys = [k for trait in traits for k in trait.trait_keys]
+    changed = note_changed_profiles(conn, engine, new_name, PREDICTIVE_TABLE, keys)
+    rename_table(conn, engine.schema, new_name, PREDICTIVE_TABLE)
+    return changed
+
+
+def compute_predictive_traits(
+    engine: ComputeEngine, workspace: Workspace, as_of: datetime, *, retrain: bool = False
+) -> PredictiveSummary:
+    """Train (when due or asked) and score every predictive trait as of `as_of`."""
+    traits = list(workspace.traits.predictive)
+    results: list[PredictiveResult] = []
+    changed = 0
+    with engine.begin() as conn:
+        require_identity(conn, engine, as_of)
+        if not traits:
+            drop_table(conn, engine.schema, PREDICTIVE_TABLE)
+            stage_done(conn, engine, PREDICTIVE_STAGE, as_of)
+            return PredictiveSummary()
+        ensure_event_columns(conn, engine.tables.events, workspace)
+        scratch = []
+        for trait in traits:
+            found = None if retrain else store.latest(conn, engine, trait, as_of)
+            due = found is None or as_of - found[1] >= trait.retrain
+            if found is None or due:
+                model, trained_as_of = _train(conn, engine, workspace, trait, as_of), as_of
+            else:
+                model, trained_as_of = found
+            started = time.perf_counter()
+            scratch.append(_score(conn, engine, workspace, trait, model, as_of))
+            scored = int(
+                conn.execute(
+                    sa.select(sa.func.count()).select_from(sa.table(scratch[-1], schema=engine.schema))
+                ).scalar()
+                or 0
+            )
+            results.append(
+                PredictiveResult(
+                    trait.key,
+                    due,
+                    trained_as_of,
+                    scored,
+                    model.figures,
+                    round(time.perf_counter() - started, 3),
+                )
+            )
+        changed = _write_table(conn, engine, traits, scratch)
+        for name in scratch:
+            drop_table(conn, engine.schema, name)
+        stage_done(conn, engine, PREDICTIVE_STAGE, as_of)
+    return PredictiveSummary(results, changed)
