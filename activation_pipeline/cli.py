@@ -48,7 +48,9 @@ def cmd_validate(args: argparse.Namespace) -> int:
     """Validate a workspace file; exit 1 with every problem listed."""
     workspace, problems = validate_file(args.path)
     if workspace is not None and args.check_env:
-        problems = missing_environment(workspace)
+        from activation_pipeline.config.reachability import unreachable
+
+        problems = missing_environment(workspace) + unreachable(workspace)
     _print_problems(args.path, problems, args.json)
     return 1 if problems else 0
 
@@ -236,7 +238,9 @@ def build_parser() -> argparse.ArgumentParser:
     validate.add_argument("path")
     validate.add_argument("--json", action="store_true", help="print the result as JSON")
     validate.add_argument(
-        "--check-env", action="store_true", help="also report secret environment variables that are not set"
+        "--check-env",
+        action="store_true",
+        help="also report secret environment variables that are not set and databases that cannot be reached",
     )
     validate.set_defaults(func=cmd_validate)
 

@@ -43,7 +43,7 @@ class RunSummary:
         """Record a run's outcome and add up the numeric figures of its materialisations."""
         self.run_ids.append(result.run_id)
         if not result.success:
-            self.failures.append(label)
+            self.failures.append(f"{label}: {failure_cause(result)}")
         for event in result.get_asset_materialization_events():
             materialisation = event.step_materialization_data.materialization
             key = "/".join(materialisation.asset_key.path[1:])
@@ -55,6 +55,18 @@ class RunSummary:
                 else:
                     figures[name] = value
             rates_of_the_sum(figures)
+
+
+def failure_cause(result: dg.ExecuteInProcessResult) -> str:
+    """One line naming why a run failed: the innermost error of its first failed step (type and first line)."""
+    for event in result.get_step_failure_events():
+        error = event.step_failure_data.error if event.step_failure_data else None
+        while error is not None and error.cause is not None:
+            error = error.cause
+        if error is not None:
+            first = next((line.strip() for line in error.message.splitlines() if line.strip()), "")
+            return f"{error.cls_name or 'error'}: {first.removeprefix((error.cls_name or '') + ': ')}"[:300]
+    return "see the run's log"
 
 
 def rates_of_the_sum(figures: Figures) -> None:
