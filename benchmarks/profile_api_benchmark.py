@@ -46,6 +46,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 TOKEN_ENV = "PROFILE_API_BENCH_TOKEN"
+PG_URL = os.environ.get("ACTIVATION_TEST_PG_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/test")
+PG_SCHEMA = "profile_api_bench"
 SPACE = "spa_bench"
 SERVING_YAML = """
 space_id: spa_bench
@@ -92,6 +94,57 @@ def _phase_prepare(out: str, as_of: str, evaluate: bool) -> dict[str, Any]:
         "serving_events": publication.events,
         "serving_mb": size / 1e6,
     }
+
+
+def _phase_copy_to_postgres(out: str) -> dict[str, Any]:
+    """The published DuckDB serving copy, copied as version 1 of the PostgreSQL layout (tables `srv1_*` and the
+    pointer row in PG_SCHEMA, the same indexes), so the product's PostgreSQL reader serves the same data."""
+    import duckdb
+    import pyarrow as pa
+    import sqlalchemy as sa
+
+    from activation_pipeline.compute.engine import load_arrow
+    from activation_pipeline.config import load_workspace
+    from activation_pipeline.serving.layout import pointer_table, serving_tables, table_prefix
+    from activation_pipeline.serving.publish import create_indexes, read_pointer_file, serving_directory
+
+    directory = serving_directory(load_workspace(str(_paths(Path(out))["workspace"])))
+    pointer = read_pointer_file(directory)
+    assert pointer is not None, "publish first"
+    source = duckdb.connect(str(directory / str(pointer["file"])), read_only=True)
+    engine = sa.create_engine(PG_URL)
+    tables = serving_tables(1, PG_SCHEMA, table_prefix(1, on_duckdb=False))
+    with engine.begin() as conn:
+        conn.execute(sa.text(f"DROP SCHEMA IF EXISTS {PG_SCHEMA} CASCADE"))
+        conn.execute(sa.text(f"CREATE SCHEMA {PG_SCHEMA}"))
+        tables.lookup.metadata.create_all(conn)
+    start = time.perf_counter()
+    rows = 0
+    for table in tables.lookup.metadata.sorted_tables:
+        batches = source.execute(f"SELECT * FROM {table.name.removeprefix('srv1_')}").to_arrow_reader(200_000)
+        for batch in batches:
+            with engine.begin() as conn:
+                rows += load_arrow(conn, table, pa.Table.from_batches([batch]))
+    with engine.begin() as conn:
+        create_indexes(conn, tables)
+        for table in tables.lookup.metadata.sorted_tables:
+            conn.execute(sa.text(f"ANALYZE {PG_SCHEMA}.{table.name}"))
+        pointer_table(PG_SCHEMA).create(conn)
+        as_of = datetime.fromisoformat(str(pointer["as_of"]))
+        conn.execute(sa.insert(pointer_table(PG_SCHEMA)).values(version=1, as_of=as_of, published_at=as_of))
+    engine.dispose()
+    return {"rows": rows, "copy_s": time.perf_counter() - start}
+
+
+def _postgres_workspace(out: Path, requests_per_second: float) -> Path:
+    path = _write_workspace(out, requests_per_second)
+    text = path.read_text().replace(
+        "  engine: duckdb\n  path: product.duckdb",
+        f"  engine: postgres\n  url: {PG_URL}\n  schema: {PG_SCHEMA}",
+    )
+    pg_path = out / "workspace_pg.yml"
+    pg_path.write_text(text)
+    return pg_path
 
 
 def _free_port() -> int:
@@ -284,6 +337,9 @@ def main() -> None:
     parser.add_argument(
         "--republish", action="store_true", help="with --reuse: publish the serving copy again"
     )
+    parser.add_argument(
+        "--postgres", action="store_true", help="also serve the copy from PostgreSQL (PG_URL)"
+    )
     args = parser.parse_args()
     out = ROOT / "benchmarks" / "out" / f"profile_api_{args.profiles}"
     token = base64.b32encode(os.urandom(20)).decode()
@@ -307,6 +363,11 @@ def main() -> None:
     workspace = _write_workspace(out, max(rates) * 4)
     print("  load (limit raised)", flush=True)
     figures["load"] = _run_service(workspace, token, args.profiles, rates, args.seconds)
+    if args.postgres:
+        figures["postgres_copy"] = run_phase("pg copy", _phase_copy_to_postgres, str(out))
+        print("  load from PostgreSQL (limit raised)", flush=True)
+        pg_workspace = _postgres_workspace(out, max(rates) * 4)
+        figures["load_postgres"] = _run_service(pg_workspace, token, args.profiles, rates, args.seconds)
     workspace = _write_workspace(out, 100)
     print("  limit (Segment's 100/s per token)", flush=True)
     figures["limit"] = _run_service(workspace, token, args.profiles, [150], min(args.seconds, 10))

@@ -42,9 +42,10 @@ LIMITS = {
     "external_ids": (10, 100),
     "events": (10, 100),
     "links": (20, 100),
-    "metadata": (1, 1),
+    "metadata": (1, 200),
 }
-"""Default and largest `limit` per resource (Segment: 10 traits by default, up to 200; links 20)."""
+"""Default and largest `limit` per list resource (Segment: 10 traits by default, up to 200; links 20);
+`/metadata` is not a list and ignores it."""
 
 
 @dataclass(frozen=True)
@@ -122,6 +123,7 @@ class ProfileApi:
                 503, "unavailable", "No evaluation has been published yet.", request_id, {"Retry-After": "5"}
             )
         except Exception as error:
+            # Answer 500 and log only the error's type and place: its message may hold personal data.
             frame = traceback.extract_tb(error.__traceback__)[-1]
             LOG.error(
                 "request %s failed: %s at %s:%s",

@@ -75,6 +75,17 @@ def _count(conn: sa.Connection, table: sa.Table) -> int:
     return int(conn.execute(sa.select(sa.func.count()).select_from(table)).scalar() or 0)
 
 
+def create_indexes(conn: sa.Connection, tables: ServingTables) -> None:
+    """Index each table of a version by the key its reads look up."""
+    for table, column in (
+        (tables.lookup, "key"),
+        (tables.profiles, "profile_id"),
+        (tables.accounts, "group_id"),
+        (tables.events, "profile_id"),
+    ):
+        sa.Index(f"{table.name}_{column}", table.c[column]).create(conn)
+
+
 def _build(
     conn: sa.Connection, queries: ServingQueries, tables: ServingTables, published_at: datetime
 ) -> Publication:
@@ -86,13 +97,7 @@ def _build(
         (tables.events, queries.events()),
     ):
         create_table_as(conn, schema, table.name, query)
-    for table, column in (
-        (tables.lookup, "key"),
-        (tables.profiles, "profile_id"),
-        (tables.accounts, "group_id"),
-        (tables.events, "profile_id"),
-    ):
-        sa.Index(f"{table.name}_{column}", table.c[column]).create(conn)
+    create_indexes(conn, tables)
     counts = {
         name: _count(conn, t)
         for name, t in (

@@ -44,8 +44,8 @@ class NotPublishedError(RuntimeError):
 
 
 @dataclass(frozen=True)
-class Publication:
-    """The version a reader is on and the evaluation time it holds."""
+class VersionInfo:
+    """Which version a reader is on, and the evaluation time it holds."""
 
     version: int
     as_of: datetime
@@ -70,7 +70,7 @@ class ServingVersion:
         self,
         tables: ServingTables,
         executor: _Executor,
-        publication: Publication,
+        publication: VersionInfo,
         keys: KeyIndex | None = None,
     ) -> None:
         self.tables = tables
@@ -249,7 +249,7 @@ class DuckDbReader:
             return
         version = int(str(pointer["version"]))
         executor = _DuckDbExecutor(self.directory / str(pointer["file"]))
-        publication = Publication(version, datetime.fromisoformat(str(pointer["as_of"])))
+        publication = VersionInfo(version, datetime.fromisoformat(str(pointer["as_of"])))
         tables = serving_tables(version, None, "")
         executor.warm(tables)
         opened = ServingVersion(tables, executor, publication, executor.key_index(tables.lookup))
@@ -299,7 +299,7 @@ class PostgresReader:
             return
         tables = serving_tables(row.version, self.schema, table_prefix(row.version, on_duckdb=False))
         self._version = ServingVersion(
-            tables, _PostgresExecutor(self.engine), Publication(row.version, row.as_of)
+            tables, _PostgresExecutor(self.engine), VersionInfo(row.version, row.as_of)
         )
 
     def close(self) -> None:
