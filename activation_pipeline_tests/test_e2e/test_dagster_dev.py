@@ -270,7 +270,7 @@ def _workspace_file(directory: Path, workspaces: list[Workspace], state_director
         "from activation_pipeline.orchestration.workspace import WorkspaceComponent, default_resources\n\n"
         f"resources = {{**default_resources(), 'state': StateStoreResource(**{resources['state'].model_dump()!r}),"
         f" 'delivery': DeliveryResource(**{resources['delivery'].model_dump()!r})}}\n"
-        f"defs = dg.Definitions.merge({components}, dg.Definitions(resources=resources))\n"
+        f"defs = dg.Definitions.merge({components}, dg.Definitions(resources=resources, executor=dg.in_process_executor))\n"
     )
     entry = {"relative_path": str(module), "location_name": LOCATION, "working_directory": str(REPO)}
     path = directory / "workspace.yaml"
