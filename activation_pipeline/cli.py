@@ -71,6 +71,24 @@ def _print_run(workspace_name: str, as_of: datetime, summary: RunSummary) -> Non
     print(f"  {len(summary.run_ids)} Dagster runs")
 
 
+EXIT_UNDELIVERED = 3
+"""`run` exit code when every run succeeded but a sync left too many records undelivered (failed or deferred)."""
+
+
+def _report_undelivered(summary: RunSummary) -> bool:
+    """Print each sync whose undelivered share is above the limit; True when there is one."""
+    from activation_pipeline.orchestration.sync_metadata import UNDELIVERED_LIMIT, undelivered_share
+
+    found = False
+    for key, figures in summary.materialisations.items():
+        share = undelivered_share(figures)
+        if key.startswith("sync/") and share > UNDELIVERED_LIMIT:
+            print(f"  undelivered: {key}: {share:.0%} of its records failed or wait for the next run "
+                  f"(limit {UNDELIVERED_LIMIT:.0%}; see `activation-pipeline ledger` for the reasons)")  # fmt: skip
+            found = True
+    return found
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     """Run the whole pipeline for a workspace headless and print a summary."""
     from activation_pipeline.orchestration.headless import pipeline_instance, run_pipeline
@@ -103,7 +121,9 @@ def cmd_run(args: argparse.Namespace) -> int:
                 str(Path(args.path).resolve()), as_of, instance, level, sync=not args.no_sync
             )
             _print_run(workspace.workspace, as_of, summary)
-    return 0 if summary.success else 1
+    if not summary.success:
+        return 1
+    return EXIT_UNDELIVERED if _report_undelivered(summary) else 0
 
 
 def cmd_plan(args: argparse.Namespace) -> int:

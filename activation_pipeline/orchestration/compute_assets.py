@@ -277,6 +277,8 @@ def build_compute_assets(scope: Scope, workspace: Workspace, path: str) -> list[
         context: dg.AssetExecutionContext, state: StateStoreResource, compute: ComputeResource
     ) -> Iterator[dg.MaterializeResult]:
         """Evaluate every audience; each gets its size, entered and exited, and its checks."""
+        if not computed_keys:  # no computed-trait asset ran the (empty) stage audiences build on
+            _run_stage(context, path, state, compute, ComputePipeline.computed_traits)
         as_of, s = _run_stage(context, path, state, compute, ComputePipeline.audiences)
         results = {r.key: r for r in s.audiences}
         for audience in workspace.audiences:

@@ -65,7 +65,11 @@ def failure_cause(result: dg.ExecuteInProcessResult) -> str:
             error = error.cause
         if error is not None:
             first = next((line.strip() for line in error.message.splitlines() if line.strip()), "")
-            return f"{error.cls_name or 'error'}: {first.removeprefix((error.cls_name or '') + ': ')}"[:300]
+            name = error.cls_name or "error"
+            written, _, rest = first.partition(": ")
+            if rest and written.endswith(name):  # "package.module.Error: text" -> "text"
+                first = rest
+            return f"{name}: {first}"[:300]
     return "see the run's log"
 
 

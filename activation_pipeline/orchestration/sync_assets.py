@@ -24,7 +24,12 @@ from activation_pipeline.orchestration.scope import (
     WORKSPACE_TAG,
     Scope,
 )
-from activation_pipeline.orchestration.sync_metadata import sync_metadata
+from activation_pipeline.orchestration.sync_metadata import (
+    CHECK_DELIVERED,
+    UNDELIVERED_LIMIT,
+    delivery_check,
+    sync_metadata,
+)
 from activation_pipeline.sync.delta import SyncMode
 from activation_pipeline.sync.runner import Progress, sync_destination_of_workspace
 
@@ -129,6 +134,13 @@ def build_sync_asset(
         group_name=scope.group(SYNC),
         kinds={destination.type.split("_")[0], spec.kind},
         description=f"What {spec.title} ({destination_id}) holds after the last acknowledged sync, per connection.",
+        check_specs=[
+            dg.AssetCheckSpec(
+                CHECK_DELIVERED,
+                asset=scope.key("sync", destination_id),
+                description=f"At most {UNDELIVERED_LIMIT:.0%} of a sync's records failed or wait for the next run",
+            )
+        ],
     )
     def _sync(
         context: dg.AssetExecutionContext,
@@ -164,7 +176,11 @@ def build_sync_asset(
             sleep=delivery.sleep,
             limiter_factory=delivery.limiter,
         )
-        return dg.MaterializeResult(metadata=sync_metadata(result.metadata(), mode.value))
+        figures = result.metadata()
+        return dg.MaterializeResult(
+            metadata=sync_metadata(figures, mode.value),
+            check_results=[delivery_check(scope.key("sync", destination_id), figures)],
+        )
 
     return _sync
 

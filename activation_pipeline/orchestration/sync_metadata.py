@@ -14,6 +14,37 @@ _DETAIL_COLUMNS = dg.TableSchema(
 )
 
 
+CHECK_DELIVERED = "delivered"
+UNDELIVERED_LIMIT = 0.1
+"""The share of a sync's records that may fail or wait for the next run before its check fails."""
+
+
+def undelivered_share(figures: Figures) -> float:
+    """Failed and deferred records over all the records the sync tried (0.0 when it tried none)."""
+    sent, failed, deferred = (
+        float(figures.get(name, 0)) for name in ("sent", "failed", "deferred_to_next_run")
+    )
+    tried = sent + failed + deferred
+    return round((failed + deferred) / tried, 4) if tried else 0.0
+
+
+def delivery_check(asset_key: dg.AssetKey, figures: Figures) -> dg.AssetCheckResult:
+    """Fails (an error in the UI and for alerts) when more than UNDELIVERED_LIMIT of the records did not go."""
+    share = undelivered_share(figures)
+    return dg.AssetCheckResult(
+        asset_key=asset_key,
+        check_name=CHECK_DELIVERED,
+        passed=share <= UNDELIVERED_LIMIT,
+        metadata={
+            "undelivered_share": share,
+            "limit": UNDELIVERED_LIMIT,
+            "failed": int(float(figures.get("failed", 0))),
+            "deferred_to_next_run": int(float(figures.get("deferred_to_next_run", 0))),
+            "stopped_early": str(figures.get("stopped_early", "no")),
+        },
+    )
+
+
 def addressable_share(figures: Figures) -> float:
     """The share of changed profiles the destination could be sent (1.0 when nothing changed)."""
     changed = sum(float(figures.get(name, 0)) for name in ("entered", "exited", "updated"))
