@@ -40,9 +40,12 @@ def test_a_run_that_waited_long_enough_is_refused_clearly(tmp_path: Path) -> Non
     holder = _hold(path, 10)
     engine = ComputeEngine(url=f"duckdb:///{path}", schema="ws", lock_wait_seconds=1)
     try:
-        with pytest.raises(
-            ComputeBusyError, match=rf"in use by another run \(process {holder.pid}\); waited 1 s"
-        ), engine.begin():
+        with (
+            pytest.raises(
+                ComputeBusyError, match=rf"in use by another run \(process {holder.pid}\); waited 1 s"
+            ),
+            engine.begin(),
+        ):
             pass
     finally:
         engine.dispose()
