@@ -1,1 +1,2 @@
-"""Destination clients: records in, one result per record out. They know nothing of audiences."""
+"""Destinations: one package per type (`<type>/`: settings, capabilities, rules, client, fake server), found by
+`registry`; the shared contract (`base`), HTTP sender (`http`) and normalisation. They know nothing of audiences."""

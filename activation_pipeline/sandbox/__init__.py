@@ -1,1 +1,1 @@
-"""Local fake servers speaking each destination's real wire format, for tests and the local demo."""
+"""Fake servers: the base every destination's fake builds on (`base`), and running a workspace against them."""

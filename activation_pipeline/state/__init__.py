@@ -1,1 +1,2 @@
-"""The state store: outbox, delivery ledger, sync snapshots, leases and rate-limit buckets (SQLAlchemy Core)."""
+"""The state store (SQLAlchemy Core, one metadata): outbox, delivery ledger, sync snapshots, leases, rate-limit
+buckets, settings history and resync requests."""

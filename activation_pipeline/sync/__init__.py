@@ -1,1 +1,1 @@
-"""Sync orchestration: what each connection must send (backfill, deltas, resync), and sending it."""
+"""The sync path: each connection's plan (delta, profiles, addressable, records), walked by dry runs and syncs."""
