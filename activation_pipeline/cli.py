@@ -230,24 +230,19 @@ def cmd_history(args: argparse.Namespace) -> int:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     """Serve the Profile API of a workspace until interrupted; refuses to start without its access token."""
-    import logging
-
     from activation_pipeline.serving.access import NoAccessTokenError
-    from activation_pipeline.serving.server import server_for
+    from activation_pipeline.serving.server import serve
 
     workspace, problems = validate_file(args.path)
     if workspace is None:
         _print_problems(args.path, problems, as_json=False)
         return 1
     try:
-        server = server_for(workspace, args.host, args.port)
+        serve(args.path, args.host, args.port, args.workers)
     except NoAccessTokenError as error:
         print(f"not started: {error}", file=sys.stderr)
         return 1
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    server.run()
     return 0
-
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every sub-command."""
@@ -315,6 +310,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("path")
     serve.add_argument("--host", default=None, help="address to listen on (default: serving.host)")
     serve.add_argument("--port", type=int, default=None, help="port (default: serving.port)")
+    serve.add_argument("--workers", type=int, default=None, help="processes (default: serving.workers)")
     serve.set_defaults(func=cmd_serve)
     return parser
 

@@ -153,7 +153,7 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def start_service(workspace: Path, token: str) -> tuple[subprocess.Popen[bytes], int]:
+def start_service(workspace: Path, token: str, workers: int) -> tuple[subprocess.Popen[bytes], int]:
     """`activation-pipeline serve` in its own process; returns it and its port once it accepts connections."""
     port = _free_port()
     command = [
@@ -298,9 +298,9 @@ def load(port: int, token: str, profiles: int, rate: float, seconds: float) -> d
 
 
 def _run_service(
-    workspace: Path, token: str, profiles: int, rates: list[float], seconds: float
+    workspace: Path, token: str, profiles: int, rates: list[float], seconds: float, workers: int = 1
 ) -> list[dict[str, Any]]:
-    process, port = start_service(workspace, token)
+    process, port = start_service(workspace, token, workers)
     try:
         load(port, token, profiles, 100, 3)  # warm up: open the version, fill caches
         results = []
@@ -344,7 +344,12 @@ def main() -> None:
     out = ROOT / "benchmarks" / "out" / f"profile_api_{args.profiles}"
     token = base64.b32encode(os.urandom(20)).decode()
     rates = [float(r) for r in args.rates.split(",")]
-    figures: dict[str, Any] = {"profiles": args.profiles, "events": args.events, "seconds": args.seconds}
+    figures: dict[str, Any] = {
+        "profiles": args.profiles,
+        "events": args.events,
+        "seconds": args.seconds,
+        "workers": args.workers,
+    }
     print(f"Profile API benchmark: {args.profiles:,} profiles, {args.events:,} events", flush=True)
     if not args.reuse:
         shutil.rmtree(out, ignore_errors=True)
@@ -362,15 +367,19 @@ def main() -> None:
         )
     workspace = _write_workspace(out, max(rates) * 4)
     print("  load (limit raised)", flush=True)
-    figures["load"] = _run_service(workspace, token, args.profiles, rates, args.seconds)
+    figures["load"] = _run_service(workspace, token, args.profiles, rates, args.seconds, args.workers)
     if args.postgres:
         figures["postgres_copy"] = run_phase("pg copy", _phase_copy_to_postgres, str(out))
         print("  load from PostgreSQL (limit raised)", flush=True)
         pg_workspace = _postgres_workspace(out, max(rates) * 4)
-        figures["load_postgres"] = _run_service(pg_workspace, token, args.profiles, rates, args.seconds)
+        figures["load_postgres"] = _run_service(
+            pg_workspace, token, args.profiles, rates, args.seconds, args.workers
+        )
     workspace = _write_workspace(out, 100)
     print("  limit (Segment's 100/s per token)", flush=True)
-    figures["limit"] = _run_service(workspace, token, args.profiles, [150], min(args.seconds, 10))
+    figures["limit"] = _run_service(
+        workspace, token, args.profiles, [150], min(args.seconds, 10), args.workers
+    )
     (out.parent / f"profile_api_{args.profiles}.json").write_text(json.dumps(figures, indent=2, default=str))
 
 

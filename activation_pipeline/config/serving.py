@@ -39,6 +39,7 @@ class Serving(Model):
     requests_per_second: float = Field(
         default=SEGMENT_REQUESTS_PER_SECOND, gt=0, le=100_000, description="rate limit per access token"
     )
+    workers: int = Field(default=1, ge=1, le=64, description="service processes; the rate limit is shared")
     host: str = Field(default="127.0.0.1", min_length=1)
     port: int = Field(default=8790, ge=0, le=65535)
 

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import base64
 import binascii
+import fcntl
 import hmac
+import mmap
 import os
+import struct
 import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from activation_pipeline.config.serving import AccessToken
 
@@ -54,22 +58,43 @@ def token_of(authorization: str | None, credentials: Sequence[Credential]) -> Cr
 
 
 class RateLimiter:
-    """A token bucket per access token: `rate` requests a second, bursts of up to one second's worth."""
+    """A token bucket per access token: `rate` requests a second, bursts of up to one second's worth.
 
-    def __init__(self, rate: float) -> None:
+    The buckets live in a small file mapped into memory and locked per token, so that every worker process of
+    one service shares them; `time.monotonic()` is one clock for all processes of a machine."""
+
+    SLOT = struct.Struct("dd")
+    """tokens left, and when they were counted (0: never, so the bucket is full)."""
+
+    def __init__(self, rate: float, names: Sequence[str], path: Path) -> None:
         self.rate = rate
         self.capacity = max(rate, 1.0)
-        self._buckets: dict[str, tuple[float, float]] = {}
-        self._lock = threading.Lock()
+        self._offsets = {name: i * self.SLOT.size for i, name in enumerate(names)}
+        self._fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        size = self.SLOT.size * max(1, len(names))
+        if os.fstat(self._fd).st_size < size:
+            os.ftruncate(self._fd, size)
+        self._map = mmap.mmap(self._fd, size)
+        self._lock = threading.Lock()  # fcntl locks are per process: threads of one process take this first
 
     def allow(self, name: str) -> float:
         """0 when a request of `name` may go now, else the seconds until it may."""
-        now = time.monotonic()
+        offset = self._offsets[name]
         with self._lock:
-            tokens, stamp = self._buckets.get(name, (self.capacity, now))
-            tokens = min(self.capacity, tokens + (now - stamp) * self.rate)
-            if tokens >= 1.0:
-                self._buckets[name] = (tokens - 1.0, now)
-                return 0.0
-            self._buckets[name] = (tokens, now)
-            return (1.0 - tokens) / self.rate
+            fcntl.lockf(self._fd, fcntl.LOCK_EX, self.SLOT.size, offset)
+            try:
+                now = time.monotonic()
+                tokens, stamp = self.SLOT.unpack_from(self._map, offset)
+                tokens = (
+                    self.capacity if stamp == 0 else min(self.capacity, tokens + (now - stamp) * self.rate)
+                )
+                allowed = tokens >= 1.0
+                self.SLOT.pack_into(self._map, offset, tokens - 1.0 if allowed else tokens, now)
+            finally:
+                fcntl.lockf(self._fd, fcntl.LOCK_UN, self.SLOT.size, offset)
+        return 0.0 if allowed else (1.0 - tokens) / self.rate
+
+    def close(self) -> None:
+        """Unmap and close the file."""
+        self._map.close()
+        os.close(self._fd)

@@ -15,6 +15,7 @@ import traceback
 import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from starlette.applications import Starlette
@@ -92,10 +93,10 @@ def lookup_key(identifier: str, region: str, collection: str) -> str:
 class ProfileApi:
     """The request handling of the Profile API over one serving reader."""
 
-    def __init__(self, reader: ServingReader, settings: ServiceSettings) -> None:
+    def __init__(self, reader: ServingReader, settings: ServiceSettings, limiter: RateLimiter) -> None:
         self.reader = reader
         self.settings = settings
-        self.limiter = RateLimiter(settings.requests_per_second)
+        self.limiter = limiter
 
     def handle(self, request: Request) -> Response:
         """Authenticate, rate-limit and answer one request, logging its outcome without personal data."""
@@ -204,15 +205,18 @@ def _not_found_handler(request: Request, exc: Exception) -> Response:
     return _error(status, code, message, str(uuid.uuid4()))
 
 
-def build_app(reader: ServingReader, settings: ServiceSettings) -> Starlette:
-    """The Starlette application answering the Profile API from `reader`."""
-    api = ProfileApi(reader, settings)
+def build_app(reader: ServingReader, settings: ServiceSettings, limits: Path) -> Starlette:
+    """The Starlette application answering the Profile API from `reader`; its rate limits kept in `limits`
+    (one file for every worker process of the service)."""
+    limiter = RateLimiter(settings.requests_per_second, [c.name for c in settings.credentials], limits)
+    api = ProfileApi(reader, settings, limiter)
     handler: Callable[[Request], Response] = api.handle
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
         yield
         reader.close()
+        limiter.close()
 
     return Starlette(
         routes=[Route(PROFILE_PATH, handler, methods=["GET"])],

@@ -154,17 +154,27 @@ def evaluated(
 
 
 @contextmanager
+def running(workspace: Workspace) -> Iterator[uvicorn.Server]:
+    """The workspace's Profile API on a real uvicorn server on a free port of 127.0.0.1, stopped after."""
+    from activation_pipeline.serving.server import limits_file, server_for
+
+    with limits_file() as limits:
+        server = server_for(workspace, limits, "127.0.0.1", free_port())
+        thread = start_server(server)
+        try:
+            yield server
+        finally:
+            stop_server(server, thread)
+
+
+@contextmanager
 def serving(root: Path, engine: str, serving_yaml: str = SERVING_YAML) -> Iterator[Served]:
     """An evaluated workspace served by a real uvicorn server on 127.0.0.1; everything removed after."""
-    from activation_pipeline.serving.server import server_for
-
     workspace, pipeline, messages, schema = evaluated(root, engine, serving_yaml)
-    server = server_for(workspace, "127.0.0.1", free_port())
-    thread = start_server(server)
     try:
-        yield Served(f"http://127.0.0.1:{server.config.port}", workspace, pipeline, messages, server)
+        with running(workspace) as server:
+            yield Served(f"http://127.0.0.1:{server.config.port}", workspace, pipeline, messages, server)
     finally:
-        stop_server(server, thread)
         pipeline.close()
         if schema is not None:
             drop_schemas(PG_URL, schema)

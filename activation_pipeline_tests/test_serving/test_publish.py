@@ -11,7 +11,6 @@ import requests
 
 from activation_pipeline.compute.sqlutil import table_names
 from activation_pipeline.serving.publish import publish_serving_copy, read_pointer_file, serving_directory
-from activation_pipeline.serving.server import server_for
 from activation_pipeline.serving.store import NotPublishedError, open_reader
 from activation_pipeline_tests.test_compute.conftest import PG_URL, at, drop_schemas
 from activation_pipeline_tests.test_serving.conftest import (
@@ -19,9 +18,7 @@ from activation_pipeline_tests.test_serving.conftest import (
     SERVING_YAML,
     SPACE,
     evaluated,
-    free_port,
-    start_server,
-    stop_server,
+    running,
 )
 
 ENGINES = ["duckdb", pytest.param("postgres", marks=pytest.mark.postgres)]
@@ -72,12 +69,8 @@ def test_nothing_published_yet_is_503(tmp_path: Path, token_env: str) -> None:
         path.unlink()
     with pytest.raises(NotPublishedError):
         open_reader(workspace).current()
-    server = server_for(workspace, "127.0.0.1", free_port())
-    thread = start_server(server)
-    try:
+    with running(workspace) as server:
         url = f"http://127.0.0.1:{server.config.port}/v1/spaces/{SPACE}/collections/users/profiles/user_id:u-jane/traits"
         answer = requests.get(url, auth=(token_env, ""), timeout=10)
         assert answer.status_code == 503 and answer.headers["Retry-After"] == "5"
         assert answer.json()["error"]["code"] == "unavailable"
-    finally:
-        stop_server(server, thread)

@@ -38,7 +38,7 @@ def test_no_token_no_service(
     workspace, pipeline, _, _ = evaluated(tmp_path, "duckdb")
     pipeline.close()
     with pytest.raises(NoAccessTokenError, match=TOKEN_ENV):
-        server_for(workspace)
+        server_for(workspace, tmp_path / "limits")
     assert main(["serve", str(tmp_path / "workspace.yml")]) == 1
     assert (
         f"not started: the Profile API needs its access token: set the environment variable(s) {TOKEN_ENV}"
@@ -46,7 +46,7 @@ def test_no_token_no_service(
     )
     monkeypatch.setenv(TOKEN_ENV, "")
     with pytest.raises(NoAccessTokenError):
-        server_for(workspace)
+        server_for(workspace, tmp_path / "limits")
 
 
 TWO_TOKENS = """

@@ -17,9 +17,8 @@ from activation_pipeline.config.serving import DEFAULT_TOKEN_ENV
 from activation_pipeline.orchestration.headless import definitions_with
 from activation_pipeline.orchestration.scope import AS_OF_TAG, Scope
 from activation_pipeline.orchestration.workspace import EVALUATE_JOB, LAND_JOB, MAIN_JOB, SAMPLE_WORKSPACE
-from activation_pipeline.serving.server import server_for
 from activation_pipeline.synthetic.generator import GeneratorSpec, write_events
-from activation_pipeline_tests.test_serving.conftest import free_port, start_server, stop_server
+from activation_pipeline_tests.test_serving.conftest import running
 
 END = datetime(2026, 11, 1, tzinfo=UTC)
 SCOPE = Scope("acme-shop")
@@ -72,9 +71,7 @@ def test_the_evaluation_job_publishes_what_the_api_serves(
     finally:
         pipeline.close()
     monkeypatch.setenv(DEFAULT_TOKEN_ENV, "sample-token")
-    server = server_for(workspace, "127.0.0.1", free_port())
-    thread = start_server(server)
-    try:
+    with running(workspace) as server:
         base = f"http://127.0.0.1:{server.config.port}/v1/spaces/{workspace.personas_space_id}"
         for row in identities:
             answer = requests.get(
@@ -85,5 +82,3 @@ def test_the_evaluation_job_publishes_what_the_api_serves(
             )
             assert answer.status_code == 200, answer.text
             assert ("user_id", row["value"]) in {(d["type"], d["id"]) for d in answer.json()["data"]}
-    finally:
-        stop_server(server, thread)
