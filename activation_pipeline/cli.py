@@ -244,6 +244,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         return 1
     return 0
 
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every sub-command."""
     parser = argparse.ArgumentParser(prog="activation-pipeline", description=__doc__)
