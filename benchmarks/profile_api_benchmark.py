@@ -337,6 +337,7 @@ def main() -> None:
     parser.add_argument(
         "--republish", action="store_true", help="with --reuse: publish the serving copy again"
     )
+    parser.add_argument("--workers", type=int, default=1, help="service processes")
     parser.add_argument(
         "--postgres", action="store_true", help="also serve the copy from PostgreSQL (PG_URL)"
     )

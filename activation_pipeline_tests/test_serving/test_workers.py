@@ -70,7 +70,7 @@ def test_serve_with_two_workers_answers_and_limits(tmp_path: Path, monkeypatch: 
         command, env=os.environ.copy(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT
     )
     try:
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 180  # a busy machine: starting Python and two workers takes a while
         while True:
             try:
                 socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
