@@ -15,6 +15,7 @@ from activation_pipeline.compute.audiences import AudienceResult
 from activation_pipeline.compute.identity import IdentitySummary
 from activation_pipeline.compute.pipeline import ComputePipeline
 from activation_pipeline.config import Workspace
+from activation_pipeline.orchestration.predictive_assets import build_predictive_assets, score_keys
 from activation_pipeline.orchestration.resources import ComputeResource, StateStoreResource
 from activation_pipeline.orchestration.runs import (
     as_of_from_context,
@@ -256,7 +257,13 @@ def build_compute_assets(scope: Scope, workspace: Workspace, path: str) -> list[
             }
         )
 
-    trait_assets = [custom_key, *computed_keys.values(), sql_key]
+    predictive = build_predictive_assets(scope, workspace, path)
+    trait_assets = [
+        custom_key,
+        *computed_keys.values(),
+        sql_key,
+        *dict.fromkeys(score_keys(scope, workspace).values()),
+    ]
 
     @dg.multi_asset(
         name=f"{scope.ident}__audiences",
@@ -294,7 +301,7 @@ def build_compute_assets(scope: Scope, workspace: Workspace, path: str) -> list[
             )
             yield _audience_result(scope, result, as_of.isoformat(), s.mode)
 
-    built = [events, profiles, custom_traits, sql_traits]
+    built = [events, profiles, custom_traits, sql_traits, *predictive]
     if computed_keys:
         built.append(computed_traits)
     if workspace.audiences:

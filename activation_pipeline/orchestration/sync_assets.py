@@ -14,6 +14,7 @@ from activation_pipeline.config import Workspace, load_workspace
 from activation_pipeline.config.models import Connection
 from activation_pipeline.destinations.registry import CATALOGUE
 from activation_pipeline.orchestration.compute_assets import audience_key, trait_key
+from activation_pipeline.orchestration.predictive_assets import score_keys
 from activation_pipeline.orchestration.resources import ComputeResource, DeliveryResource, StateStoreResource
 from activation_pipeline.orchestration.runs import as_of_from_context, workspace_for_run
 from activation_pipeline.orchestration.scope import (
@@ -63,6 +64,8 @@ def _trait_asset(scope: Scope, workspace: Workspace, trait: str) -> dg.AssetKey:
         return trait_key(scope, trait)
     if any(trait in sql.trait_keys for sql in workspace.traits.sql):
         return scope.key("sql_traits")
+    if trait in (predictive := score_keys(scope, workspace)):
+        return predictive[trait]
     return scope.key("custom_traits")
 
 

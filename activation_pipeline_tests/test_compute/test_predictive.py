@@ -19,7 +19,7 @@ from activation_pipeline.compute.pipeline import ComputePipeline
 from activation_pipeline.compute.predictive.features import (
     FeatureSpec,
     feature_query,
-    read_batches,
+    read_table,
     training_query,
 )
 from activation_pipeline.compute.predictive.model import train
@@ -52,7 +52,7 @@ traits:
 
 def _rows(engine: ComputeEngine, query: Any) -> pa.Table:
     with engine.begin() as conn:
-        return pa.Table.from_batches(list(read_batches(conn, query)))
+        return read_table(conn, query)
 
 
 def _by_id(table: pa.Table) -> dict[int, dict[str, Any]]:

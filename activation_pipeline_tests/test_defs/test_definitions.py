@@ -65,4 +65,4 @@ def test_workspace_config_asset_materialises(sample_copy: Path) -> None:
         for e in result.get_asset_materialization_events()
         if e.step_materialization_data.materialization.asset_key == ACME.key("workspace_config")
     ]
-    assert materialisation.metadata["audiences"].value == 8
+    assert materialisation.metadata["audiences"].value == 9

@@ -18,7 +18,7 @@ from activation_pipeline.compute.predictive.features import FeatureSpec
 SEED = 20_261_101
 TEST_SHARE = 5
 """One profile in this many (chosen by a hash of its id, so the same profiles every time) is held out."""
-IMPORTANCE_ROWS = 5_000
+IMPORTANCE_ROWS = 2_000
 TOP_IMPORTANCES = 10
 MIN_EARLY_STOPPING_ROWS = 2_000
 

@@ -30,7 +30,7 @@ from activation_pipeline.compute.predictive.features import (
     FeatureSpec,
     choose_events,
     feature_query,
-    read_batches,
+    read_table,
     training_query,
 )
 from activation_pipeline.compute.predictive.model import TrainedModel, matrix, train
@@ -39,6 +39,10 @@ from activation_pipeline.compute.scratch import scratch_table
 from activation_pipeline.compute.sqlutil import create_table_as, drop_table, rename_table
 from activation_pipeline.config import Workspace
 from activation_pipeline.config.models import PredictiveTrait
+
+MIN_TRAINING_ROWS = 20
+SCORING_ROWS = 200_000
+"""Profiles scored per batch (bounds the float32 feature matrix in memory)."""
 
 
 @dataclass(frozen=True)
@@ -63,7 +67,8 @@ class PredictiveSummary:
 
 def _train(
     conn: sa.Connection, engine: ComputeEngine, workspace: Workspace, trait: PredictiveTrait, as_of: datetime
-) -> TrainedModel:
+) -> TrainedModel | None:
+    """Train and record a model as of `as_of`; None while the events do not reach back to the cutoff."""
     cutoff = as_of - trait.horizon
     spec = FeatureSpec(
         events=tuple(choose_events(conn, engine, trait, cutoff)),
@@ -72,7 +77,9 @@ def _train(
         traits=tuple(trait.features.traits),
     )
     query = training_query(engine, workspace, trait, spec, cutoff, as_of)
-    data = pa.Table.from_batches(list(read_batches(conn, query)))
+    data = read_table(conn, query)
+    if data.num_rows < MIN_TRAINING_ROWS:
+        return None
     sampled = _sample(data, trait.max_training_rows)
     model = train(trait.kind, spec, sampled)
     model.figures.update(
@@ -97,21 +104,23 @@ def _score(
     engine: ComputeEngine,
     workspace: Workspace,
     trait: PredictiveTrait,
-    model: TrainedModel,
+    model: TrainedModel | None,
     as_of: datetime,
 ) -> str:
-    """Score the population as of `as_of` into a scratch table (profile_id, score); its name."""
-    names = model.spec.names()
-    ids: list[np.ndarray] = []
-    scores: list[np.ndarray] = []
-    for batch in read_batches(conn, feature_query(engine, workspace, trait, model.spec, as_of)):
-        ids.append(batch.column("profile_id").to_numpy(zero_copy_only=False).astype(np.int64))
-        scores.append(model.predict(matrix(batch, names)))
+    """Score the population as of `as_of` into a scratch table (profile_id, score; empty without a model)."""
+    ids: list[np.ndarray] = [np.zeros(0, np.int64)]
+    scores: list[np.ndarray] = [np.zeros(0)]
+    if model is not None:
+        names = model.spec.names()
+        features = read_table(conn, feature_query(engine, workspace, trait, model.spec, as_of))
+        for batch in features.to_batches(SCORING_ROWS):
+            ids.append(batch.column("profile_id").to_numpy(zero_copy_only=False).astype(np.int64))
+            scores.append(model.predict(matrix(batch, names)))
     name = f"_pred_{trait.key}"
     data = pa.table(
         {
-            "profile_id": pa.array(np.concatenate(ids) if ids else np.zeros(0, np.int64), pa.int64()),
-            "score": pa.array(np.concatenate(scores) if scores else np.zeros(0), pa.float64()),
+            "profile_id": pa.array(np.concatenate(ids), pa.int64()),
+            "score": pa.array(np.concatenate(scores), pa.float64()),
         }
     )
     scratch_table(conn, engine.schema, name, data)
@@ -164,11 +173,11 @@ def compute_predictive_traits(
         ensure_event_columns(conn, engine.tables.events, workspace)
         scratch = []
         for trait in traits:
-            found = None if retrain else store.latest(conn, engine, trait, as_of)
-            due = found is None or as_of - found[1] >= trait.retrain
-            if found is None or due:
-                model, trained_as_of = _train(conn, engine, workspace, trait, as_of), as_of
-            else:
+            found = store.latest(conn, engine, trait, as_of)
+            due = retrain or found is None or as_of - found[1] >= trait.retrain
+            fresh = _train(conn, engine, workspace, trait, as_of) if due else None
+            model, trained_as_of = fresh, as_of
+            if fresh is None and found is not None:  # not due, or nothing to learn from yet: the newest
                 model, trained_as_of = found
             started = time.perf_counter()
             scratch.append(_score(conn, engine, workspace, trait, model, as_of))
@@ -181,10 +190,10 @@ def compute_predictive_traits(
             results.append(
                 PredictiveResult(
                     trait.key,
-                    due,
+                    fresh is not None,
                     trained_as_of,
                     scored,
-                    model.figures,
+                    model.figures if model else {"training_rows": 0},
                     round(time.perf_counter() - started, 3),
                 )
             )
