@@ -5,10 +5,10 @@ Semantics (seeds "ID Sync" and "Using Engage data"):
   (the last-added anonymous_id).
 - Without ID Sync (default setup, or customized with no id_sync entries) every value of each standard
   identifier is sent (email, phone; ios.idfa / android.id only with Send Mobile IDs) and custom identifiers
-  are not. A profile with several values triggers one message per value ("one API call per identifier").
+  are not. All values travel in one message (`context.externalIds`), not one message per value as Segment
+  does: see `payloads`.
 - With ID Sync only the listed identifiers go, under their destination names: `last_added` /
-  `first_added` pick the value first seen latest / earliest and go in every message; `all` sends every
-  value, one message per value.
+  `first_added` pick the value first seen latest / earliest; `all` sends every value.
 - Mobile ids go as `context.device.advertisingId` (with `context.device.type`), only with Send Mobile IDs.
 """
 
@@ -45,15 +45,9 @@ class IdentifierSelection:
     user_id: str | None
     anonymous_id: str | None
     fixed: tuple[SentIdentifier, ...]
-    """Values that go in every message (last_added / first_added picks)."""
+    """Single picks (last_added / first_added)."""
     fanned: tuple[SentIdentifier, ...]
-    """Values that each get their own message (strategy all, or default setup)."""
-
-    def variants(self) -> list[tuple[SentIdentifier, ...]]:
-        """The identifier sets of the messages to send: fixed + one fanned value each (or fixed alone)."""
-        if not self.fanned:
-            return [self.fixed]
-        return [(*self.fixed, one) for one in self.fanned]
+    """Every value of identifiers sent whole (strategy all, or default setup), oldest first."""
 
     def by_name(self) -> dict[str, list[str]]:
         """Every selected value by destination name (list destinations take them all in one record)."""

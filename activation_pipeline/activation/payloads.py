@@ -11,6 +11,14 @@ Customized setup adds Trait Enrichment (into `traits` for identify/group, `prope
 ID Sync (see `id_sync`); identifiers go into `traits` (identify) or `context.traits` (track, group);
 mobile ids into `context.device`. Every message has a deterministic `messageId`, a `timestamp` (the change's
 as-of time) and `context.personas`.
+
+One member and one change make at most one identify (or group) and one track per **destination record key**,
+not one per identifier value (Segment's fan-out, which makes a CRM see one person enter four times). Every
+selected identifier value travels in that message's `context.externalIds` (`{id, type, collection: "users",
+encoding: "none"}`), and the usual field (`traits.email`, `context.device.advertisingId`, ...) holds the value
+the strategy picks (the most recently added one for `all`). Only a destination that keys people by a value of
+an identifier when there is no user id (Iterable by email) gets one message per such value, because each is a
+separate record there (`separate_by`).
 """
 
 from __future__ import annotations
@@ -96,21 +104,56 @@ def enrichment(profile: ProfileView, connection: Connection) -> dict[str, Any]:
     return found
 
 
-def _variant_key(identifiers: tuple[SentIdentifier, ...]) -> str:
-    return digest(*[(s.identifier, s.name, s.value) for s in identifiers], length=16) if identifiers else ""
+@dataclass(frozen=True)
+class _Recipient:
+    """The identifiers of one message: all selected values, and the record it is for (when separated)."""
+
+    identifiers: tuple[SentIdentifier, ...]
+    record_value: SentIdentifier | None = None
+
+    @property
+    def key(self) -> str:
+        """Part of the messageId: the separating value only, so new identifiers never change the id."""
+        if self.record_value is None:
+            return ""
+        return digest(self.record_value.name, self.record_value.value, length=16)
+
+
+def _recipients(selection: IdentifierSelection, separate_by: str | None) -> list[_Recipient]:
+    """One recipient per destination record: the member, or each value of `separate_by` without a user id."""
+    everything = (*selection.fixed, *selection.fanned)
+    own = (
+        [s for s in everything if s.name == separate_by] if separate_by and selection.user_id is None else []
+    )
+    if not own:
+        return [_Recipient(everything)]
+    others = tuple(s for s in everything if s.name != separate_by)
+    return [_Recipient((*others, value), value) for value in own]
+
+
+def _external_ids(identifiers: tuple[SentIdentifier, ...]) -> list[dict[str, str]]:
+    return [
+        {
+            "id": s.value,
+            "type": s.identifier if s.is_mobile else s.name,
+            "collection": "users",
+            "encoding": "none",
+        }
+        for s in identifiers
+    ]
 
 
 def _envelope(
     message_type: str,
     change_key: str,
-    variant: tuple[SentIdentifier, ...],
+    recipient: _Recipient,
     selection: IdentifierSelection,
     change: Change,
     computation: Computation,
 ) -> dict[str, Any]:
     message: dict[str, Any] = {
         "type": message_type,
-        "messageId": message_id(change_key, message_type, _variant_key(variant)),
+        "messageId": message_id(change_key, message_type, recipient.key),
         "timestamp": iso_timestamp(change.as_of),
     }
     if selection.user_id is not None:
@@ -118,45 +161,51 @@ def _envelope(
     else:
         message["anonymousId"] = selection.anonymous_id or change.profile.profile_id
     context: dict[str, Any] = {"personas": computation.context()}
-    mobile = [s for s in variant if s.is_mobile]
-    if mobile:
-        context["device"] = {"advertisingId": mobile[0].value, "type": DEVICE_TYPES[mobile[0].identifier]}
+    mobile = [s for s in recipient.identifiers if s.is_mobile]
+    if mobile:  # the most recently added advertising id; every one is in externalIds
+        context["device"] = {"advertisingId": mobile[-1].value, "type": DEVICE_TYPES[mobile[-1].identifier]}
+    if recipient.identifiers:
+        context["externalIds"] = _external_ids(recipient.identifiers)
     message["context"] = context
     return message
 
 
-def _identifier_fields(variant: tuple[SentIdentifier, ...]) -> dict[str, str]:
-    return {s.name: s.value for s in variant if not s.is_mobile}
+def _identifier_fields(recipient: _Recipient) -> dict[str, str]:
+    """One value per destination name: the last added (values come oldest first), the record's own last."""
+    fields = {s.name: s.value for s in recipient.identifiers if not s.is_mobile}
+    if recipient.record_value is not None:
+        fields[recipient.record_value.name] = recipient.record_value.value
+    return fields
 
 
-def _messages_for_variant(
+def _messages_for(
     change: Change,
     change_key: str,
     connection: Connection,
     computation: Computation,
     selection: IdentifierSelection,
-    variant: tuple[SentIdentifier, ...],
+    recipient: _Recipient,
     enriched: Mapping[str, Any],
 ) -> list[tuple[Operation, dict[str, Any]]]:
     key = computation.key
-    ids = _identifier_fields(variant)
+    ids = _identifier_fields(recipient)
     value = change.snapshot_value
     account = change.level == "account" and change.profile.account_id is not None
     out: list[tuple[Operation, dict[str, Any]]] = []
     if connection.send_identify:
         if account:
-            message = _envelope("group", change_key, variant, selection, change, computation)
+            message = _envelope("group", change_key, recipient, selection, change, computation)
             message["groupId"] = change.profile.account_id
             message["traits"] = {key: value}
             if ids:
                 message["context"]["traits"] = ids
             out.append((Operation.GROUP, message))
         else:
-            message = _envelope("identify", change_key, variant, selection, change, computation)
+            message = _envelope("identify", change_key, recipient, selection, change, computation)
             message["traits"] = {**ids, **enriched, key: value}
             out.append((Operation.IDENTIFY, message))
     if connection.send_track:
-        message = _envelope("track", change_key, variant, selection, change, computation)
+        message = _envelope("track", change_key, recipient, selection, change, computation)
         if computation.computation_class == "audience":
             message["event"] = AUDIENCE_EVENTS[change.kind]
             message["properties"] = {"audience_key": key, **enriched, key: value}
@@ -202,9 +251,17 @@ def profile_lookup_keys(profile: ProfileView) -> tuple[str, ...]:
 
 
 def plan_event_change(
-    change: Change, connection: Connection, *, space: str, computation_id: str | None = None
+    change: Change,
+    connection: Connection,
+    *,
+    space: str,
+    computation_id: str | None = None,
+    separate_by: str | None = None,
 ) -> PlannedChange | None:
-    """The Segment-spec messages of one change for an event destination (None when nothing to send)."""
+    """The Segment-spec messages of one change for an event destination (None when nothing to send).
+
+    One identify and one track per destination record: the member, or (`separate_by`, without a user id)
+    each value of that identifier."""
     _check_kind(change, connection)
     if is_noop(change):
         return None
@@ -213,9 +270,9 @@ def plan_event_change(
     enriched = enrichment(change.profile, connection)
     change_key = _change_key(change, connection)
     records: list[OutboundRecord] = []
-    for variant in selection.variants():
-        for operation, message in _messages_for_variant(
-            change, change_key, connection, computation, selection, variant, enriched
+    for recipient in _recipients(selection, separate_by):
+        for operation, message in _messages_for(
+            change, change_key, connection, computation, selection, recipient, enriched
         ):
             records.append(
                 OutboundRecord(message["messageId"], change.profile.profile_id, operation, message)
@@ -234,13 +291,18 @@ def plan_event_change(
 
 
 def plan_list_change(
-    change: Change, connection: Connection, *, space: str, computation_id: str | None = None
+    change: Change,
+    connection: Connection,
+    *,
+    space: str,
+    computation_id: str | None = None,
+    separate_by: str | None = None,
 ) -> PlannedChange | None:
     """One add / remove record for a list destination: identifiers by name (all selected values), traits."""
     _check_kind(change, connection)
     if change.kind is ChangeKind.TRAIT_CHANGED:
         return None
-    del space, computation_id  # list records carry no personas context
+    del space, computation_id, separate_by  # a list record carries every identifier and no personas context
     selection = select_identifiers(change.profile, connection)
     identifiers = selection.by_name()
     change_key = _change_key(change, connection)
@@ -267,8 +329,12 @@ def plan_changes(
     kind: DestinationKind,
     space: str,
     computation_id: str | None = None,
+    separate_by: str | None = None,
 ) -> list[PlannedChange]:
     """Plan every change of one connection for an event or list destination, dropping no-ops."""
     plan = plan_event_change if kind == "event" else plan_list_change
-    planned = (plan(c, connection, space=space, computation_id=computation_id) for c in changes)
+    planned = (
+        plan(c, connection, space=space, computation_id=computation_id, separate_by=separate_by)
+        for c in changes
+    )
     return [p for p in planned if p is not None]

@@ -60,6 +60,9 @@ class Capabilities:
     max_concurrent: int | None
     addressed_by: tuple[str, ...] = ()
     """Identifier types of which a profile needs one to be sent at all; empty: any identifier will do."""
+    separate_records_by: str | None = None
+    """An identifier whose every value is a record of its own when a message has no user id (Iterable keys
+    people by email): one message per value then. None: one message per member and change."""
 
     def batches_for(self, records: int) -> int:
         """Batches a sync of `records` records is cut into."""

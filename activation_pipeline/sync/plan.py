@@ -163,6 +163,7 @@ class ConnectionPlan:
                 self.connection,
                 kind=kind,
                 space=space,
+                separate_by=self.capabilities.separate_records_by,
             )
             self.counts.records += sum(len(p.records) for p in planned)
             yield planned

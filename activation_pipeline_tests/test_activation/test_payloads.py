@@ -151,15 +151,20 @@ def multi() -> ProfileView:
     )
 
 
-def test_without_id_sync_every_value_and_no_custom_ids(hook: Any) -> None:
-    messages = deliver(hook, [entered(multi())], connection())
-    sent = sorted(tuple(sorted((k, v) for k, v in m["traits"].items() if k != "vip")) for m in messages)
-    assert sent == sorted(
-        [(("email", e),) for e in ("old@example.com", "mid@example.com", "new@example.com")]
-        + [(("phone", p),) for p in ("+33100000001", "+33100000002")]
+def _external(message: dict[str, Any]) -> list[tuple[str, str]]:
+    ids = message["context"]["externalIds"]
+    assert all(i["collection"] == "users" and i["encoding"] == "none" for i in ids)
+    return sorted((i["type"], i["id"]) for i in ids)
+
+
+def test_without_id_sync_one_message_with_every_value_and_no_custom_ids(hook: Any) -> None:
+    [message] = deliver(hook, [entered(multi())], connection())
+    assert message["traits"] == {"email": "new@example.com", "phone": "+33100000002", "vip": True}
+    assert _external(message) == sorted(
+        [("email", e) for e in ("old@example.com", "mid@example.com", "new@example.com")]
+        + [("phone", p) for p in ("+33100000001", "+33100000002")]
     )
-    assert all("crm_id" not in m["traits"] for m in messages)
-    assert len({m["messageId"] for m in messages}) == 5
+    assert "crm_id" not in message["traits"]
 
 
 @pytest.mark.parametrize(
@@ -177,7 +182,7 @@ def test_id_sync_single_value_strategies(hook: Any, strategy: str, expected: str
     assert message["traits"] == {"EMAIL": expected, "crm": "CRM-1", "vip": True}
 
 
-def test_id_sync_all_strategy_one_message_per_value(hook: Any) -> None:
+def test_id_sync_all_strategy_sends_every_value_in_one_message(hook: Any) -> None:
     conn = connection(
         setup="customized",
         send_identify=False,
@@ -187,11 +192,13 @@ def test_id_sync_all_strategy_one_message_per_value(hook: Any) -> None:
             {"identifier": "phone", "as": "phone", "strategy": "last_added"},
         ],
     )
-    messages = deliver(hook, [entered(multi())], conn)
-    assert sorted(m["context"]["traits"]["email"] for m in messages) == sorted(
-        ["old@example.com", "mid@example.com", "new@example.com"]
+    [message] = deliver(hook, [entered(multi())], conn)
+    assert message["event"] == "Audience Entered"
+    assert message["context"]["traits"] == {"email": "new@example.com", "phone": "+33100000002"}
+    assert _external(message) == sorted(
+        [("email", e) for e in ("old@example.com", "mid@example.com", "new@example.com")]
+        + [("phone", "+33100000002")]
     )
-    assert {m["context"]["traits"]["phone"] for m in messages} == {"+33100000002"}
 
 
 def test_first_seen_order_not_input_order(hook: Any) -> None:
@@ -207,14 +214,18 @@ def test_first_seen_order_not_input_order(hook: Any) -> None:
 @pytest.mark.parametrize("send_mobile_ids", [False, True])
 def test_mobile_ids_only_with_send_mobile_ids(hook: Any, send_mobile_ids: bool) -> None:
     p = profile(idfas=("IDFA-1",), android=("AND-1",))
-    messages = deliver(hook, [entered(p)], connection(send_mobile_ids=send_mobile_ids))
-    devices = [m["context"].get("device") for m in messages]
+    [message] = deliver(hook, [entered(p)], connection(send_mobile_ids=send_mobile_ids))
+    external = _external(message) if "externalIds" in message["context"] else []
     if send_mobile_ids:
-        assert {"advertisingId": "IDFA-1", "type": "ios"} in devices
-        assert {"advertisingId": "AND-1", "type": "android"} in devices
+        assert message["context"]["device"] in (
+            {"advertisingId": "IDFA-1", "type": "ios"},
+            {"advertisingId": "AND-1", "type": "android"},
+        )
+        assert ("android.id", "AND-1") in external and ("ios.idfa", "IDFA-1") in external
     else:
-        assert devices == [None]
-    assert all("ios.idfa" not in m["traits"] for m in messages)
+        assert "device" not in message["context"]
+        assert not any(kind in ("ios.idfa", "android.id") for kind, _ in external)
+    assert "ios.idfa" not in message["traits"]
 
 
 def test_mobile_id_via_id_sync_goes_to_device(hook: Any) -> None:

@@ -45,6 +45,7 @@ DESTINATION = DestinationType(
         rate_limit=500,
         max_concurrent=None,
         addressed_by=("email", "user_id"),
+        separate_records_by="email",
     ),
     default_schedule=EVERY_FIVE_MINUTES,
     client=IterableClient,
