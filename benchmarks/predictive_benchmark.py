@@ -20,7 +20,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from phases import run_phase  # noqa: E402 (the benchmarks folder is not a package)
+from phases import run_phase
 
 AS_OF = datetime(2026, 11, 1)
 DAYS = 120
@@ -118,7 +118,9 @@ def main() -> None:
     parser.add_argument("--profiles", type=int, default=1_000_000)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="predictive_bench_") as root:
-        print(f"predictive traits, {args.profiles:,} profiles (DuckDB, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC)")
+        print(
+            f"predictive traits, {args.profiles:,} profiles (DuckDB, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC)"
+        )
         setup = run_phase("setup", _phase_setup, root, args.profiles)
         result = run_phase("predictive", _phase_predictive, root)
         print(

@@ -34,6 +34,7 @@ from activation_pipeline_tests.test_compute.conftest import (
     drop_schemas,
     make_workspace,
     members,
+    profile_of,
 )
 
 AS_OF = "2026-10-31T00:00"
@@ -59,6 +60,18 @@ def _by_id(table: pa.Table) -> dict[int, dict[str, Any]]:
     return {r["profile_id"]: r for r in table.to_pylist()}
 
 
+def _resolved(
+    workspace: Workspace, engine: ComputeEngine, messages: Messages, *, write: bool = True
+) -> ComputePipeline:
+    """Land the messages and resolve profiles as of AS_OF (the stage features read)."""
+    if write:
+        messages.write()
+    pipeline = ComputePipeline(workspace, engine)
+    pipeline.land()
+    pipeline.resolve_identities(at(AS_OF))
+    return pipeline
+
+
 def _spec(workspace: Workspace) -> FeatureSpec:
     features = workspace.traits.predictive[0].features
     return FeatureSpec(
@@ -75,10 +88,7 @@ def test_features_at_window_edges(compute_engine: ComputeEngine, tmp_path: Path,
     messages.track("2026-10-31T00:00", "Order Completed", user="u1", revenue=40)  # exactly t: in
     messages.track("2026-10-31T00:00:01", "Order Completed", user="u1", revenue=900)  # after t: never
     messages.track("2026-10-10T12:00", "Order Completed", user="u1", revenue=10)
-    messages.write()
-    pipeline = ComputePipeline(workspace, compute_engine)
-    pipeline.land()
-    pipeline.resolve_identities(at(AS_OF))
+    _resolved(workspace, compute_engine, messages)
     spec = _spec(workspace)
     query = feature_query(
         compute_engine, workspace, workspace.traits.predictive[0], spec, at(AS_OF).replace(tzinfo=None)
@@ -106,10 +116,7 @@ def test_training_features_never_see_the_label_span(
     for user in ("u1", "u2", "u3"):
         messages.track("2026-10-15T09:00", "Product Viewed", user=user)
     messages.track("2026-10-21T00:00", "Order Completed", user="u1", revenue=5)  # at the cutoff: a feature
-    messages.write()
-    pipeline = ComputePipeline(workspace, compute_engine)
-    pipeline.land()
-    pipeline.resolve_identities(at(AS_OF))
+    pipeline = _resolved(workspace, compute_engine, messages)
     spec = _spec(workspace)
     before = _rows(compute_engine, training_query(compute_engine, workspace, trait, spec, cutoff, as_of))
 
@@ -120,25 +127,15 @@ def test_training_features_never_see_the_label_span(
     messages.track("2026-10-31T00:00", "Order Completed", user="u3", revenue=30)  # at as_of: a label
     late = [line for lines in messages.by_day.values() for line in lines]
     (tmp_path / "events" / "late.jsonl").write_text("\n".join(late) + "\n")  # the first files stay as landed
-    pipeline.land()
-    pipeline.resolve_identities(at(AS_OF))
+    _resolved(workspace, compute_engine, messages, write=False)
     after = _rows(compute_engine, training_query(compute_engine, workspace, trait, spec, cutoff, as_of))
 
     assert before.drop(["label"]).equals(after.drop(["label"]))
-    u1, u2, u3 = (pipeline_profile(pipeline, u) for u in ("u1", "u2", "u3"))
+    u1, u2, u3 = (profile_of(pipeline, "user_id", u) for u in ("u1", "u2", "u3"))
     labels = {r["profile_id"]: r["label"] for r in after.to_pylist()}
     assert labels == {u1: 0.0, u2: 1.0, u3: 1.0}
     assert _by_id(after)[u1]["event1_all"] == 1  # the order at the cutoff is a feature, not a label
     assert {r["label"] for r in before.to_pylist()} == {0.0}
-
-
-def pipeline_profile(pipeline: ComputePipeline, user: str) -> int:
-    """The profile of a user id."""
-    return next(
-        r["profile_id"]
-        for r in pipeline.identities().to_pylist()
-        if r["identifier_type"] == "user_id" and r["value"] == user
-    )
 
 
 # ------------------------------------------------------------------------------------ generated workspaces

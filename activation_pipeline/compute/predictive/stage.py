@@ -145,8 +145,8 @@ def _write_table(
         ).subquery(f"r_{trait.key}")
         source = source.outerjoin(ranked, ranked.c.profile_id == p.c.profile_id)
         columns += [
-            sa.cast(ranked.c.score, sa.Float).label(trait.key),
-            sa.cast(ranked.c.pct, sa.Float).label(f"{trait.key}_percentile"),
+            sa.cast(ranked.c.score, sa.Double).label(trait.key),
+            sa.cast(ranked.c.pct, sa.Double).label(f"{trait.key}_percentile"),
         ]
     new_name = f"{PREDICTIVE_TABLE}__new"
     query = sa.select(p.c.profile_id, *columns).select_from(source).order_by(p.c.profile_id)

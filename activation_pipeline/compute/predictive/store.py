@@ -108,15 +108,3 @@ def latest(
         return None
     estimator: Any = pickle.loads(row.model)  # noqa: S301 (written by `save` into the workspace's own schema)
     return TrainedModel(trait.kind, _spec(row.spec), estimator, json.loads(row.figures)), row.trained_as_of
-
-
-def history(conn: sa.Connection, engine: ComputeEngine, trait_key: str) -> list[dict[str, Any]]:
-    """Every recorded training of a trait (time, cutoff, figures), oldest first."""
-    table = models_table(engine.schema)
-    table.create(conn, checkfirst=True)
-    rows = conn.execute(
-        sa.select(table.c.trained_as_of, table.c.cutoff, table.c.figures)
-        .where(table.c.trait_key == trait_key)
-        .order_by(table.c.trained_as_of)
-    )
-    return [{"trained_as_of": r.trained_as_of, "cutoff": r.cutoff, **json.loads(r.figures)} for r in rows]
