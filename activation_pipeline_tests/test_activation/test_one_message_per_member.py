@@ -92,7 +92,8 @@ def test_braze_gets_one_attributes_object_and_one_event_per_external_id() -> Non
     events = Counter((e["external_id"], e["name"]) for b in bodies for e in b.get("events", []))
     assert attributes == {"u1": 1, "u2": 1}
     assert events == {("u1", "Audience Entered"): 1, ("u2", "Audience Entered"): 1}
-    assert sandbox.users["external_id:u1"]["email"] == "m1.new@example.com"  # the most recently added, every time
+    # the most recently added email, every time
+    assert sandbox.users["external_id:u1"]["email"] == "m1.new@example.com"
 
 
 def test_iterable_one_per_user_and_one_per_email_without_a_user_id() -> None:
