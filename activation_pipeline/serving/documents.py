@@ -13,6 +13,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from activation_pipeline.compute.engine import ComputeEngine
+from activation_pipeline.compute.schema import PREDICTIVE_TABLE
 from activation_pipeline.compute.sqlutil import table_columns, table_names
 from activation_pipeline.config import Workspace
 from activation_pipeline.serving.layout import KEY_SEPARATOR, PROFILE_PREFIX
@@ -138,13 +139,14 @@ class ServingQueries:
         custom = self._trait_tables(["custom_traits"], "profile_id")
         computed = self._trait_tables(["computed_traits"], "profile_id")
         sql = self._trait_tables(self._sql_tables("user"), "profile_id")
+        predictive = self._trait_tables([PREDICTIVE_TABLE], "profile_id")
         audiences, ids = self._audiences(), self._external_ids()
         joined = self._memberships()
         accounts = self._grouped(
             joined.c.profile_id, joined.c.group_id, joined.c.since, "group_id"
         ).subquery()
         source: Any = p
-        for t in [*custom, *computed, *sql]:
+        for t in [*custom, *computed, *sql, *predictive]:
             source = source.outerjoin(t, t.c.profile_id == p.c.profile_id)
         for sub in (audiences, ids, accounts):
             source = source.outerjoin(sub, sub.c.profile_id == p.c.profile_id)
@@ -156,6 +158,7 @@ class ServingQueries:
                 ("custom", self._object_of(custom, "profile_id")),
                 ("computed", self._object_of(computed, "profile_id")),
                 ("sql", self._object_of(sql, "profile_id")),
+                ("predictive", self._object_of(predictive, "profile_id")),
                 ("audiences", audiences.c.doc),
                 ("external_ids", ids.c.doc),
                 ("accounts", accounts.c.doc),

@@ -21,9 +21,10 @@ TRAIT_CLASSES = {
     "custom_trait": "custom",
     "computed_trait": "computed",
     "sql_trait": "sql",
+    "predictive_trait": "predictive",
     "audience": "audiences",
 }
-"""`class=` values: Segment documents `audience` and `computed_trait`; `sql_trait` and `custom_trait` are ours."""
+"""`class=` values: Segment documents `audience` and `computed_trait`; the others are ours."""
 
 
 class ApiError(Exception):
@@ -136,7 +137,7 @@ def traits(doc: Mapping[str, Any], page: Page, as_of: datetime, columns: Sequenc
     return {"traits": body, "cursor": page.cursor(rest[0] if rest else None)}
 
 
-USER_TRAIT_CLASSES = ("custom", "computed", "sql", "audiences")
+USER_TRAIT_CLASSES = ("custom", "computed", "sql", "predictive", "audiences")
 ACCOUNT_TRAIT_CLASSES = ("custom", "computed", "sql")
 
 
