@@ -95,10 +95,15 @@ def _server_for(destination: Any) -> tuple[SandboxServer | None, str]:
 
 @contextmanager
 def sandboxed(workspace_path: str | Path) -> Iterator[SandboxSession]:
-    """Start a fake server per destination of the workspace; stop them afterwards."""
+    """Start a fake server per destination of the workspace; stop them afterwards.
+
+    The fake servers start empty, so the workspace's sandbox state store (`<state_directory>/<workspace>.db`)
+    starts empty too: otherwise its snapshots would say the fakes hold what an earlier session sent."""
     source = Path(workspace_path).resolve()
     workspace = load_workspace(source)
     session = SandboxSession(source, workspace.workspace)
+    for leftover in session.state_directory.glob(f"{workspace.workspace}.db*"):
+        leftover.unlink()
     try:
         for destination in workspace.destinations:
             server, url = _server_for(destination)
