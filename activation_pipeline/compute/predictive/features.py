@@ -22,6 +22,7 @@ from activation_pipeline.compute.identity_components import duckdb_arrow
 from activation_pipeline.compute.sqlutil import CountIf, agg_where, literal_sql
 from activation_pipeline.compute.traits import computed_query, property_filter
 from activation_pipeline.config import Workspace
+from activation_pipeline.config.durations import format_window
 from activation_pipeline.config.models import (
     AllCondition,
     AnyCondition,
@@ -68,7 +69,7 @@ class FeatureSpec:
 
 
 def _span_text(span: str) -> str:
-    return "all history" if span == "all" else f"last {int(span[:-1]) // 86400}d"
+    return "all history" if span == "all" else f"last {format_window(timedelta(seconds=int(span[:-1])))}"
 
 
 def choose_events(
