@@ -22,7 +22,9 @@ from activation_pipeline.synthetic.generator import (
 from activation_pipeline.synthetic.identity import SHARED_EMAIL_FORMS, ZERO_IDFA
 from activation_pipeline.synthetic.malformed import MALFORMED_KINDS
 
-SPEC = GeneratorSpec(profiles=300, events=20_000, seed=11)
+# A seed whose 300 profiles show every phone format the generator writes (planting the predictive signal
+# shifted the random stream; seed 11 no longer drew a GB mobile written internationally).
+SPEC = GeneratorSpec(profiles=300, events=20_000, seed=12)
 ISO = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")
 TYPES = {"identify", "track", "page", "screen", "group", "alias"}
 UPPER_UUID = re.compile(r"^[0-9A-F]{8}-[0-9A-F]{4}-[0-9A-F]{4}-[0-9A-F]{4}-[0-9A-F]{12}$")
