@@ -39,7 +39,10 @@ def stored_answer(value: Any) -> Any:
     size = len(text.encode())
     if size > MAX_STORED_BYTES:
         return {"truncated": True, "bytes": size, "head": text[: MAX_STORED_BYTES // 8]}
-    loaded: Any = json.loads(text)
+    try:
+        loaded: Any = json.loads(text)
+    except ValueError:  # a redaction cut through JSON syntax: keep the text
+        return {"text": text}
     return loaded
 
 
