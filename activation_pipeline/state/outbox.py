@@ -172,25 +172,35 @@ def _refuse_unsendable(
         row["snapshot_value"] = storable(row["snapshot_value"])
         rows.append(row)
         ledger_rows.append(
-            {
-                "destination_id": destination_id,
-                "connection_id": item.connection_id,
-                "record_id": item.record.record_id,
-                "profile_id": item.record.profile_id,
-                "batch_id": "refused",
-                "sync_id": sync_id,
-                "operation": item.record.operation.value,
-                "attempt": 0,
-                "sent_at": now,
-                "outcome": FAILED,
-                "reason": reason,
-                "sent": None,
-                "response": None,
-            }
+            _ledger_row(
+                destination_id, sync_id, "refused", item.connection_id, item.record, 0, now, FAILED, reason
+            )
         )
     connection.execute(sa.insert(outbox), rows)
     connection.execute(sa.insert(delivery_ledger), ledger_rows)
     return set(ids)
+
+
+def _ledger_row(
+    destination_id: str, sync_id: str, batch_id: str, connection_id: str, record: OutboundRecord, attempt: int,
+    now: datetime, outcome: str, reason: str | None, sent: Any = None, response: Any = None,
+) -> dict[str, Any]:  # fmt: skip
+    """One delivery ledger row: an attempt at a record, its outcome, what was sent and answered."""
+    return {
+        "destination_id": destination_id,
+        "connection_id": connection_id,
+        "record_id": record.record_id,
+        "profile_id": record.profile_id,
+        "batch_id": batch_id,
+        "sync_id": sync_id,
+        "operation": record.operation.value,
+        "attempt": attempt,
+        "sent_at": now,
+        "outcome": outcome,
+        "reason": reason,
+        "sent": sent,
+        "response": response,
+    }
 
 
 def _outbox_row(destination_id: str, sync_id: str, item: StagedRecord, now: datetime) -> dict[str, Any]:
@@ -329,22 +339,21 @@ def complete_batch(
         updates.append(
             {"b_id": item.row_id, "b_status": result.outcome.value, "b_reason": stored_reason(result.reason)}
         )
+        sent = result.sent if result.sent is not None else item.record.payload
         ledger_rows.append(
-            {
-                "destination_id": destination_id,
-                "connection_id": item.connection_id,
-                "record_id": item.record.record_id,
-                "profile_id": item.record.profile_id,
-                "batch_id": batch_id,
-                "sync_id": sync_id,
-                "operation": item.record.operation.value,
-                "attempt": item.attempt,
-                "sent_at": now,
-                "outcome": result.outcome.value,
-                "reason": stored_reason(result.reason),
-                "sent": result.sent if result.sent is not None else item.record.payload,
-                "response": stored_answer(result.response),
-            }
+            _ledger_row(
+                destination_id,
+                sync_id,
+                batch_id,
+                item.connection_id,
+                item.record,
+                item.attempt,
+                now,
+                result.outcome.value,
+                stored_reason(result.reason),
+                sent,
+                stored_answer(result.response),
+            )
         )
     if updates:
         connection.execute(
