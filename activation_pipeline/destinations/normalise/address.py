@@ -6,7 +6,7 @@ import re
 import unicodedata
 from functools import lru_cache
 
-import phonenumbers
+from activation_pipeline.destinations.normalise.countries import ALPHA2, ALPHA3, NAMES
 
 US_STATES: dict[str, str] = {
     "alabama": "al", "alaska": "ak", "arizona": "az", "arkansas": "ar", "california": "ca",
@@ -25,22 +25,16 @@ US_STATES: dict[str, str] = {
 }  # fmt: skip
 _US_CODES = frozenset(US_STATES.values())
 
-# Names and codes people write for countries, beyond ISO alpha-2 (which `phonenumbers` lists).
+# Names and codes people write for countries beyond ISO 3166-1's codes and names (see `countries`).
 COUNTRY_ALIASES: dict[str, str] = {
-    "uk": "GB", "u k": "GB", "united kingdom": "GB", "great britain": "GB", "britain": "GB",
-    "england": "GB", "scotland": "GB", "wales": "GB", "northern ireland": "GB", "gbr": "GB",
-    "usa": "US", "u s a": "US", "u s": "US", "united states": "US", "united states of america": "US",
-    "america": "US", "canada": "CA", "can": "CA", "germany": "DE", "deu": "DE", "deutschland": "DE",
-    "france": "FR", "fra": "FR", "spain": "ES", "esp": "ES", "espana": "ES", "italy": "IT", "ita": "IT",
-    "netherlands": "NL", "the netherlands": "NL", "holland": "NL", "nld": "NL", "ireland": "IE",
-    "irl": "IE", "australia": "AU", "aus": "AU", "new zealand": "NZ", "nzl": "NZ", "mexico": "MX",
-    "mex": "MX", "brazil": "BR", "bra": "BR", "india": "IN", "ind": "IN", "japan": "JP", "jpn": "JP",
-    "china": "CN", "chn": "CN", "switzerland": "CH", "che": "CH", "austria": "AT", "aut": "AT",
-    "belgium": "BE", "bel": "BE", "sweden": "SE", "swe": "SE", "norway": "NO", "nor": "NO",
-    "denmark": "DK", "dnk": "DK", "finland": "FI", "fin": "FI", "poland": "PL", "pol": "PL",
-    "portugal": "PT", "prt": "PT", "south africa": "ZA", "zaf": "ZA", "singapore": "SG", "sgp": "SG",
+    "uk": "GB", "united kingdom": "GB", "great britain": "GB", "britain": "GB",
+    "england": "GB", "scotland": "GB", "wales": "GB", "northern ireland": "GB",
+    "usa": "US", "united states": "US", "united states of america": "US",
+    "america": "US", "deutschland": "DE", "espana": "ES", "holland": "NL", "the netherlands": "NL",
+    "russia": "RU", "south korea": "KR", "korea": "KR", "vietnam": "VN", "iran": "IR", "syria": "SY",
+    "laos": "LA", "bolivia": "BO", "venezuela": "VE", "tanzania": "TZ", "moldova": "MD",
+    "czech republic": "CZ", "turkey": "TR", "ivory coast": "CI", "cape verde": "CV",
 }  # fmt: skip
-_REGIONS = frozenset(phonenumbers.SUPPORTED_REGIONS)
 _US_ZIP = re.compile(r"(\d{5})(?:[-\s]?\d{4})?")
 _UK_POSTCODE = re.compile(r"([A-Z]{1,2}\d[A-Z\d]?)\s*(\d)[A-Z]{2}")
 _UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
@@ -48,9 +42,22 @@ _ZERO_UUID = "00000000-0000-0000-0000-000000000000"
 
 
 def _fold(value: str) -> str:
-    """Lowercase words without punctuation, single-spaced (for table lookups)."""
+    """Lowercase words without punctuation, single-spaced (for table lookups); dotted initials joined.
+
+    `N.Y.`, `D.C.`, `G.B.`, `U.S.A.` fold to `ny`, `dc`, `gb`, `usa`: a run of one-letter words is an
+    abbreviation written with dots or spaces, not separate words.
+    """
     chars = [c if c.isalnum() else " " for c in unicodedata.normalize("NFC", value).lower()]
-    return " ".join("".join(chars).split())
+    words = "".join(chars).split()
+    if len(words) > 1 and all(len(w) == 1 for w in words):
+        return "".join(words)
+    return " ".join(words)
+
+
+def _ascii_fold(value: str) -> str:
+    """`_fold` without accents (`España` -> `espana`), for country names."""
+    decomposed = unicodedata.normalize("NFKD", value)
+    return _fold("".join(c for c in decomposed if unicodedata.category(c)[0] != "M"))
 
 
 def _alnum(value: str) -> str:
@@ -63,14 +70,18 @@ def _alnum(value: str) -> str:
 
 @lru_cache(maxsize=4096)
 def country_code(value: str) -> str | None:
-    """ISO 3166-1 alpha-2 (uppercase) for a code, common alpha-3 or English name; None if unknown."""
-    folded = _fold(value)
-    if len(folded) == 2 and folded.upper() in _REGIONS:
-        return folded.upper()
-    alias = COUNTRY_ALIASES.get(folded)
-    if alias is not None:
-        return alias
-    return None
+    """ISO 3166-1 alpha-2 (uppercase) for an alpha-2 or alpha-3 code or an English name; None if unknown.
+
+    The full ISO 3166-1 list is accepted (AQ, BV, GS, HM, PN, TF, UM included); codes outside it (AC, TA,
+    XK, EU, UK as a code) are not ISO countries, though `UK` is understood as the common name of GB.
+    """
+    folded = _ascii_fold(value)
+    upper = folded.upper()
+    if len(folded) == 2 and upper in ALPHA2:
+        return upper
+    if len(folded) == 3 and upper in ALPHA3:
+        return ALPHA3[upper]
+    return COUNTRY_ALIASES.get(folded) or NAMES.get(folded)
 
 
 def meta_country(value: str) -> str | None:

@@ -45,7 +45,7 @@ def text_of(value: Any) -> str | None:
 def _letters_only(text: str, keep_spaces: bool) -> str:
     out = []
     for c in text:
-        if c.isalnum() or unicodedata.category(c)[0] == "M":
+        if c.isalpha() or unicodedata.category(c)[0] == "M":
             out.append(c)
         elif keep_spaces and c.isspace():
             out.append(" ")
@@ -53,7 +53,8 @@ def _letters_only(text: str, keep_spaces: bool) -> str:
 
 
 def meta_name(value: str) -> str | None:
-    """Meta FN/LN: lowercase, no punctuation or symbols, accents kept (UTF-8), single inner spaces."""
+    """Meta FN/LN: lowercase letters only (no digits, punctuation or symbols), accents kept (UTF-8), single
+    inner spaces."""
     v = _letters_only(unicodedata.normalize("NFC", value).lower(), keep_spaces=True)
     return v or None
 
@@ -87,8 +88,8 @@ def google_family_name(value: str) -> str | None:
 
 
 def meta_gender(value: str) -> str | None:
-    """Meta GEN: `m` or `f`; other values cannot be sent."""
-    v = value.strip().lower()
+    """Meta GEN: `m` or `f` (`M.`, `Male` understood); other values cannot be sent."""
+    v = value.strip().lower().rstrip(".").strip()
     if v in _MALE:
         return "m"
     if v in _FEMALE:
@@ -114,7 +115,7 @@ def _this_year() -> int:
 
 def meta_birth_year(value: str) -> str | None:
     """Meta DOBY: `YYYY` between 1900 and this year; a full date gives its year."""
-    v = value.strip()
+    v = value.strip().rstrip(".").strip()
     parts = _date_parts(v)
     year = parts[0] if parts else (int(v) if len(v) == 4 and v.isdigit() else None)
     if year is None or not 1900 <= year <= _this_year():
@@ -138,8 +139,8 @@ def meta_birth_month(value: str) -> str | None:
 
 
 def meta_birth_day(value: str) -> str | None:
-    """Meta DOBD: `01`..`31`; a full date (`birthday` trait) gives its day of month."""
-    v = value.strip()
+    """Meta DOBD: `01`..`31` (`4.` as written in German dates understood); a full date gives its day."""
+    v = value.strip().rstrip(".").strip()
     parts = _date_parts(v)
     if parts:
         day: int | None = parts[2]

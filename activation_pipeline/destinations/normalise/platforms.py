@@ -13,7 +13,7 @@ class FieldContext:
 
     phone_region: str
     country: str | None
-    strict_phone: bool = False
+    strict_phone: bool = True
 
 
 Normalise = Callable[[str, FieldContext], "str | None"]

@@ -74,7 +74,7 @@ class RecordNormaliser:
         rules: PlatformRules,
         default_region: str = "US",
         encoding: Encoding = Encoding.HEX,
-        strict_phone: bool = False,
+        strict_phone: bool = True,
     ) -> None:
         """Bind to a platform's rules, the workspace's default phone region and the wire encoding."""
         self.rules = rules
