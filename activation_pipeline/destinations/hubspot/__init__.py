@@ -1,0 +1,1 @@
+"""HubSpot: settings, client and fake server of the `hubspot` type."""
