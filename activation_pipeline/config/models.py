@@ -709,7 +709,8 @@ class Connection(Model):
 
     id: str | None = Field(default=None, pattern=r"^[a-z0-9][a-z0-9_.-]{0,127}$")
     source: str = Field(
-        pattern=r"^(audience|trait):[a-z][a-z0-9_]*$", description="audience:<key> or trait:<key>"
+        pattern=r"^((audience|trait):[a-z][a-z0-9_]*|journey:[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*)$",
+        description="audience:<key> or trait:<key> (journey:<journey>.<step> for a journey's send step)",
     )
     destination: str
     setup: Literal["default", "customized"] = "default"
@@ -729,9 +730,10 @@ class Connection(Model):
         return items
 
     @property
-    def source_kind(self) -> Literal["audience", "trait"]:
-        """Whether the source is an audience or a computed trait."""
-        return "audience" if self.source.startswith("audience:") else "trait"
+    def source_kind(self) -> Literal["audience", "trait", "journey"]:
+        """Whether the source is an audience, a computed trait or a journey's send step."""
+        kind = self.source.split(":", 1)[0]
+        return "audience" if kind == "audience" else "journey" if kind == "journey" else "trait"
 
     @property
     def source_key(self) -> str:

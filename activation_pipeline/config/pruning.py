@@ -28,6 +28,7 @@ ITEM_SECTIONS: dict[tuple[str, ...], str | None] = {
     ("audiences",): "key",
     ("destinations",): "id",
     ("connections",): "source",
+    ("journeys",): "key",
 }
 """List sections whose items can be set aside one by one, with the field naming each item."""
 

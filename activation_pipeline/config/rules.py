@@ -211,7 +211,6 @@ class _Checker:
     # ------------------------------------------------------------------ connections
 
     def check_connections(self) -> None:
-        destinations = {d.id: d for d in self.ws.destinations}
         audiences = {a.key for a in self.ws.audiences} | set(self.known.audiences)
         sendable_traits = (
             {c.key for c in self.ws.traits.computed}
@@ -221,6 +220,13 @@ class _Checker:
         )
         for i, connection in enumerate(self.ws.connections):
             loc: Loc = ("connections", i)
+            if connection.source_kind == "journey":
+                self.add(
+                    (*loc, "source"),
+                    "a journey's send step is configured under journeys: (its step's destinations), "
+                    "not as a connection",
+                )
+                continue
             if connection.source_kind == "audience" and connection.source_key not in audiences:
                 self.add((*loc, "source"), f"unknown audience '{connection.source_key}'")
             if connection.source_kind == "trait" and connection.source_key not in sendable_traits:
@@ -228,19 +234,24 @@ class _Checker:
                     (*loc, "source"),
                     f"unknown computed or SQL trait '{connection.source_key}'{_hint(connection.source_key, sendable_traits)}",
                 )
-            destination = destinations.get(connection.destination)
-            if destination is None:
-                if connection.destination not in self.known.destinations:
-                    self.add(
-                        (*loc, "destination"),
-                        f"unknown destination '{connection.destination}'{_hint(connection.destination, destinations)}",
-                    )
-                self.check_mappings(connection, loc, None)
-                continue
-            spec = CATALOGUE[destination.type]
-            self.check_connection_settings(connection, loc, spec)
-            self.check_delivery_kind(connection, loc, spec)
-            self.check_mappings(connection, loc, spec)
+            self.check_target(connection, loc)
+
+    def check_target(self, connection: Connection, loc: Loc) -> None:
+        """The destination rules of one connection or journey send target."""
+        destinations = {d.id: d for d in self.ws.destinations}
+        destination = destinations.get(connection.destination)
+        if destination is None:
+            if connection.destination not in self.known.destinations:
+                self.add(
+                    (*loc, "destination"),
+                    f"unknown destination '{connection.destination}'{_hint(connection.destination, destinations)}",
+                )
+            self.check_mappings(connection, loc, None)
+            return
+        spec = CATALOGUE[destination.type]
+        self.check_connection_settings(connection, loc, spec)
+        self.check_delivery_kind(connection, loc, spec)
+        self.check_mappings(connection, loc, spec)
 
     def check_connection_settings(self, connection: Connection, loc: Loc, spec: DestinationType) -> None:
         try:
@@ -428,4 +439,7 @@ def check_workspace(ws: Workspace, known: KnownKeys | None = None) -> list[tuple
     checker.check_audiences()
     checker.check_destinations()
     checker.check_connections()
+    from activation_pipeline.config.journey_rules import check_journeys
+
+    check_journeys(checker)
     return checker.problems

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from pydantic import Field, PrivateAttr
 
+from activation_pipeline.config.journeys import Journey
 from activation_pipeline.config.models import (
     SLUG,
     AnyComputedTrait,
@@ -47,6 +48,7 @@ class Workspace(Model):
     audiences: list[Audience] = Field(default_factory=list)
     destinations: list[Destination] = Field(default_factory=list)
     connections: list[Connection] = Field(default_factory=list)
+    journeys: list[Journey] = Field(default_factory=list)
     serving: Serving = Field(default_factory=Serving)
 
     _base_dir: Path = PrivateAttr(default_factory=Path.cwd)
@@ -91,5 +93,13 @@ class Workspace(Model):
         return next(t for t in self.traits.computed if t.key == key)
 
     def connection(self, connection_id: str) -> Connection:
-        """The connection with this id."""
-        return next(c for c in self.connections if c.connection_id == connection_id)
+        """The connection with this id (a journey send target's too)."""
+        return next(c for c in self.delivery_connections() if c.connection_id == connection_id)
+
+    def journey(self, key: str) -> Journey:
+        """The journey with this key."""
+        return next(j for j in self.journeys if j.key == key)
+
+    def delivery_connections(self) -> list[Connection]:
+        """Everything delivered: the connections, then every journey send step's targets as connections."""
+        return [*self.connections, *(c for j in self.journeys for c in j.connections())]
