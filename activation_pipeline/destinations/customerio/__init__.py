@@ -1,0 +1,1 @@
+"""Customer.io: settings, client and fake server of the `customerio` type."""

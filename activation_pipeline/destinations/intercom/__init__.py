@@ -1,0 +1,1 @@
+"""Intercom: settings, client and fake server of the `intercom` type."""

@@ -1,0 +1,1 @@
+"""Salesforce Marketing Cloud (events): settings, the shared REST API access, client and fake server."""

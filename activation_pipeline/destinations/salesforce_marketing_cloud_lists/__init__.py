@@ -1,0 +1,1 @@
+"""Salesforce Marketing Cloud Lists: settings and client of the `salesforce_marketing_cloud_lists` type."""
