@@ -1,0 +1,1 @@
+"""SendGrid Marketing Contacts: settings, client and fake server of the `sendgrid` type."""
