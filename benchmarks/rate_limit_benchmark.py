@@ -29,10 +29,9 @@ import requests
 from activation_pipeline.activation.model import Change, ChangeKind, IdentifierValue, ProfileView
 from activation_pipeline.activation.payloads import plan_changes
 from activation_pipeline.config.models import Connection
-from activation_pipeline.delivery.engine import deliver
 from activation_pipeline.delivery.rate_limit import SharedRateLimiter, max_in_any_window
-from activation_pipeline.destinations.http import ClientOptions, HttpSender
-from activation_pipeline.destinations.registry import build_client
+from activation_pipeline.delivery.sync import sync_destination
+from activation_pipeline.destinations.http import HttpSender
 from activation_pipeline.destinations.webhook.settings import WebhookDestination
 from activation_pipeline.state.store import StateStore, open_state
 
@@ -99,13 +98,19 @@ def drive_limiter(store: StateStore, limiter: SharedRateLimiter, url: str, total
 
 
 def drive_engine(store: StateStore, limiter: SharedRateLimiter, url: str, total: int, workers: int) -> int:
-    """The delivery engine sends `total` single-message requests (webhook in single mode)."""
+    """The product's delivery path (`sync_destination`, its default senders) sends `total` single-message
+    requests to a webhook in single mode."""
     destination = WebhookDestination.model_validate(
-        {"id": "hook", "type": "webhook", "settings": {"url": f"{url}/hook", "batch_size": 200}}
+        {
+            "id": "hook",
+            "type": "webhook",
+            "settings": {"url": f"{url}/hook", "batch_size": 200},
+            "rate_limit": {"requests_per_second": limiter.rate, "max_concurrent": workers},
+        }
     )
-    client = build_client(destination, ClientOptions(rate_limiter=limiter, pool_size=workers))
-    report = deliver(store, client, destination_id="hook", planned=planned(total), concurrency=workers)
-    client.close()
+    report = sync_destination(
+        store, destination, planned(total), [], limiter_factory=lambda _store, _destination: limiter
+    )
     return report.sent
 
 

@@ -128,6 +128,8 @@ class _Run:
     stopped: str = ""
     counts: dict[Outcome, int] = field(default_factory=lambda: dict.fromkeys(Outcome, 0))
     metrics: dict[str, float] = field(default_factory=dict)
+    operation_totals: dict[tuple[str, int], dict[str, int]] = field(default_factory=dict)
+    """(connection, pending total) -> pending records per operation, counted once per pass."""
 
     def should_stop(self) -> bool:
         """True once the run's deadline passed or the breaker opened: pending records wait for the next run."""
@@ -150,6 +152,10 @@ class _Run:
         self.keeper.check()
         with self.store.write() as connection:
             hold_lease(connection, self.lease)
+            totals = self.operation_totals.get((connection_id, total))
+            if totals is None:
+                totals = ob.pending_operations(connection, self.destination_id, connection_id)
+                self.operation_totals[(connection_id, total)] = totals
             batch_id, claimed = ob.claim_batch(
                 connection,
                 self.destination_id,
@@ -166,6 +172,7 @@ class _Run:
             batch_count=batch_count,
             estimated_total=total,
             connection_settings=self.connection_settings.get(connection_id, {}),
+            operation_totals=totals,
         )
         return batch_id, claimed, context
 
@@ -231,6 +238,7 @@ def deliver(
     on_staged: OnStaged | None = None,
     max_run_seconds: float | None = 3600.0,
     breaker_batches: int = 3,
+    records_per_request: int | None = None,
 ) -> DeliveryReport:
     """Stage `planned` and deliver everything pending for `destination_id`; returns the run's figures.
 
@@ -239,7 +247,8 @@ def deliver(
     is told how many records and batches are pending once staging is done (what the sync will send).
     A run claims no new batch after `max_run_seconds`, nor after `breaker_batches` batches in a row with nothing
     acknowledged (a dead or refusing destination): what is left stays pending for the next run, counted as
-    deferred, and the report says why it stopped."""
+    deferred, and the report says why it stopped. With `concurrency` > 1 and one request per record
+    (`records_per_request` 1), each batch is shared out among the senders."""
     started = time.monotonic()
     sync_id = sync_id or f"sync_{datetime.now(UTC):%Y%m%dT%H%M%S}_{uuid.uuid4().hex[:8]}"
     size = max(1, min(batch_size or client.max_batch, client.max_batch))
@@ -278,7 +287,7 @@ def deliver(
         if concurrency <= 1:
             _send_serial(run)
         else:
-            _send_parallel(run, concurrency)
+            _send_parallel(run, concurrency, split=records_per_request == 1)
         duration = time.monotonic() - started
         report = DeliveryReport(
             destination_id=destination_id,
@@ -337,25 +346,62 @@ def _send_serial(run: _Run) -> None:
                 run.complete(batch_id, claimed, result, context.batch_seq)
 
 
-def _send_parallel(run: _Run, concurrency: int) -> None:
-    """Keep `concurrency` batches in flight; claim and complete them on this thread (the store's writer)."""
+@dataclass
+class _InFlight:
+    """A claimed batch whose slices are being sent; completed once every slice has answered."""
+
+    batch_id: str
+    claimed: list[ob.ClaimedRecord]
+    context: BatchContext
+    waiting: int
+    results: list[RecordResult] = field(default_factory=list)
+    metrics: dict[str, float] = field(default_factory=dict)
+
+    def add(self, result: BatchResult) -> bool:
+        """Take one slice's answer; True once the whole batch has answered."""
+        self.results.extend(result.results)
+        for key, value in result.metrics.items():
+            self.metrics[key] = self.metrics.get(key, 0.0) + float(value)
+        self.waiting -= 1
+        return self.waiting == 0
+
+
+def _slices(claimed: list[ob.ClaimedRecord], concurrency: int, split: bool) -> list[list[ob.ClaimedRecord]]:
+    if not split:
+        return [claimed]
+    size = max(1, math.ceil(len(claimed) / concurrency))
+    return [claimed[i : i + size] for i in range(0, len(claimed), size)]
+
+
+def _send_parallel(run: _Run, concurrency: int, split: bool) -> None:
+    """Keep every sender busy; claim and complete batches on this thread (the store's writer).
+
+    With `split` (one request per record) a batch is cut into one slice per sender and the next batch is
+    claimed while the current one is still sending, so senders never wait for the ledger writes of a
+    finished batch, and the last batch of a run is sent by every sender, not by one."""
+    queue_target = 2 * concurrency
     with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="deliver") as pool:
         while not run.should_stop() and (pending := _pending(run)):
             for connection_id, total in pending:
                 batch_count = math.ceil(total / run.batch_size)
-                in_flight: dict[Future[BatchResult], tuple[str, list[ob.ClaimedRecord], BatchContext]] = {}
                 remaining = batch_count
-                while remaining > 0 or in_flight:
-                    while remaining > 0 and len(in_flight) < concurrency and not run.should_stop():
+                slices_in_flight: dict[Future[BatchResult], _InFlight] = {}
+                while remaining > 0 or slices_in_flight:
+                    while remaining > 0 and len(slices_in_flight) < queue_target and not run.should_stop():
                         batch_id, claimed, context = run.claim(connection_id, batch_count, total)
                         remaining -= 1
                         if not claimed:
                             remaining = 0
                             break
-                        in_flight[pool.submit(run.send, claimed, context)] = (batch_id, claimed, context)
-                    if not in_flight:
+                        parts = _slices(claimed, concurrency, split)
+                        batch = _InFlight(batch_id, claimed, context, len(parts))
+                        for part in parts:
+                            slices_in_flight[pool.submit(run.send, part, context)] = batch
+                    if not slices_in_flight:
                         break
-                    done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
+                    done, _ = wait(slices_in_flight, return_when=FIRST_COMPLETED)
                     for future in done:
-                        batch_id, claimed, context = in_flight.pop(future)
-                        run.complete(batch_id, claimed, future.result(), context.batch_seq)
+                        batch = slices_in_flight.pop(future)
+                        if batch.add(future.result()):
+                            result = BatchResult(batch.results, batch.metrics)
+                            run.complete(batch.batch_id, batch.claimed, result, batch.context.batch_seq)

@@ -215,6 +215,48 @@ def test_parallel_sending_keeps_every_record_once(store: StateStore) -> None:
     assert sorted(delivered_ids(sandbox)) == sorted(r.record_id for p in workload(40) for r in p.records)
 
 
+class _Recording:
+    """A real client whose calls are noted (which records, on which thread), to see how batches are shared."""
+
+    def __init__(self, client: Any) -> None:
+        self.client, self.max_batch = client, client.max_batch
+        self.calls: list[tuple[int, int, str]] = []
+        self.lock = threading.Lock()
+
+    def send(self, records: Any, context: Any) -> Any:
+        with self.lock:
+            self.calls.append((context.batch_seq, len(records), threading.current_thread().name))
+        return self.client.send(records, context)
+
+    def close(self) -> None:
+        self.client.close()
+
+
+def test_one_request_per_record_batches_are_shared_among_senders(store: StateStore) -> None:
+    """Each batch goes out in one slice per sender, and is still claimed, recorded and reported as one."""
+    with WebhookSandbox() as sandbox:
+        client = _Recording(build_client(webhook_destination(sandbox.hook_url), FAST))
+        finished: list[tuple[int, int]] = []
+        report = deliver(
+            store,
+            client,
+            destination_id="hook",
+            planned=workload(40),
+            batch_size=40,
+            concurrency=4,
+            records_per_request=1,
+            after_batch=lambda seq, result: finished.append((seq, len(result.results))),
+        )
+    assert report.sent == 80 and report.batches == 2 and report.requests == 80
+    assert sorted(finished) == [(1, 40), (2, 40)]
+    assert sorted((seq, size) for seq, size, _ in client.calls) == [(1, 10)] * 4 + [(2, 10)] * 4
+    assert len({thread for _, _, thread in client.calls}) > 1
+    assert sorted(delivered_ids(sandbox)) == sorted(r.record_id for p in workload(40) for r in p.records)
+    with store.read() as connection:
+        rows = connection.execute(sa.select(delivery_ledger.c.record_id)).scalars().all()
+    assert sorted(rows) == sorted(r.record_id for p in workload(40) for r in p.records)
+
+
 def test_tables_are_created_idempotently(state_location: str) -> None:
     from activation_pipeline.state.store import open_state
 

@@ -39,7 +39,7 @@ DESTINATION = DestinationType(
         max_batch=MAX_BATCH,
         records_per_request=1,
         rate_limit=50,
-        max_concurrent=None,
+        max_concurrent=1,  # one worker process per function: its messages go one at a time
         addressed_by=("user_id", "anonymous_id"),
     ),
     default_schedule=EVERY_FIVE_MINUTES,
