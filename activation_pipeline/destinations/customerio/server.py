@@ -112,6 +112,9 @@ class CustomerioSandbox(SandboxServer):
             problem = (
                 ("", "action is larger than 32KB") if size > MAX_ACTION_BYTES else action_problem(action)
             )
+            scripted = self.item_error(action) if problem is None else None
+            if scripted is not None:
+                problem = ("", scripted)
             if problem is None:
                 accepted.append(action)
             else:

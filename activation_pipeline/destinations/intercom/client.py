@@ -192,7 +192,7 @@ class IntercomClient:
             if found.verdict is not Outcome.ACKNOWLEDGED:
                 return self._failed(record, found, "contact search", body)
             matches = (found.json() or {}).get("data") or []
-        if not matches and membership is not None and not membership.member and not custom:
+        if not matches and membership is not None and not membership.member:
             return RecordResult(
                 record.record_id, Outcome.ACKNOWLEDGED, "no such contact: nothing to untag", body
             )
