@@ -1,0 +1,1 @@
+"""Mailchimp: settings, client and fake server of the `mailchimp` type."""
