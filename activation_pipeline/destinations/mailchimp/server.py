@@ -96,11 +96,12 @@ class MailchimpSandbox(SandboxServer):
         found = RESULTS.match(request.path)
         if found and request.method == "GET":
             return self._results(request, found.group(1))
-        expected = base64.b64decode(request.header("authorization", "")[6:] or b"").decode(errors="replace")
-        if (
-            not (request.header("authorization") or "").startswith("Basic ")
-            or expected.partition(":")[2] != self.api_key
-        ):
+        header = request.header("authorization") or ""
+        try:
+            password = base64.b64decode(header[6:]).decode(errors="replace").partition(":")[2]
+        except ValueError:
+            password = ""
+        if not header.startswith("Basic ") or password != self.api_key:
             return problem(
                 401,
                 "API Key Invalid",
