@@ -1,0 +1,1 @@
+"""Zendesk: settings, client and fake server of the `zendesk` type."""
