@@ -64,6 +64,9 @@ class BatchContext:
     batch_count: int = 1
     estimated_total: int | None = None
     connection_settings: Mapping[str, Any] = field(default_factory=dict)
+    operation_totals: Mapping[str, int] = field(default_factory=dict)
+    """Records of each operation (`add`, `remove`, ...) pending for the connection when its batches were
+    counted: list platforms' per-operation upload sessions (Meta) end and are sized with these."""
 
 
 @dataclass(frozen=True)
@@ -72,6 +75,22 @@ class BatchResult:
 
     results: Sequence[RecordResult]
     metrics: Mapping[str, float] = field(default_factory=dict)
+
+
+class ConnectionMemory(Protocol):
+    """Platform ids a client keeps per connection between runs (the state store's `DestinationMemory`)."""
+
+    def get(self, connection_id: str, key: str) -> str | None:
+        """The remembered value, or None."""
+        ...
+
+    def put(self, connection_id: str, key: str, value: str) -> None:
+        """Remember a value."""
+        ...
+
+    def forget(self, connection_id: str, key: str) -> None:
+        """Drop a remembered value."""
+        ...
 
 
 class DestinationClient(Protocol):

@@ -23,7 +23,7 @@ import requests
 import urllib3
 from requests.adapters import HTTPAdapter
 
-from activation_pipeline.destinations.base import Outcome
+from activation_pipeline.destinations.base import ConnectionMemory, Outcome
 
 RETRYABLE_4XX = frozenset({408, 423, 429})
 
@@ -302,6 +302,8 @@ class ClientOptions:
     pool_size: int = 16
     default_region: str = "US"
     """The workspace's `normalisation.default_region`: country of phone numbers written without one."""
+    memory: ConnectionMemory | None = None
+    """Where clients keep per-connection platform ids between runs (None: only for this client's life)."""
 
     def sender(
         self,

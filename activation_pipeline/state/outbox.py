@@ -254,6 +254,20 @@ def pending_by_connection(connection: sa.Connection, destination_id: str) -> lis
     return [(row[0], int(row[1])) for row in rows]
 
 
+def pending_operations(connection: sa.Connection, destination_id: str, connection_id: str) -> dict[str, int]:
+    """How many records of each operation a connection has pending."""
+    rows = connection.execute(
+        sa.select(outbox.c.operation, sa.func.count())
+        .where(
+            outbox.c.destination_id == destination_id,
+            outbox.c.connection_id == connection_id,
+            outbox.c.status == PENDING,
+        )
+        .group_by(outbox.c.operation)
+    )
+    return {str(row[0]): int(row[1]) for row in rows}
+
+
 def claim_batch(
     connection: sa.Connection,
     destination_id: str,

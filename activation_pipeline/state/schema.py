@@ -165,3 +165,15 @@ initialised_connections = sa.Table(
     sa.Column("initialised_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("how", sa.String(16), nullable=False, comment="backfill, or baseline (no historical data)"),
 )
+
+destination_memory = sa.Table(
+    "ap_destination_memory",
+    metadata,
+    sa.Column("destination_id", sa.String(100), primary_key=True),
+    sa.Column("connection_id", sa.String(200), primary_key=True),
+    sa.Column("key", sa.String(200), primary_key=True),
+    sa.Column(
+        "value", sa.Text, nullable=False, comment="platform ids only (e.g. a Meta audience id), no PII"
+    ),
+    sa.Column("updated_at", _TS, nullable=False),
+)

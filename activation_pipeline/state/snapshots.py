@@ -237,3 +237,30 @@ def advance_snapshots(
             },
         )
         connection.execute(statement, values)
+
+
+def held_since(
+    store: StateStore, connection_id: str, before: datetime, chunk: int = CHUNK
+) -> Iterator[tuple[str, datetime]]:
+    """(subject, last acknowledged at) of the members a connection holds whose snapshot row was last
+    acknowledged before `before`, in key order (membership upkeep: who is due to be sent again)."""
+    key = _binary(store, sync_snapshots.c.subject_key)
+    after: str | None = None
+    while True:
+        query = (
+            sa.select(sync_snapshots.c.subject_key, sync_snapshots.c.updated_at, sync_snapshots.c.value)
+            .where(sync_snapshots.c.connection_id == connection_id, sync_snapshots.c.updated_at < before)
+            .order_by(key)
+            .limit(chunk)
+        )
+        if after is not None:
+            query = query.where(key > after)
+        with store.read() as connection:
+            rows = list(connection.execute(query))
+        for row in rows:
+            if row.value is True:
+                at = row.updated_at
+                yield row.subject_key, at if at.tzinfo is not None else at.replace(tzinfo=UTC)
+        if len(rows) < chunk:
+            return
+        after = rows[-1].subject_key

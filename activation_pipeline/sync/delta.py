@@ -32,6 +32,8 @@ class SubjectChange:
     kind: ChangeKind
     old_value: Any = None
     new_value: Any = None
+    refresh: bool = False
+    """A held member sent again because its last acknowledged upload is old (membership upkeep)."""
 
 
 Rows = Iterable[tuple[str, Any]]
@@ -57,13 +59,24 @@ def _join(left: Rows, right: Rows) -> Iterator[tuple[str, tuple[bool, Any], tupl
 
 
 def audience_delta(
-    members: Callable[[], Iterable[str]], snapshot: Callable[[], Rows], mode: SyncMode
+    members: Callable[[], Iterable[str]],
+    snapshot: Callable[[], Rows],
+    mode: SyncMode,
+    due: Callable[[], Iterable[str]] | None = None,
 ) -> Iterator[SubjectChange]:
-    """Entered: members the destination does not hold (all members on a resync), in key order; then exited:
-    held non-members. `members` and `snapshot` open a new sorted stream each time they are called."""
+    """Entered: members the destination does not hold (all members on a resync), and held members `due` for
+    a refresh (sent again, `refresh=True`), in key order; then exited: held non-members. `members`,
+    `snapshot` and `due` open a new sorted stream each time they are called."""
+    refresh = iter(due()) if due is not None and mode is SyncMode.INCREMENTAL else iter(())
+    next_due = next(refresh, None)
     for subject, (member, _), (_, held) in _join(((m, True) for m in members()), snapshot()):
         if member and (mode is SyncMode.RESYNC or held is not True):
             yield SubjectChange(subject, ChangeKind.ENTERED)
+            continue
+        while next_due is not None and next_due < subject:
+            next_due = next(refresh, None)
+        if member and next_due == subject:
+            yield SubjectChange(subject, ChangeKind.ENTERED, refresh=True)
     for subject, (member, _), (_, held) in _join(((m, True) for m in members()), snapshot()):
         if held is True and not member:
             yield SubjectChange(subject, ChangeKind.EXITED)
@@ -86,3 +99,13 @@ def trait_delta(
     for subject, (has_value, _), (_, old) in _join(values(), snapshot()):
         if not has_value and old is not None:
             yield SubjectChange(subject, ChangeKind.TRAIT_CHANGED, old, None)
+
+
+def journey_delta(
+    members: Callable[[], Rows], snapshot: Callable[[], Rows], mode: SyncMode
+) -> Iterator[SubjectChange]:
+    """People who reached a journey's send step with an entry the destination was not sent (every one on a
+    resync), in key order. Nobody leaves a send step, so there are no exits."""
+    for subject, (reached, entry), (_, held) in _join(members(), snapshot()):
+        if reached and (mode is SyncMode.RESYNC or held != entry):
+            yield SubjectChange(subject, ChangeKind.ENTERED, held, entry)

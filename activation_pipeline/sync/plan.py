@@ -7,29 +7,35 @@ them) and in whether profile merges are written to the snapshot or followed in m
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
-from datetime import datetime
+import hashlib
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, Protocol
 
 from activation_pipeline.activation.model import Change, ChangeKind, PlannedChange, ProfileView
 from activation_pipeline.activation.payloads import plan_changes
 from activation_pipeline.config.models import Connection
 from activation_pipeline.config.workspace import Workspace
+from activation_pipeline.destinations.base import Operation
+from activation_pipeline.destinations.consent import Eligibility, eligibility_of
 from activation_pipeline.destinations.registry import CATALOGUE, capabilities
 from activation_pipeline.destinations.spec import Capabilities
 from activation_pipeline.state.snapshots import (
     chunked,
+    held_since,
     is_initialised,
     merge_moves,
     rekey_merged,
     snapshot_rows,
 )
 from activation_pipeline.state.store import StateStore
-from activation_pipeline.sync.delta import SubjectChange, SyncMode, audience_delta, trait_delta
+from activation_pipeline.sync.delta import SubjectChange, SyncMode, audience_delta, journey_delta, trait_delta
 
 CHUNK = 10_000
 """Changes read, looked up and turned into records at a time: what bounds a sync's memory."""
+REFRESH_SPREAD = 0.25
+"""Members come due for a refresh between (1 - REFRESH_SPREAD) and 1 times `refresh_after`."""
 
 
 class ComputeView(Protocol):
@@ -43,6 +49,10 @@ class ComputeView(Protocol):
     def trait_values(self, trait_key: str, level: str) -> Iterable[tuple[str, Any]]:
         """(subject, current value) of a computed or SQL trait in key order (subjects: profile ids, or
         `account:<id>`)."""
+        ...
+
+    def journey_members(self, journey_key: str, step_key: str) -> Iterable[tuple[str, int]]:
+        """(profile id as text, entry) of everyone who reached a journey's send step, in key order."""
         ...
 
     def aliases(self) -> Mapping[str, str]:
@@ -64,17 +74,26 @@ class ConnectionCounts:
     baselined: int = 0
     unaddressable: int = 0
     records: int = 0
+    refreshed: int = 0
+    """Held members sent again because their last acknowledged upload is older than `refresh_after`."""
+    consent_left_out: int = 0
+    """Audience members not sent (or removed) because their consent trait does not grant consent."""
 
     def figures(self) -> dict[str, int]:
         """The counts reported per connection (no personal data)."""
         if self.baselined:
             return {"baselined": self.baselined}
-        return {
+        found = {
             "entered": self.entered,
             "exited": self.exited,
             "updated": self.updated,
             "unaddressable": self.unaddressable,
         }
+        if self.refreshed:
+            found["refreshed"] = self.refreshed
+        if self.consent_left_out:
+            found["consent_left_out"] = self.consent_left_out
+        return found
 
 
 @dataclass
@@ -95,6 +114,11 @@ class ConnectionPlan:
     """A resync's id, so that its messages are new ones (see `Change.generation`)."""
     chunk: int = CHUNK
     counts: ConnectionCounts = field(default_factory=ConnectionCounts)
+    eligibility: Eligibility | None = None
+    """Who of the audience may be sent (consent per member, list destinations); None: everyone."""
+    refresh_after: timedelta | None = None
+    """Membership upkeep of list destinations: held members last acknowledged longer ago are sent again."""
+    sync_id: str = ""
 
     @classmethod
     def open(
@@ -120,8 +144,22 @@ class ConnectionPlan:
         destination = workspace.destination(connection.destination)
         baseline_only = first and destination.accepts_historical is False and mode is SyncMode.INCREMENTAL
         generation = sync_id if mode is SyncMode.RESYNC else ""
+        eligibility, refresh_after = _list_upkeep(destination.type, connection)
         return cls(
-            store, view, workspace, connection, as_of, mode, first, baseline_only, moves, generation, chunk
+            store,
+            view,
+            workspace,
+            connection,
+            as_of,
+            mode,
+            first,
+            baseline_only,
+            moves,
+            generation,
+            chunk,
+            eligibility=eligibility,
+            refresh_after=refresh_after,
+            sync_id=sync_id,
         )
 
     @property
@@ -137,16 +175,51 @@ class ConnectionPlan:
             return snapshot_rows(self.store, connection_id, self.moves)
 
         key = self.connection.source_key
+        if self.connection.source_kind == "journey":
+            journey_key, step_key = key.split(".", 1)
+            return journey_delta(
+                lambda: self.view.journey_members(journey_key, step_key), snapshot, self.mode
+            )
         if self.connection.source_kind == "audience":
-            return audience_delta(lambda: self.view.members(key), snapshot, self.mode)
+            members: Callable[[], Iterable[str]] = lambda: self.view.members(key)  # noqa: E731
+            if self.eligibility is not None:
+                passes = iter((True,))
+                members = lambda: self._eligible(self.view.members(key), next(passes, False))  # noqa: E731
+            due = self._due if self.refresh_after is not None and not self.first_sync else None
+            return audience_delta(members, snapshot, self.mode, due)
         level = _trait_level(self.workspace, key)
         return trait_delta(lambda: self.view.trait_values(key, level), snapshot, self.mode)
+
+    def _eligible(self, members: Iterable[str], count: bool) -> Iterator[str]:
+        """The members whose consent trait grants consent (profiles looked up a chunk at a time); `count`:
+        count those left out (the delta reads the members twice)."""
+        assert self.eligibility is not None
+        for part in chunked(members, self.chunk):
+            profiles = self.view.profiles(part)
+            for subject in part:
+                if self.eligibility.eligible(profiles.get(subject) or ProfileView(subject)):
+                    yield subject
+                elif count:
+                    self.counts.consent_left_out += 1
+
+    def _due(self) -> Iterator[str]:
+        """Held members due for a refresh, in key order: each comes due at a point between 75% and 100% of
+        `refresh_after` after its last acknowledged upload (a hash of its key picks the point), so members
+        added together are sent again over a quarter of the period, not all in one run."""
+        assert self.refresh_after is not None
+        now = datetime.now(UTC)
+        earliest = now - self.refresh_after * (1 - REFRESH_SPREAD)
+        for subject, acknowledged in held_since(self.store, self.connection.connection_id, earliest):
+            point = int.from_bytes(hashlib.sha256(subject.encode()).digest()[:4], "big") / 2**32
+            if acknowledged < now - self.refresh_after * (1 - REFRESH_SPREAD * point):
+                yield subject
 
     def baseline_values(self) -> Iterator[tuple[str, Any]]:
         """What a silent first sync records as held: (subject, membership or value)."""
         for change in self.changes():
             self.counts.baselined += 1
-            yield change.subject_key, True if change.kind is ChangeKind.ENTERED else change.new_value
+            entered = change.kind is ChangeKind.ENTERED and change.new_value is None
+            yield change.subject_key, True if entered else change.new_value
 
     def planned(self) -> Iterator[list[PlannedChange]]:
         """The records to send, one chunk of changes at a time (profiles looked up per chunk)."""
@@ -158,24 +231,51 @@ class ConnectionPlan:
             kept = [c for c in part if _addressable(c, profiles, needed)]
             self.counts.unaddressable += len(part) - len(kept)
             self._count(kept)
+            refresh = f"refresh:{self.sync_id}"
             planned = plan_changes(
-                [_change(c, profiles, self.as_of, self.generation) for c in kept],
+                [_change(c, profiles, self.as_of, refresh if c.refresh else self.generation) for c in kept],
                 self.connection,
                 kind=kind,
                 space=space,
                 separate_by=self.capabilities.separate_records_by,
             )
+            if self.eligibility is not None and self.eligibility.forwarded:
+                planned = [_with_consent(p, self.eligibility, profiles) for p in planned]
             self.counts.records += sum(len(p.records) for p in planned)
             yield planned
 
     def _count(self, part: Sequence[SubjectChange]) -> None:
         for change in part:
-            if change.kind is ChangeKind.ENTERED:
+            if change.refresh:
+                self.counts.refreshed += 1
+            elif change.kind is ChangeKind.ENTERED:
                 self.counts.entered += 1
             elif change.kind is ChangeKind.EXITED:
                 self.counts.exited += 1
             else:
                 self.counts.updated += 1
+
+
+def _list_upkeep(type_name: str, connection: Connection) -> tuple[Eligibility | None, timedelta | None]:
+    """A list connection's consent rule and `refresh_after` (from its validated settings)."""
+    entry = CATALOGUE[type_name]
+    if entry.kind != "list":
+        return None, None
+    settings = entry.connection_settings.model_validate(dict(connection.settings))
+    return eligibility_of(settings), getattr(settings, "refresh_after", None)
+
+
+def _with_consent(
+    planned: PlannedChange, eligibility: Eligibility, profiles: Mapping[str, ProfileView]
+) -> PlannedChange:
+    """Add the member's consent (purpose -> granted/denied) to the payload of an add record."""
+    profile = profiles.get(planned.subject_key) or ProfileView(planned.subject_key)
+    consent = eligibility.member_consent(profile)
+    records = tuple(
+        replace(r, payload={**r.payload, "consent": consent}) if r.operation is Operation.ADD else r
+        for r in planned.records
+    )
+    return replace(planned, records=records)
 
 
 def _trait_level(workspace: Workspace, key: str) -> str:
@@ -226,6 +326,10 @@ class PlanSummary:
     baseline_only: bool
     unaddressable: int = 0
     """Profiles left out because the destination cannot address them (no identifier it takes)."""
+    refreshes: int = 0
+    """Held members sent again for membership upkeep (`refresh_after`), besides the adds."""
+    consent_left_out: int = 0
+    """Audience members left out (or removed) because their consent trait does not grant consent."""
 
 
 def plan_connection(
@@ -262,4 +366,6 @@ def plan_connection(
         first_sync=plan.first_sync,
         baseline_only=plan.baseline_only,
         unaddressable=counts.unaddressable,
+        refreshes=counts.refreshed,
+        consent_left_out=counts.consent_left_out,
     )

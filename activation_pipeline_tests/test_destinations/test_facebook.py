@@ -8,6 +8,7 @@ import pytest
 
 from activation_pipeline.destinations.base import BatchContext, Operation, OutboundRecord, Outcome
 from activation_pipeline.destinations.facebook_custom_audiences.client import FacebookClient, session_id_for
+from activation_pipeline.destinations.facebook_custom_audiences.rules import FACEBOOK_SCHEMA
 from activation_pipeline.destinations.facebook_custom_audiences.server import FacebookSandbox
 from activation_pipeline.destinations.facebook_custom_audiences.settings import FacebookDestination
 from activation_pipeline.destinations.http import ClientOptions, RetryPolicy
@@ -59,6 +60,10 @@ def context(audience_id: str, seq: int = 1, count: int = 1, total: int | None = 
     return BatchContext("aud.vip.meta", "sync_1", seq, count, total, {"audience_id": audience_id})
 
 
+def uploads(fake: FacebookSandbox) -> list[Any]:
+    return [r for r in fake.requests if r.path.endswith("/users")]
+
+
 def outcomes(result: Any) -> dict[str, Outcome]:
     return {r.record_id: r.outcome for r in result.results}
 
@@ -98,9 +103,8 @@ def test_add_and_remove_with_meta_normalisation(fake: FacebookSandbox) -> None:
     assert members["LN"] == {sha("odoe")}
     assert members["COUNTRY"] == {sha("us")}
     upload = fake.requests[-1].json()
-    schema = upload["payload"]["schema"]
-    assert schema == ["EMAIL", "PHONE", "LN", "FN", "MADID", "COUNTRY"]
-    assert "session" not in upload
+    assert upload["payload"]["schema"] == list(FACEBOOK_SCHEMA)
+    assert upload["session"]["batch_seq"] == 1 and upload["session"]["last_batch_flag"] is True
     assert result.metrics["sent_with_email"] == 2
     assert result.metrics["sent_with_phone"] == 1
     assert result.metrics["sent_with_mobile_id"] == 1
@@ -138,8 +142,8 @@ def test_session_over_three_requests(fake: FacebookSandbox) -> None:
     for seq, batch in enumerate(batches, start=1):
         result = c.send(batch, context(audience, seq, 3, 25_000))
         assert all(r.outcome is Outcome.ACKNOWLEDGED for r in result.results)
-    sessions = [r.json()["session"] for r in fake.requests]
-    assert [len(r.json()["payload"]["data"]) for r in fake.requests] == [10_000, 10_000, 5_000]
+    sessions = [r.json()["session"] for r in uploads(fake)]
+    assert [len(r.json()["payload"]["data"]) for r in uploads(fake)] == [10_000, 10_000, 5_000]
     assert [s["batch_seq"] for s in sessions] == [1, 2, 3]
     assert [s["last_batch_flag"] for s in sessions] == [False, False, True]
     assert {s["session_id"] for s in sessions} == {session_id_for("sync_1", "aud.vip.meta", "add")}
@@ -153,7 +157,7 @@ def test_rows_split_at_ten_thousand_within_a_batch(fake: FacebookSandbox) -> Non
     records = [rec(i, email=[f"a{i}@example.com", f"b{i}@example.com"]) for i in range(6_000)]
     result = client(fake).send(records, context(audience))
     assert all(r.outcome is Outcome.ACKNOWLEDGED for r in result.results)
-    bodies = [r.json() for r in fake.requests]
+    bodies = [r.json() for r in uploads(fake)]
     assert [len(b["payload"]["data"]) for b in bodies] == [10_000, 2_000]
     assert [(b["session"]["batch_seq"], b["session"]["last_batch_flag"]) for b in bodies] == [
         (1, False),
@@ -170,7 +174,7 @@ def test_throttle_codes_in_the_body_are_backed_off(fake: FacebookSandbox, code: 
     sleeps = Sleeps()
     result = client(fake, sleeps).send([rec(1)], context(audience))
     assert outcomes(result) == {"r1": Outcome.ACKNOWLEDGED}
-    assert [r.status for r in fake.requests] == [400, 400, 200]
+    assert [r.status for r in uploads(fake)] == [400, 400, 200]
     assert len(sleeps) == 2
     assert result.metrics["http_retries"] == 2
 
@@ -203,9 +207,8 @@ def test_invalid_entries_reported_by_meta_are_counted(fake: FacebookSandbox) -> 
 
 def test_audience_is_created_once_and_found_by_name(fake: FacebookSandbox) -> None:
     settings = {"audience_name": "Acme - VIP"}
-    ctx = BatchContext("aud.vip.meta", "sync_1", connection_settings=settings)
-    first = client(fake).send([rec(1)], ctx)
-    second = client(fake).send([rec(2)], ctx)
+    first = client(fake).send([rec(1)], BatchContext("aud.vip.meta", "sync_1", connection_settings=settings))
+    second = client(fake).send([rec(2)], BatchContext("aud.vip.meta", "sync_2", connection_settings=settings))
     assert len(fake.audiences) == 1
     (audience,) = fake.audiences.values()
     assert audience.name == "Acme - VIP"

@@ -1,23 +1,25 @@
 """Facebook (Meta) Custom Audiences: customer-file members added and removed through the Marketing API.
 
 Wire format (Marketing API `/{audience_id}/users`): POST adds, DELETE removes, JSON body
-`{"payload": {"schema": [...], "data": [[...], ...]}, "session": {...}}` with the multi-key schema in Meta's
-order, at most 10,000 rows a request, every personal value normalised per Meta's table and SHA-256 hex;
-MADID and EXTERN_ID go unhashed. A record with several values of a key (e.g. two emails) becomes several
-rows, each row one way to match the same person.
+`{"payload": {"schema": [...], "data": [[...], ...]}, "session": {...}}` with the full multi-key schema in
+Meta's order on every request (one schema per session; keys a row lacks are ""), at most 10,000 rows a
+request, every personal value normalised per Meta's table and SHA-256 hex; MADID and EXTERN_ID go unhashed.
+A record with several values of a key (e.g. two emails) becomes several rows, each one way to match.
 
-Sessions: each (sync, connection, operation) is one Meta upload session. `session_id` is derived from the
-sync id, so a retried sync reuses it; `batch_seq` counts this client's requests in the session (1, 2, 3, ...);
-`last_batch_flag` is set on the last request of the connection's last batch; `estimated_num_total` is the
-engine's estimate of the connection's records. A session is sent when the sync takes more than one request.
+Sessions (always sent; Meta requires one): adds and removes of a (sync, connection) are two sessions.
+`session_id` is derived from the sync id, connection and operation, so a retried sync reuses it; `batch_seq`
+counts the session's requests (1, 2, 3, ...); `last_batch_flag` is set on the request carrying the
+operation's last record of the sync and `estimated_num_total` is the operation's record count (both from
+`BatchContext.operation_totals`; without them, the connection's last batch and total).
 
 Throttling is recognised from the error body (codes 4, 17, 32, 613, 80000-80014, or `is_transient`), not
 from the HTTP status, and waits for the `X-Business-Use-Case-Usage` / `X-Ad-Account-Usage` hint when given.
 
-Audience creation: `ensure_audience(connection_settings, connection_id)` returns the connection's
-`audience_id`, or finds the ad account's audience named `audience_name` (default: the connection id), or
-creates it; `send` calls it when a connection has no `audience_id`. The engine should persist the id it
-returns (it is also in every record's `sent`) so later runs skip the lookup.
+Audience: `ensure_audience` uses the connection's `audience_id`; else the id remembered in the state store
+(`ClientOptions.memory`, per connection and audience name) after the first sync found or created it; else it
+finds the ad account's audience named `audience_name` (default: the connection id) or creates it, and
+remembers it. A configured or remembered audience is read once per run: deleted, renamed (remembered ones)
+or flagged (`operation_status` 471) fails the connection's records with an error naming the connection.
 """
 
 from __future__ import annotations
@@ -55,7 +57,7 @@ from activation_pipeline.destinations.http import (
 from activation_pipeline.destinations.normalise import RecordNormaliser
 from activation_pipeline.destinations.normalise.figures import ListFigures
 from activation_pipeline.destinations.normalise.record import NormalisedRecord
-from activation_pipeline.errors import TransientDestinationError
+from activation_pipeline.errors import TerminalDestinationError, TransientDestinationError
 
 MAX_ROWS = 10_000
 THROTTLE_CODES = frozenset({4, 17, 32, 613, *range(80000, 80015)})
@@ -63,6 +65,14 @@ THROTTLE_CODES = frozenset({4, 17, 32, 613, *range(80000, 80015)})
 TRANSIENT_CODES = frozenset({1, 2})
 MATCH_KEYS = frozenset({"EMAIL", "PHONE", "MADID", "EXTERN_ID"})
 METHOD = {Operation.ADD: "POST", Operation.REMOVE: "DELETE"}
+
+
+FLAGGED = 471
+"""A custom audience's `operation_status.code` when Meta flagged it (uploads are not used)."""
+
+
+class AudienceError(TerminalDestinationError):
+    """The connection's custom audience is gone, renamed or flagged: the user must act (names the connection)."""
 
 
 def session_id_for(sync_id: str, connection_id: str, operation: str) -> int:
@@ -158,12 +168,13 @@ def _matchable(values: Mapping[str, list[str]]) -> bool:
 
 
 class _Sessions:
-    """Per-session request counters and batch counts of this client (thread-safe)."""
+    """Per-session request counters and per-operation record counts of this client (thread-safe)."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._seq: dict[int, int] = {}
         self._batches: dict[tuple[str, str], int] = {}
+        self._seen: dict[tuple[str, str, str], int] = {}
 
     def batch(self, context: BatchContext) -> bool:
         """Register a batch of the connection's sync; True when it is the connection's last batch."""
@@ -172,6 +183,14 @@ class _Sessions:
             seen = self._batches.get(key, 0) + 1
             self._batches[key] = seen
         return seen >= context.batch_count
+
+    def see(self, context: BatchContext, operation: str, records: int) -> int:
+        """Count a batch's records of one operation; the records of it seen in this sync so far."""
+        key = (context.sync_id, context.connection_id, operation)
+        with self._lock:
+            seen = self._seen.get(key, 0) + records
+            self._seen[key] = seen
+            return seen
 
     def next_seq(self, session_id: int) -> int:
         """The next `batch_seq` of a session (1, 2, 3, ...)."""
@@ -208,22 +227,66 @@ class FacebookClient:
         self._sessions = _Sessions()
         self._audiences: dict[str, str] = {}
         self._audience_lock = threading.Lock()
+        self.memory = opts.memory
 
     # ------------------------------------------------------------------ audiences
     def ensure_audience(self, connection_settings: Mapping[str, Any], connection_id: str) -> str:
-        """The connection's custom audience id: configured, found by name in the ad account, or created."""
+        """The connection's custom audience id: configured, remembered from an earlier run, found by name in
+        the ad account, or created; checked once per client (deleted, renamed or flagged audiences raise
+        `AudienceError` naming the connection)."""
         settings = FacebookConnection.model_validate(dict(connection_settings))
-        if settings.audience_id:
-            return settings.audience_id
+        name = settings.audience_name or connection_id
         with self._audience_lock:
             cached = self._audiences.get(connection_id)
             if cached:
                 return cached
-            name = settings.audience_name or connection_id
-            found = self._find_audience(name)
-            audience_id = found if found is not None else self._create_audience(name, connection_id)
+            if settings.audience_id:
+                audience_id = settings.audience_id
+                self._check_audience(audience_id, None, connection_id, "its configured audience_id")
+            else:
+                key = f"audience_id:{name}"
+                remembered = self.memory.get(connection_id, key) if self.memory is not None else None
+                if remembered is not None:
+                    audience_id = remembered
+                    self._check_audience(audience_id, name, connection_id, "the audience it uses")
+                else:
+                    found = self._find_audience(name)
+                    audience_id = found if found is not None else self._create_audience(name, connection_id)
+                    if self.memory is not None:
+                        self.memory.put(connection_id, key, audience_id)
             self._audiences[connection_id] = audience_id
             return audience_id
+
+    def _check_audience(self, audience_id: str, name: str | None, connection_id: str, what: str) -> None:
+        """Raise `AudienceError` when the audience is gone, renamed (when `name` is expected) or flagged."""
+        result = self.sender.request(
+            "GET", f"{self.version}/{audience_id}", params={"fields": "id,name,operation_status"}
+        )
+        body = result.json()
+        error = meta_error(body)
+        if result.verdict is Outcome.RETRY:
+            raise TransientDestinationError(f"reading custom audience {audience_id} failed: {result.reason}")
+        where = f"connection {connection_id}: {what} ({audience_id})"
+        if error is not None and error.get("code") == 100:
+            raise AudienceError(
+                f"{where} no longer exists in ad account act_{self.account} (deleted in Ads Manager?); set "
+                "the connection's audience_id to an existing audience, or a new audience_name to create one"
+            )
+        if result.verdict is not Outcome.ACKNOWLEDGED or not isinstance(body, dict):
+            raise AudienceError(f"{where} cannot be read: {result.reason}")
+        status = body.get("operation_status")
+        status = status if isinstance(status, dict) else {}
+        if status.get("code") == FLAGGED:
+            description = str(status.get("description", ""))[:160]
+            raise AudienceError(
+                f"{where} is flagged by Meta (operation_status 471: {description}); nothing is uploaded "
+                "until it is resolved in Ads Manager"
+            )
+        if name is not None and body.get("name") != name:
+            raise AudienceError(
+                f"{where} is now named {str(body.get('name'))[:80]!r} in Ads Manager, not {name[:80]!r}; "
+                "rename it back, or set the connection's audience_name (or audience_id) to the audience to fill"
+            )
 
     def _find_audience(self, name: str) -> str | None:
         path: str | None = f"{self.version}/act_{self.account}/customaudiences"
@@ -255,17 +318,24 @@ class FacebookClient:
 
     # ------------------------------------------------------------------ sending
     def send(self, records: Sequence[OutboundRecord], context: BatchContext) -> BatchResult:
-        """Add/remove the batch's members; one result per record (all rows of a record go together)."""
+        """Add/remove the batch's members; one result per record (all rows of a record go together).
+
+        Adds and removes are separate Meta sessions, each with its own `batch_seq`, `last_batch_flag` (on
+        the request carrying the operation's last record of the sync) and `estimated_num_total` (the
+        operation's record count, `BatchContext.operation_totals`); a session is sent on every request."""
         figures = ListFigures(FACEBOOK)
         results: list[RecordResult] = []
         last_batch = self._sessions.batch(context)
         try:
             audience_id = self.ensure_audience(context.connection_settings, context.connection_id)
+        except AudienceError as error:
+            return BatchResult([RecordResult(r.record_id, Outcome.FAILED, str(error)) for r in records])
         except TransientDestinationError as error:
             reason = str(error)
             return BatchResult([RecordResult(r.record_id, Outcome.RETRY, reason) for r in records])
         normalised = self.normaliser.normalise_many([r.payload for r in records])
         by_operation: dict[Operation, list[_Member]] = {}
+        per_operation: dict[Operation, int] = {}
         for record, values in zip(records, normalised, strict=True):
             figures.normalised(values)
             if record.operation not in METHOD:
@@ -273,6 +343,7 @@ class FacebookClient:
                     RecordResult(record.record_id, Outcome.FAILED, f"unsupported {record.operation}")
                 )
                 continue
+            per_operation[record.operation] = per_operation.get(record.operation, 0) + 1
             if not _matchable(values.values):
                 figures.add("no_usable_identifier")
                 reason = "no usable identifier after normalisation"
@@ -282,20 +353,24 @@ class FacebookClient:
                 continue
             member = _Member(record, values, _rows(values.values)[: self.max_rows])
             by_operation.setdefault(record.operation, []).append(member)
-        for operation, members in by_operation.items():
+        for operation, count in per_operation.items():
+            seen = self._sessions.see(context, operation.value, count)
+            members = by_operation.get(operation, [])
+            if not members:
+                continue
+            total = context.operation_totals.get(operation.value)
+            finished = seen >= total if total else last_batch
+            estimate = total or context.estimated_total
             chunks = self._chunks(members)
-            multi = context.batch_count > 1 or len(chunks) > 1
             session_id = session_id_for(context.sync_id, context.connection_id, operation.value)
             for index, chunk in enumerate(chunks):
-                session = None
-                if multi:
-                    session = {
-                        "session_id": session_id,
-                        "batch_seq": self._sessions.next_seq(session_id),
-                        "last_batch_flag": last_batch and index == len(chunks) - 1,
-                    }
-                    if context.estimated_total:
-                        session["estimated_num_total"] = int(context.estimated_total)
+                session: dict[str, Any] = {
+                    "session_id": session_id,
+                    "batch_seq": self._sessions.next_seq(session_id),
+                    "last_batch_flag": finished and index == len(chunks) - 1,
+                }
+                if estimate:
+                    session["estimated_num_total"] = int(estimate)
                 results += self._send_chunk(operation, audience_id, chunk, session, figures)
         return BatchResult(results, figures.metrics())
 
@@ -315,15 +390,12 @@ class FacebookClient:
         operation: Operation,
         audience_id: str,
         chunk: list[_Member],
-        session: dict[str, Any] | None,
+        session: dict[str, Any],
         figures: ListFigures,
     ) -> list[RecordResult]:
-        used = {key for m in chunk for key in m.values.values}
-        schema = [key for key in FACEBOOK_SCHEMA if key in used]
+        schema = list(FACEBOOK_SCHEMA)  # one schema for every request of every session
         data = [[row.get(key, "") for key in schema] for m in chunk for row in m.rows]
-        body: dict[str, Any] = {"payload": {"schema": schema, "data": data}}
-        if session is not None:
-            body["session"] = session
+        body: dict[str, Any] = {"payload": {"schema": schema, "data": data}, "session": session}
         result: HttpResult = self.sender.request(
             METHOD[operation], f"{self.version}/{audience_id}/users", json=body
         )
@@ -344,11 +416,8 @@ class FacebookClient:
                 "audience_id": audience_id,
                 "operation": operation.value,
                 "keys": member.values.values,
-                **(
-                    {"session_id": session["session_id"], "batch_seq": session["batch_seq"]}
-                    if session
-                    else {}
-                ),
+                "session_id": session["session_id"],
+                "batch_seq": session["batch_seq"],
             }
             out.append(RecordResult(member.record.record_id, outcome, result.reason, sent, summary or None))
         return out

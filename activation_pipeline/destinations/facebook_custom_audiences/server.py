@@ -1,8 +1,9 @@
 """A fake Meta Marketing API for customer-file Custom Audiences, strict about the wire contract.
 
 Serves `POST|DELETE /{version}/{audience_id}/users`, `POST|GET /{version}/act_{account}/customaudiences` and
-`GET /{version}/{audience_id}`. Every upload is checked: API version in the path, access token (Bearer header
-or `access_token`), JSON or form body, schema keys known and unique, rows as long as the schema, at most
+`GET /{version}/{audience_id}` (with `operation_status`). Every upload is checked: API version in the path,
+access token (Bearer header, or `access_token` in the query string or form body), parameters from the query
+string (Meta's SDK sends DELETE so) and a JSON or form-encoded body (the SDK's POST), schema keys known and unique, rows as long as the schema, at most
 10,000 rows, every hashed value 64 lowercase hex characters, MADID a hyphenated advertising id, session fields
 typed and consistent within a session (same operation, no sequence number twice, nothing after the last
 batch, a stable estimate). Violations answer Meta's error JSON (code 100) and are kept in `violations`.
@@ -40,6 +41,14 @@ _MADID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4
 FILE_SOURCES = frozenset(("USER_PROVIDED_ONLY", "PARTNER_PROVIDED_ONLY", "BOTH_USER_AND_PARTNER_PROVIDED"))
 
 
+_AUTH_PARAMS = frozenset(("access_token", "appsecret_proof", "appsecret_time"))
+_JSON_PARAMS = ("payload", "session")
+
+
+def _content_type(request: RecordedRequest) -> str:
+    return (request.header("content-type") or "").split(";")[0].strip().lower()
+
+
 def meta_error_reply(
     status: int, code: int, message: str, subcode: int | None = None, headers: dict[str, str] | None = None
 ) -> Reply:
@@ -64,6 +73,7 @@ class Audience:
     account: str
     customer_file_source: str = "BOTH_USER_AND_PARTNER_PROVIDED"
     members: dict[str, set[str]] = field(default_factory=dict)
+    operation_status: dict[str, Any] = field(default_factory=lambda: {"code": 200, "description": "Normal"})
 
 
 @dataclass
@@ -115,6 +125,24 @@ class FacebookSandbox(SandboxServer):
             self.audiences[audience_id] = Audience(audience_id, name, account.removeprefix("act_"))
             return audience_id
 
+    def flag_audience(self, audience_id: str) -> None:
+        """Make Meta flag an audience (`operation_status` 471), as its integrity review does."""
+        with self._state:
+            self.audiences[audience_id].operation_status = {
+                "code": 471,
+                "description": "This audience is unavailable because it may not comply with our policies.",
+            }
+
+    def rename_audience(self, audience_id: str, name: str) -> None:
+        """Rename an audience (as a user can in Ads Manager)."""
+        with self._state:
+            self.audiences[audience_id].name = name
+
+    def delete_audience(self, audience_id: str) -> None:
+        """Delete an audience (as a user can in Ads Manager)."""
+        with self._state:
+            del self.audiences[audience_id]
+
     def members(self, audience_id: str) -> dict[str, set[str]]:
         """The match keys an audience holds, by schema key."""
         with self._state:
@@ -160,14 +188,26 @@ class FacebookSandbox(SandboxServer):
             audience = self.audiences.get(rest[0])
             if audience is None:
                 return meta_error_reply(400, 100, "Unsupported get request. Object does not exist", 33)
-            return Reply(200, {"id": audience.audience_id, "name": audience.name})
+            fields = (request.query.get("fields") or ["id"])[0].split(",")
+            known = {
+                "id": audience.audience_id,
+                "name": audience.name,
+                "operation_status": audience.operation_status,
+                "customer_file_source": audience.customer_file_source,
+                "subtype": "CUSTOM",
+            }
+            return Reply(200, {f: known[f] for f in fields if f in known} | {"id": audience.audience_id})
         return meta_error_reply(400, 100, f"Unknown path components: {request.path}", 2500)
 
     def _authorised(self, request: RecordedRequest) -> bool:
+        """A Bearer header, or `access_token` in the query string or a form body (what Meta's SDK sends)."""
         header = request.header("authorization") or ""
         if header.startswith("Bearer "):
             return header[7:] == self.access_token
-        return request.query.get("access_token", [""])[0] == self.access_token
+        token = request.query.get("access_token", [""])[0]
+        if not token and _content_type(request) == "application/x-www-form-urlencoded":
+            token = parse_qs(request.body.decode("utf-8", "replace")).get("access_token", [""])[0]
+        return token == self.access_token
 
     def _violation(self, message: str, status: int = 400, subcode: int | None = None) -> Reply:
         with self._state:
@@ -175,17 +215,26 @@ class FacebookSandbox(SandboxServer):
         return meta_error_reply(status, 100, f"Invalid parameter: {message}", subcode)
 
     def _body(self, request: RecordedRequest) -> dict[str, Any]:
-        ctype = (request.header("content-type") or "").split(";")[0].strip()
+        """The call's parameters as the Graph API reads them: query string, then a JSON or form body.
+
+        Meta's SDK sends DELETE with every parameter in the query string and POST form-encoded, with
+        object parameters (`payload`, `session`) as JSON text; others send a JSON body."""
+        params: dict[str, Any] = {k: v[0] for k, v in request.query.items() if k not in _AUTH_PARAMS}
+        ctype = _content_type(request)
         text = request.body.decode("utf-8")
         if ctype == "application/json":
             body = json.loads(text) if text else {}
             if not isinstance(body, dict):
                 raise _InvalidError("JSON body must be an object")
-            return body
-        if ctype == "application/x-www-form-urlencoded":
-            form = {k: v[0] for k, v in parse_qs(text).items()}
-            return {k: json.loads(v) if k in ("payload", "session") else v for k, v in form.items()}
-        raise _InvalidError(f"unsupported Content-Type {ctype!r}")
+            params.update(body)
+        elif ctype == "application/x-www-form-urlencoded":
+            params.update({k: v[0] for k, v in parse_qs(text).items() if k not in _AUTH_PARAMS})
+        elif text.strip():
+            raise _InvalidError(f"unsupported Content-Type {ctype!r}")
+        for key in _JSON_PARAMS:
+            if isinstance(params.get(key), str):
+                params[key] = json.loads(params[key])
+        return params
 
     # ------------------------------------------------------------------ audiences
     def _create(self, request: RecordedRequest, account: str) -> Reply:

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import timedelta
 from types import MappingProxyType
 from typing import Literal
 
 from pydantic import Field
 
+from activation_pipeline.config.durations import Window
 from activation_pipeline.config.models import DestinationBase, Model
 from activation_pipeline.config.secrets import Secret
+from activation_pipeline.destinations.consent import ConsentTrait
 from activation_pipeline.destinations.spec import HttpBase
 
 # Facebook: the names Segment lets you map (seed "Trait Enrichment"), each to its customer-file schema key.
@@ -50,6 +53,14 @@ class FacebookConnection(Model):
 
     audience_id: str | None = Field(default=None, pattern=r"^\d+$")
     audience_name: str | None = None
+    eligible_when: ConsentTrait | None = Field(
+        default=None, description="consent trait a member needs to be added (revoked: removed)"
+    )
+    refresh_after: Window | None = Field(
+        default=timedelta(days=90),
+        description="re-send members last acknowledged longer ago (Meta keeps external-id mappings for a "
+        "limited time and deletes customer-file audiences unused for two years); null: never",
+    )
 
 
 class FacebookDestination(DestinationBase):

@@ -6,7 +6,9 @@ user ids: Google refuses mixed types), declares `encoding` (HEX or BASE64), and 
 `consent` and `termsOfService`. Contact identifiers follow Google's formatting page: email trimmed of all
 whitespace and lowercased, gmail.com/googlemail.com without dots and `+suffix`; phone E.164 with `+`; given
 and family name lowercased without prefixes/suffixes; all SHA-256. Region code and postal code go unhashed
-inside `address`, which is sent only when all four address parts are known.
+inside `address`, which is sent only when all four address parts are known (records with some but not all
+are counted as `incomplete_address`). Consent: the destination's `consent` goes on every ingest request; a
+connection reading consent from profile traits adds each member's own `consent` (which overrides it).
 
 Data Manager fails fast: one invalid member fails the whole request and nothing is ingested. The client maps
 the `BadRequest.fieldViolations` indices to their records (failed, with the reason) and sends the others
@@ -137,6 +139,12 @@ class _Member:
     sent: NormalisedRecord
 
 
+def incomplete_address(values: NormalisedRecord) -> bool:
+    """Whether a record has some but not all four address parts (Google matches an address only whole)."""
+    have = sum(1 for part in ADDRESS_PARTS if values.values.get(part))
+    return 0 < have < len(ADDRESS_PARTS)
+
+
 def _member(record: OutboundRecord, values: NormalisedRecord) -> _Member | None:
     """The audience member of one record, or None when it has nothing Google can match."""
     v = values.values
@@ -162,6 +170,16 @@ def _member(record: OutboundRecord, values: NormalisedRecord) -> _Member | None:
         kept = {"userIdData.userId": user_ids[:1]}
         return _Member(record, "userIdData", {"userIdData": {"userId": user_ids[0]}}, _kept(kept))
     return None
+
+
+def _consent(consent: Mapping[str, Any]) -> dict[str, str]:
+    """A member's consent (`granted` / `denied` per purpose, from its profile traits) in Google's enums."""
+    out: dict[str, str] = {}
+    for purpose, wire in (("ad_user_data", "adUserData"), ("ad_personalization", "adPersonalization")):
+        value = consent.get(purpose)
+        if value is not None:
+            out[wire] = CONSENT.get(str(value), "CONSENT_DENIED")
+    return out
 
 
 def _kept(values: dict[str, list[str]]) -> NormalisedRecord:
@@ -229,12 +247,15 @@ class GoogleAdsClient:
     def send(self, records: Sequence[OutboundRecord], context: BatchContext) -> BatchResult:
         """Ingest or remove the batch's members; one result per record."""
         figures = ListFigures(GOOGLE)
+        figures.add("incomplete_address", 0)
         results: list[RecordResult] = []
         user_list_id = GoogleAdsConnection.model_validate(dict(context.connection_settings)).user_list_id
         groups: dict[tuple[Operation, str], list[_Member]] = {}
         normalised = self.normaliser.normalise_many([r.payload for r in records])
         for record, values in zip(records, normalised, strict=True):
             figures.normalised(values)
+            if incomplete_address(values):
+                figures.add("incomplete_address")
             if record.operation not in (Operation.ADD, Operation.REMOVE):
                 results.append(
                     RecordResult(record.record_id, Outcome.FAILED, f"unsupported {record.operation}")
@@ -252,6 +273,9 @@ class GoogleAdsClient:
                     reason += f" ({sum(values.invalid.values())} invalid values left out)"
                 results.append(RecordResult(record.record_id, Outcome.FAILED, reason))
                 continue
+            consent = record.payload.get("consent") if record.operation is Operation.ADD else None
+            if isinstance(consent, Mapping) and consent:
+                member.body["consent"] = _consent(consent)
             groups.setdefault((record.operation, member.kind), []).append(member)
         for (operation, _kind), members in groups.items():
             for start in range(0, len(members), self.max_members):

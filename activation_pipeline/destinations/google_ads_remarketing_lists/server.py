@@ -4,8 +4,10 @@ Checks every request like the real service: `POST /v1/audienceMembers:ingest|rem
 with `destinations` (operating account `GOOGLE_ADS`, digits-only ids, `productDestinationId`), 1 to 10,000
 audience members all of one data type, at most 10 user identifiers a member, hashed values in the declared
 `encoding` (64 lowercase hex for HEX, 32-byte Base64 for BASE64), `address` with all of givenName/familyName
-(hashed) and regionCode/postalCode (plain); on ingest `consent` (CONSENT_GRANTED/DENIED) and
-`termsOfService.customerMatchTermsOfServiceStatus: ACCEPTED`. Any invalid member fails the whole request
+(hashed) and regionCode/postalCode (plain); optional `consent` (CONSENT_GRANTED/DENIED) on the request and on
+each member (the member's overrides); on ingest `termsOfService.customerMatchTermsOfServiceStatus: ACCEPTED`.
+Bodies are read as proto3 JSON is: enums by name or number (Google's client sends numbers with
+`$alt=json;enum-encoding=int`) and field names in lowerCamelCase or snake_case. Any invalid member fails the whole request
 (Google's fast-fail model) with HTTP 400 INVALID_ARGUMENT and a `BadRequest` naming each member. Accepted
 requests change the list's membership (`members(user_list_id)`, values as hex). `reject_values` makes members
 holding a value fail like an invalid member; `exhaust_next` answers 429 RESOURCE_EXHAUSTED with a retryDelay.
@@ -26,8 +28,45 @@ MAX_MEMBERS = 10_000
 MAX_IDENTIFIERS = 10
 MAX_MOBILE_IDS = 10
 DATA_TYPES = ("userData", "mobileData", "userIdData", "pairData", "ppidData")
-ACCOUNT_TYPES = frozenset(("GOOGLE_ADS", "DISPLAY_VIDEO_PARTNER", "DISPLAY_VIDEO_ADVERTISER", "DATA_PARTNER"))
+ACCOUNT_TYPE_NUMBERS = (
+    "ACCOUNT_TYPE_UNSPECIFIED", "GOOGLE_ADS", "DISPLAY_VIDEO_PARTNER", "DISPLAY_VIDEO_ADVERTISER", "DATA_PARTNER",
+    "GOOGLE_ANALYTICS_PROPERTY", "GOOGLE_AD_MANAGER_AUDIENCE_LINK", "FLOODLIGHT_CONFIG", "GOOGLE_AD_MANAGER",
+)  # fmt: skip
+ACCOUNT_TYPES = frozenset(ACCOUNT_TYPE_NUMBERS[1:])
 CONSENT_VALUES = frozenset(("CONSENT_GRANTED", "CONSENT_DENIED"))
+ENUMS: dict[str, tuple[str, ...]] = {
+    "accountType": ACCOUNT_TYPE_NUMBERS,
+    "encoding": ("ENCODING_UNSPECIFIED", "HEX", "BASE64"),
+    "adUserData": ("CONSENT_STATUS_UNSPECIFIED", "CONSENT_GRANTED", "CONSENT_DENIED"),
+    "adPersonalization": ("CONSENT_STATUS_UNSPECIFIED", "CONSENT_GRANTED", "CONSENT_DENIED"),
+    "customerMatchTermsOfServiceStatus": ("TERMS_OF_SERVICE_STATUS_UNSPECIFIED", "ACCEPTED", "REJECTED"),
+}
+"""Enum fields of the request and their values by number (proto3 JSON takes the name or the number)."""
+
+
+def _camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(part[:1].upper() + part[1:] for part in rest)
+
+
+def canonical(value: Any, key: str = "") -> Any:
+    """A request body as proto3 JSON parsing reads it: snake_case field names as lowerCamelCase, enums given
+    as numbers (`$alt=json;enum-encoding=int`, what Google's client library sends) as their names."""
+    if isinstance(value, dict):
+        return {_camel(k): canonical(v, _camel(k)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [canonical(v, key) for v in value]
+    names = ENUMS.get(key)
+    if (
+        names is not None
+        and isinstance(value, int)
+        and not isinstance(value, bool)
+        and 0 <= value < len(names)
+    ):
+        return names[value]
+    return value
+
+
 _HEX = re.compile(r"[0-9a-f]{64}")
 _REGION = re.compile(r"[A-Z]{2}")
 _MOBILE = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
@@ -45,6 +84,16 @@ def google_error_reply(
 
 def _info(reason: str) -> dict[str, Any]:
     return {"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": reason, "domain": DOMAIN}
+
+
+def _check_consent(consent: Any, where: str) -> None:
+    """Consent is optional (request level, or per member, which overrides it); given, it must be valid."""
+    if consent is None:
+        return
+    if not isinstance(consent, dict) or not set(consent) <= {"adUserData", "adPersonalization"}:
+        raise _RejectError("INVALID_ARGUMENT", f"{where} takes adUserData and adPersonalization")
+    if not set(consent.values()) <= CONSENT_VALUES | {"CONSENT_STATUS_UNSPECIFIED"}:
+        raise _RejectError("INVALID_ENUM_VALUE", f"{where} values must be CONSENT_GRANTED or CONSENT_DENIED")
 
 
 class _RejectError(Exception):
@@ -109,6 +158,7 @@ class GoogleAdsSandbox(SandboxServer):
         body, error = parse_json_body(request)
         if error is not None:
             return self._violation("INVALID_ARGUMENT", str(error.body))
+        body = canonical(body)
         ingest = request.path.endswith(":ingest")
         try:
             list_ids = self._destinations(body)
@@ -166,7 +216,10 @@ class GoogleAdsSandbox(SandboxServer):
                             bucket.update(vals)
                         else:
                             bucket.difference_update(vals)
-            self.ingested.append({"path": request.path, "members": len(members), "lists": list_ids})
+            consents = [m.get("consent") or body.get("consent") for m in members]
+            self.ingested.append(
+                {"path": request.path, "members": len(members), "lists": list_ids, "consents": consents}
+            )
         return Reply(200, {"requestId": str(uuid.uuid4())})
 
     def _violation(self, reason: str, message: str) -> Reply:
@@ -214,14 +267,7 @@ class GoogleAdsSandbox(SandboxServer):
             if unexpected:
                 raise _RejectError("INVALID_ARGUMENT", f"unknown fields on remove: {sorted(unexpected)}")
             return str(encoding)
-        consent = body.get("consent")
-        if (
-            not isinstance(consent, dict)
-            or not {consent.get("adUserData"), consent.get("adPersonalization")} <= CONSENT_VALUES
-        ):
-            raise _RejectError(
-                "INVALID_ARGUMENT", "consent.adUserData and consent.adPersonalization are required"
-            )
+        _check_consent(body.get("consent"), "consent")
         terms = body.get("termsOfService")
         if not isinstance(terms, dict) or terms.get("customerMatchTermsOfServiceStatus") != "ACCEPTED":
             raise _RejectError(
@@ -247,6 +293,7 @@ class GoogleAdsSandbox(SandboxServer):
     def _member(self, member: Any, encoding: str) -> tuple[str, dict[str, list[str]]]:
         if not isinstance(member, dict):
             raise _RejectError("INVALID_AUDIENCE_MEMBER", "member must be an object")
+        _check_consent(member.get("consent"), "audienceMembers.consent")
         kinds = [k for k in DATA_TYPES if k in member]
         if len(kinds) != 1:
             raise _RejectError(

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import timedelta
 from types import MappingProxyType
 from typing import Literal
 
 from pydantic import Field
 
+from activation_pipeline.config.durations import Window
 from activation_pipeline.config.models import DestinationBase, Model
 from activation_pipeline.config.secrets import Secret
+from activation_pipeline.destinations.consent import GoogleConsentTraits
 from activation_pipeline.destinations.spec import HttpBase
 
 # Google Data Manager: destination names and the user identifier each becomes.
@@ -47,9 +50,18 @@ class GoogleAdsSettings(Model):
 
 
 class GoogleAdsConnection(Model):
-    """The user list (Data Manager productDestinationId) a connection fills."""
+    """The user list (Data Manager productDestinationId) a connection fills, consent and membership upkeep."""
 
     user_list_id: str = Field(pattern=r"^\d+$")
+    consent: GoogleConsentTraits | None = Field(
+        default=None,
+        description="consent per member from profile traits (replaces the destination's consent setting)",
+    )
+    refresh_after: Window | None = Field(
+        default=timedelta(days=180),
+        description="re-send members last acknowledged longer ago; keep it below the list's membership "
+        "lifespan (at most 540 days); null: never",
+    )
 
 
 class GoogleAdsDestination(DestinationBase):

@@ -6,7 +6,9 @@ from typing import Literal
 
 from pydantic import Field
 
+from activation_pipeline.config.durations import Window
 from activation_pipeline.config.models import DestinationBase, Model
+from activation_pipeline.destinations.consent import ConsentTrait
 from activation_pipeline.config.secrets import Secret
 from activation_pipeline.destinations.spec import HttpBase
 
@@ -21,9 +23,15 @@ class MarketoSettings(Model):
 
 
 class MarketoConnection(Model):
-    """The static list a connection fills."""
+    """The static list a connection fills, and who may be in it."""
 
     list_id: int = Field(ge=1)
+    eligible_when: ConsentTrait | None = Field(
+        default=None, description="consent trait a member needs to be added (revoked: removed)"
+    )
+    refresh_after: Window | None = Field(
+        default=None, description="re-send members last acknowledged longer ago (static lists do not expire)"
+    )
 
 
 class MarketoDestination(DestinationBase):
