@@ -453,7 +453,9 @@ class PredictiveFeatures(Model):
     )
     monetary: str | None = Field(default=None, pattern=TRAIT_PATH, description="numeric property summed")
     traits: list[Annotated[str, Field(pattern=SNAKE_KEY)]] = Field(
-        default_factory=list, description="counter and aggregation computed traits, taken as of the same time"
+        default_factory=list,
+        description="computed traits (numbers; most_frequent, first_value and last_value as categories) and "
+        "custom traits (categories), taken as of the same time",
     )
 
 

@@ -9,17 +9,16 @@ from pydantic import ValidationError
 
 from activation_pipeline.config.models import (
     MOBILE_IDENTIFIERS,
-    AggregationTrait,
     AllCondition,
     AnyCondition,
     Audience,
     AudienceCondition,
     Connection,
-    CounterTrait,
     EventCondition,
     IdStrategy,
     NotCondition,
     TraitCondition,
+    UniqueListTrait,
 )
 from activation_pipeline.config.problems import Loc, describe_error, format_path
 from activation_pipeline.config.workspace import Workspace
@@ -154,18 +153,18 @@ class _Checker:
         self.check_predictive()
 
     def check_predictive(self) -> None:
-        numeric = {
-            c.key
-            for c in self.ws.traits.computed
-            if c.level == "user" and isinstance(c, CounterTrait | AggregationTrait)
-        }
+        # Numbers (counter, aggregation) and categories (custom traits, most frequent / first / last value).
+        usable = {
+            c.key for c in self.ws.traits.computed if c.level == "user" and not isinstance(c, UniqueListTrait)
+        } | set(self.ws.traits.custom)
         for i, trait in enumerate(self.ws.traits.predictive):
             loc: Loc = ("traits", "predictive", i)
             for j, key in enumerate(trait.features.traits):
-                if key not in numeric:
+                if key not in usable:
                     self.add(
                         (*loc, "features", "traits", j),
-                        f"'{key}' is not a user-level counter or aggregation computed trait{_hint(key, numeric)}",
+                        f"'{key}' is not a custom trait nor a user-level computed trait other than "
+                        f"unique_list{_hint(key, usable)}",
                     )
             if trait.population is None:
                 continue

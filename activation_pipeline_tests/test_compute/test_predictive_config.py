@@ -14,6 +14,7 @@ traits:
   computed:
     - {key: orders, type: counter, event: Order Completed}
     - {key: fav, type: most_frequent, event: Product Viewed, property: category}
+    - {key: seen, type: unique_list, event: Product Viewed, property: category}
 """
 
 
@@ -58,7 +59,7 @@ def test_every_problem_with_its_path() -> None:
     - {key: s, shortcut: likelihood_to_win}
     - key: p
       shortcut: likelihood_to_purchase
-      features: {traits: [orders, fav, nope]}
+      features: {traits: [orders, fav, plan, seen, nope]}
       population: {all: [{event: Product Viewed, within: 30d}, {trait: plan, op: "=", value: pro}]}
     - {key: orders, shortcut: predicted_ltv, horizon: 0d}
 audiences:
@@ -68,8 +69,10 @@ audiences:
     assert "goal.property" in problems["traits.predictive[0]"]
     assert "need an 'event'" in problems["traits.predictive[1].goal"]
     assert "likelihood_to_purchase" in problems["traits.predictive[2].shortcut"]
-    assert "not a user-level counter or aggregation" in problems["traits.predictive[3].features.traits[1]"]
-    assert "not a user-level counter or aggregation" in problems["traits.predictive[3].features.traits[2]"]
+    # numbers (a counter) and categories (a most frequent value, a custom trait) are features; lists are not
+    assert not any(f"traits.predictive[3].features.traits[{i}]" in problems for i in range(3)), problems
+    assert "other than unique_list" in problems["traits.predictive[3].features.traits[3]"]
+    assert "other than unique_list" in problems["traits.predictive[3].features.traits[4]"]
     assert "event conditions" in problems["traits.predictive[3].population.all[1]"]
     assert "longer than zero" in problems["traits.predictive[4].horizon"]
     assert not any(path.startswith("audiences") for path in problems), problems

@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
 from sklearn.inspection import permutation_importance
 from sklearn.metrics import mean_absolute_error, r2_score, roc_auc_score
 from threadpoolctl import threadpool_limits
 
-from activation_pipeline.compute.predictive.features import FeatureSpec
+from activation_pipeline.compute.predictive.features import MAX_CATEGORIES, FeatureSpec
 
 SEED = 20_261_101
 TEST_SHARE = 5
@@ -44,11 +45,38 @@ class TrainedModel:
             return np.maximum(np.asarray(self.estimator.predict(features), dtype=np.float64), 0.0)
 
 
-def matrix(data: pa.Table | pa.RecordBatch, names: list[str]) -> np.ndarray:
-    """The feature columns of Arrow data as a float32 matrix (missing values as NaN)."""
+def matrix(data: pa.Table | pa.RecordBatch, spec: FeatureSpec) -> np.ndarray:
+    """The feature columns of Arrow data as a float32 matrix (missing values as NaN); a categorical column
+    becomes its value's position in the spec's vocabulary, or one past it for any other value."""
+    names = spec.names()
     if data.num_rows == 0:
         return np.zeros((0, len(names)), dtype=np.float32)
-    return np.column_stack([data.column(n).to_numpy(zero_copy_only=False).astype(np.float32) for n in names])
+    numeric = names[: len(names) - len(spec.categorical)]
+    columns = [data.column(n).to_numpy(zero_copy_only=False).astype(np.float32) for n in numeric]
+    for key, vocabulary in zip(spec.categorical, spec.vocabulary, strict=True):
+        columns.append(_codes(data.column(f"category_{key}"), vocabulary))
+    return np.column_stack(columns)
+
+
+def _text(column: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
+    """Text values with empty ones as missing (PostgreSQL's CSV export writes NULL text as empty)."""
+    text = pc.cast(column, pa.string())
+    return pc.if_else(pc.equal(text, ""), pa.scalar(None, pa.string()), text)
+
+
+def _codes(column: pa.Array | pa.ChunkedArray, vocabulary: tuple[str, ...]) -> np.ndarray:
+    text = _text(column)
+    found = pc.index_in(text, value_set=pa.array(vocabulary, pa.string()))
+    other = pc.if_else(pc.is_null(text), pa.scalar(None, pa.int32()), len(vocabulary))
+    codes = pc.coalesce(found, other)
+    return np.asarray(codes.to_numpy(zero_copy_only=False), dtype=np.float32)
+
+
+def vocabulary(column: pa.Array | pa.ChunkedArray) -> tuple[str, ...]:
+    """The most frequent values of a categorical feature (at most MAX_CATEGORIES; ties by value)."""
+    counts = pc.value_counts(pc.drop_null(_text(column))).to_pylist()
+    ranked = sorted(counts, key=lambda c: (-c["counts"], c["values"]))
+    return tuple(c["values"] for c in ranked[:MAX_CATEGORIES])
 
 
 def held_out(profile_ids: np.ndarray) -> np.ndarray:
@@ -57,7 +85,7 @@ def held_out(profile_ids: np.ndarray) -> np.ndarray:
     return (mixed >> np.uint64(40)) % np.uint64(TEST_SHARE) == 0
 
 
-def _estimator(kind: str, labels: np.ndarray) -> Any:
+def _estimator(kind: str, labels: np.ndarray, spec: FeatureSpec) -> Any:
     # Small, regularised trees with early stopping on a fixed validation split: goals are often rare.
     options = {
         "max_iter": 200,
@@ -69,6 +97,10 @@ def _estimator(kind: str, labels: np.ndarray) -> Any:
         "validation_fraction": 0.15,
         "n_iter_no_change": 15,
         "random_state": SEED,
+        # Categories split as sets of values (the model's native handling), not as an arbitrary order.
+        "categorical_features": [n.startswith("category_") for n in spec.names()]
+        if spec.categorical
+        else None,
     }
     if kind == "likelihood":
         return HistGradientBoostingClassifier(**options)
@@ -103,11 +135,16 @@ def _calibration(predicted: np.ndarray, observed: np.ndarray) -> list[dict[str, 
 def train(kind: str, spec: FeatureSpec, data: pa.Table) -> TrainedModel:
     """Fit on the training profiles and evaluate on the held-out ones; `data` holds profile_id, features, label."""
     started = time.perf_counter()
-    names = spec.names()
-    features = matrix(data, names)
-    labels = data.column("label").to_numpy(zero_copy_only=False).astype(np.float64)
     test = held_out(data.column("profile_id").to_numpy(zero_copy_only=False))
-    estimator = _estimator(kind, labels[~test])
+    # The vocabulary is learnt from the training rows only, like everything else the model knows.
+    training = data.filter(pa.array(~test))
+    spec = replace(
+        spec, vocabulary=tuple(vocabulary(training.column(f"category_{k}")) for k in spec.categorical)
+    )
+    names = spec.names()
+    features = matrix(data, spec)
+    labels = data.column("label").to_numpy(zero_copy_only=False).astype(np.float64)
+    estimator = _estimator(kind, labels[~test], spec)
     x_train, y_train, x_test, y_test = features[~test], labels[~test], features[test], labels[test]
     if len(x_train) == 0:
         raise ValueError("no profiles to train on: the events do not reach back to as_of - horizon")

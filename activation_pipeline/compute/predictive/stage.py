@@ -38,7 +38,12 @@ from activation_pipeline.compute.schema import PREDICTIVE_TABLE
 from activation_pipeline.compute.scratch import scratch_table
 from activation_pipeline.compute.sqlutil import create_table_as, drop_table, rename_table
 from activation_pipeline.config import Workspace
-from activation_pipeline.config.models import PredictiveTrait
+from activation_pipeline.config.models import (
+    FirstValueTrait,
+    LastValueTrait,
+    MostFrequentTrait,
+    PredictiveTrait,
+)
 
 MIN_TRAINING_ROWS = 20
 SCORING_ROWS = 200_000
@@ -70,14 +75,21 @@ def _train(
 ) -> TrainedModel | None:
     """Train and record a model as of `as_of`; None while the events do not reach back to the cutoff."""
     cutoff = as_of - trait.horizon
+    text = categorical_traits(workspace)
     spec = FeatureSpec(
         events=tuple(choose_events(conn, engine, trait, cutoff)),
         windows=tuple(sorted(trait.features.windows)),
         monetary=trait.features.monetary,
-        traits=tuple(trait.features.traits),
+        traits=tuple(k for k in trait.features.traits if k not in text),
+        categorical=tuple(k for k in trait.features.traits if k in text),
     )
-    query = training_query(engine, workspace, trait, spec, cutoff, as_of)
-    data = read_table(conn, query)
+    # Sampling happens in the query (a profile-id modulus), so the features of profiles that would be
+    # dropped are never computed; the modulus comes from the profiles existing at the cutoff (an upper
+    # bound of the population then), and `_sample` trims what the population condition left over.
+    p = engine.tables.profiles
+    profiles = int(conn.execute(sa.select(sa.func.count()).where(p.c.created_at <= cutoff)).scalar() or 0)
+    every = max(1, -(-profiles // trait.max_training_rows))
+    data = read_table(conn, training_query(engine, workspace, trait, spec, cutoff, as_of, every))
     if data.num_rows < MIN_TRAINING_ROWS:
         return None
     sampled = _sample(data, trait.max_training_rows)
@@ -85,10 +97,22 @@ def _train(
     model.figures.update(
         cutoff=cutoff.isoformat(),
         horizon_days=trait.horizon.total_seconds() / 86400,
-        population=data.num_rows,
+        profiles_at_cutoff=profiles,
+        sampled_every=every,
+        population=data.num_rows * every,
     )
     store.save(conn, engine, trait, model, as_of, cutoff)
     return model
+
+
+def categorical_traits(workspace: Workspace) -> set[str]:
+    """Trait keys a predictive model reads as categories: custom traits and text-valued computed traits."""
+    text = {
+        t.key
+        for t in workspace.traits.computed
+        if isinstance(t, MostFrequentTrait | FirstValueTrait | LastValueTrait)
+    }
+    return text | set(workspace.traits.custom)
 
 
 def _sample(data: pa.Table, limit: int) -> pa.Table:
@@ -111,11 +135,10 @@ def _score(
     ids: list[np.ndarray] = [np.zeros(0, np.int64)]
     scores: list[np.ndarray] = [np.zeros(0)]
     if model is not None:
-        names = model.spec.names()
         features = read_table(conn, feature_query(engine, workspace, trait, model.spec, as_of))
         for batch in features.to_batches(SCORING_ROWS):
             ids.append(batch.column("profile_id").to_numpy(zero_copy_only=False).astype(np.int64))
-            scores.append(model.predict(matrix(batch, names)))
+            scores.append(model.predict(matrix(batch, model.spec)))
     name = f"_pred_{trait.key}"
     data = pa.table(
         {

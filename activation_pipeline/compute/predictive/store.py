@@ -54,6 +54,8 @@ def _spec(text: str) -> FeatureSpec:
         windows=tuple(timedelta(seconds=s) for s in data["windows"]),
         monetary=data["monetary"],
         traits=tuple(data["traits"]),
+        categorical=tuple(data.get("categorical", ())),
+        vocabulary=tuple(tuple(v) for v in data.get("vocabulary", ())),
     )
 
 
