@@ -78,7 +78,8 @@ class Change:
     def snapshot_value(self) -> Any:
         """What the snapshot holds once the change is acknowledged: membership, or the trait's value."""
         if self.kind is ChangeKind.ENTERED:
-            return True
+            # A journey send step holds the entry that reached it, so a later entry is sent again.
+            return True if self.new_value is None else self.new_value
         if self.kind is ChangeKind.EXITED:
             return False
         return self.new_value

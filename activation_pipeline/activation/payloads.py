@@ -42,6 +42,7 @@ from activation_pipeline.activation.ids import (
     same_value,
 )
 from activation_pipeline.activation.model import Change, ChangeKind, PlannedChange, ProfileView
+from activation_pipeline.config.journeys import step_trait_key
 from activation_pipeline.config.models import Connection
 from activation_pipeline.destinations.base import Operation, OutboundRecord
 
@@ -53,24 +54,39 @@ AUDIENCE_EVENTS = {ChangeKind.ENTERED: "Audience Entered", ChangeKind.EXITED: "A
 class Computation:
     """The audience or computed trait a connection activates, as `context.personas` describes it."""
 
-    computation_class: Literal["audience", "computed_trait"]
+    computation_class: Literal["audience", "computed_trait", "journey_step"]
     key: str
     id: str
     space: str
+    journey: tuple[str, str] | None = None
+    """A journey send step's (journey key, step key)."""
 
     def context(self) -> dict[str, str]:
         """The `context.personas` object."""
-        return {
+        context = {
             "computation_class": self.computation_class,
             "computation_key": self.key,
             "computation_id": self.id,
             "space_id": self.space,
             "namespace": self.space,
         }
+        if self.journey is not None:
+            context["journey_key"], context["journey_step_key"] = self.journey
+        return context
 
 
 def computation_for(connection: Connection, space: str, computation_id: str | None = None) -> Computation:
     """The computation of a connection; its id defaults to a stable hash of space and key."""
+    if connection.source_kind == "journey":
+        journey_key, step_key = connection.source_key.split(".", 1)
+        key = step_trait_key(journey_key, step_key)
+        return Computation(
+            "journey_step",
+            key,
+            computation_id or f"jst_{digest(space, 'journey_step', key, length=24)}",
+            space,
+            (journey_key, step_key),
+        )
     if connection.source_kind == "audience":
         cls: Literal["audience", "computed_trait"] = "audience"
         prefix = "aud"
@@ -189,7 +205,8 @@ def _messages_for(
 ) -> list[tuple[Operation, dict[str, Any]]]:
     key = computation.key
     ids = _identifier_fields(recipient)
-    value = change.snapshot_value
+    journey = computation.journey
+    value = True if journey is not None else change.snapshot_value
     account = change.level == "account" and change.profile.account_id is not None
     out: list[tuple[Operation, dict[str, Any]]] = []
     if connection.send_identify:
@@ -206,7 +223,16 @@ def _messages_for(
             out.append((Operation.IDENTIFY, message))
     if connection.send_track:
         message = _envelope("track", change_key, recipient, selection, change, computation)
-        if computation.computation_class == "audience":
+        if journey is not None:
+            message["event"] = AUDIENCE_EVENTS[change.kind]
+            message["properties"] = {
+                "audience_key": key,
+                "journey_key": journey[0],
+                "journey_step_key": journey[1],
+                **enriched,
+                key: value,
+            }
+        elif computation.computation_class == "audience":
             message["event"] = AUDIENCE_EVENTS[change.kind]
             message["properties"] = {"audience_key": key, **enriched, key: value}
         else:
@@ -227,7 +253,7 @@ def is_noop(change: Change) -> bool:
 
 def _check_kind(change: Change, connection: Connection) -> None:
     audience_kinds = {ChangeKind.ENTERED, ChangeKind.EXITED}
-    if (connection.source_kind == "audience") != (change.kind in audience_kinds):
+    if (connection.source_kind in ("audience", "journey")) != (change.kind in audience_kinds):
         raise ValueError(
             f"a {change.kind.value} change does not fit connection {connection.connection_id} "
             f"(source {connection.source_kind})"

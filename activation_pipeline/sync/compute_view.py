@@ -25,6 +25,7 @@ from activation_pipeline.activation.model import IdentifierValue, ProfileView
 from activation_pipeline.compute.pipeline import ComputePipeline
 from activation_pipeline.compute.schema import PREDICTIVE_TABLE
 from activation_pipeline.compute.sqlutil import table_names
+from activation_pipeline.journeys.delivery import STEP_MEMBERS_FILE, step_members_query
 
 ACCOUNT_PREFIX = "account:"
 USER_TRAIT_TABLES = ("custom_traits", "computed_traits", PREDICTIVE_TABLE)
@@ -49,6 +50,8 @@ def export_results(pipeline: ComputePipeline, directory: Path, as_of: datetime) 
         "identities": pipeline.identities(),
         "aliases": pipeline.read(sa.select(a.c.old_profile_id, a.c.profile_id)),
     }
+    if "journey_transitions" in present:
+        tables[STEP_MEMBERS_FILE] = pipeline.read(step_members_query(pipeline.engine.schema, workspace))
     trait_tables = [*USER_TRAIT_TABLES, *ACCOUNT_TRAIT_TABLES, "account_users"]
     trait_tables += [f"sqlt_{t.key}" for t in workspace.traits.sql]
     for name in trait_tables:
@@ -144,6 +147,25 @@ class ResultsView:
 
         for batch in self._stream(relation):
             yield from batch["s"]
+
+    def journey_members(self, journey_key: str, step_key: str) -> Iterator[tuple[str, int]]:
+        """(profile id as text, entry) of everyone who reached a journey's send step, in key order."""
+        if self._file(STEP_MEMBERS_FILE) is None:
+            return
+
+        def relation(read: Reader) -> duckdb.DuckDBPyRelation:
+            return (
+                read.parquet(STEP_MEMBERS_FILE)
+                .filter(
+                    (Column("journey_key") == Constant(journey_key))
+                    & (Column("step_key") == Constant(step_key))
+                )
+                .select(Column("profile_id").cast(VARCHAR).alias("s"), Column("entry").alias("v"))
+                .order("s")
+            )
+
+        for batch in self._stream(relation):
+            yield from zip(batch["s"], (int(v) for v in batch["v"]), strict=True)
 
     def trait_values(self, trait_key: str, level: str) -> Iterator[tuple[str, Any]]:
         """(subject, current value) of a computed or SQL trait in key order (None values are absent)."""

@@ -99,7 +99,7 @@ def sync_destination_of_workspace(
     sync_id = sync_id or f"{mode.value}_{as_of:%Y%m%dT%H%M%S}_{uuid.uuid4().hex[:8]}"
     chosen = [
         c
-        for c in workspace.connections
+        for c in workspace.delivery_connections()
         if c.destination == destination_id and (connection_ids is None or c.connection_id in connection_ids)
     ]
     plans = [
