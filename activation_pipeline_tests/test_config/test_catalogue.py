@@ -16,6 +16,10 @@ def test_every_design_type_is_catalogued() -> None:
         "iterable",
         "function",
         "webhook",
+        "salesforce_marketing_cloud",
+        "salesforce_marketing_cloud_lists",
+        "intercom",
+        "customerio",
     }
 
 
@@ -29,6 +33,10 @@ def test_every_design_type_is_catalogued() -> None:
         ("iterable", "event", "actions", True, 500, "every 5 minutes"),
         ("function", "event", "function", True, 50, "every 5 minutes"),
         ("webhook", "event", "classic", False, 50, "every 5 minutes"),
+        ("salesforce_marketing_cloud", "event", "actions", True, 20, "every 5 minutes"),
+        ("salesforce_marketing_cloud_lists", "list", "list", True, 20, "hourly"),
+        ("intercom", "event", "actions", True, 8, "every 5 minutes"),
+        ("customerio", "event", "actions", True, 30, "every 5 minutes"),
     ],
 )
 def test_entry(
@@ -94,3 +102,7 @@ def test_batch_limits() -> None:
     assert CATALOGUE["google_ads_remarketing_lists"].defaults.max_batch == 10_000
     assert CATALOGUE["marketo_static_lists"].defaults.max_batch == 300
     assert CATALOGUE["braze"].defaults.max_batch == 75
+    assert CATALOGUE["salesforce_marketing_cloud"].defaults.records_per_request == 50  # rows a rowset call
+    assert CATALOGUE["salesforce_marketing_cloud_lists"].defaults.records_per_request == 50
+    assert CATALOGUE["customerio"].defaults.max_batch == 100  # cut further by the 500 KB request limit
+    assert CATALOGUE["intercom"].defaults.records_per_request == 1  # no batch endpoint for contacts

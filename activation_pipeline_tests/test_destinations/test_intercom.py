@@ -128,19 +128,22 @@ def test_found_by_email_when_the_external_id_is_new(fake: IntercomSandbox) -> No
     assert contact is not None and contact["external_id"] == "u3"
 
 
-def test_events_go_after_identifies_and_unknown_contacts_fail(fake: IntercomSandbox) -> None:
-    """Identifies first, so a batch's track lands on the contact it created; an unknown contact is a 404."""
+def test_events_go_after_identifies_and_unknown_contacts_are_created(fake: IntercomSandbox) -> None:
+    """Identifies first, so a batch's track lands on the contact it made; an event answered 404 (no such
+    contact) creates the contact and is sent again."""
     result = client(fake).send([track(1), identify(1), track(9)], ATTRIBUTE)
-    assert outcomes(result) == {
-        "id-1-True": Outcome.ACKNOWLEDGED,
-        "tr-1": Outcome.ACKNOWLEDGED,
-        "tr-9": Outcome.FAILED,
-    }
-    [event] = fake.events
-    assert event["event_name"] == "Audience Entered" and event["user_id"] == "u1"
-    assert event["metadata"] == {"audience_key": "cart_abandoners", "cart_abandoners": True}
-    failed = next(r for r in result.results if r.record_id == "tr-9")
-    assert "404" in failed.reason
+    assert set(outcomes(result).values()) == {Outcome.ACKNOWLEDGED}
+    calls = [(r.method, r.path, r.status) for r in fake.requests if r.path in ("/events", "/contacts")]
+    assert calls == [
+        ("POST", "/contacts", 200),  # identify 1
+        ("POST", "/events", 202),  # track 1, after its identify
+        ("POST", "/events", 404),  # track 9: Intercom has no such contact
+        ("POST", "/contacts", 200),
+        ("POST", "/events", 202),
+    ]
+    assert [e["user_id"] for e in fake.events] == ["u1", "u9"]
+    assert fake.events[0]["metadata"] == {"audience_key": "cart_abandoners", "cart_abandoners": True}
+    assert result.metrics["contacts_created"] == 2
 
 
 def test_more_than_ten_metadata_keys_fail_without_a_request(fake: IntercomSandbox) -> None:
@@ -196,3 +199,17 @@ def test_server_errors_are_retried_and_a_bad_token_fails(
     monkeypatch.setenv("INTERCOM_TEST_TOKEN", "wrong")
     result = client(fake).send([identify(2)], ATTRIBUTE)
     assert outcomes(result) == {"id-2-True": Outcome.FAILED} and "401" in result.results[0].reason
+
+
+def test_a_contact_made_meanwhile_is_updated_not_failed(fake: IntercomSandbox) -> None:
+    """Another sender made the contact between search and create: the 409 names it, and it is updated."""
+    c = client(fake)
+    c.send([identify(4)], ATTRIBUTE)
+    empty = {"type": "list", "data": [], "total_count": 0}
+    fake.fail_next(2, 200, body=empty, match=lambda r: r.path == "/contacts/search")
+    result = c.send([identify(4, first_name="Renamed")], ATTRIBUTE)
+    assert outcomes(result) == {"id-4-True": Outcome.ACKNOWLEDGED}
+    assert [r.status for r in fake.requests if r.path.startswith("/contacts/")][-1] == 200
+    assert len(fake.contacts) == 1
+    contact = fake.contact_by("external_id", "u4")
+    assert contact is not None and contact["custom_attributes"]["first_name"] == "Renamed"

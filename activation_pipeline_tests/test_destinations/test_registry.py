@@ -27,6 +27,19 @@ SETTINGS: dict[str, list[dict[str, Any]]] = {
     "braze": [{"base_url": "http://127.0.0.1:9", "api_key": {"env": "T"}}],
     "iterable": [{"api_key": {"env": "T"}}, {"api_key": {"env": "T"}, "bulk": False}],
     "function": [{"handler": "json:dumps"}],
+    "salesforce_marketing_cloud": [
+        {
+            "base_url": "http://127.0.0.1:9",
+            "client_id": {"env": "T"},
+            "client_secret": {"env": "T"},
+            "contact_data_extension_key": "C",
+        }
+    ],
+    "salesforce_marketing_cloud_lists": [
+        {"base_url": "http://127.0.0.1:9", "client_id": {"env": "T"}, "client_secret": {"env": "T"}}
+    ],
+    "intercom": [{"access_token": {"env": "T"}}],
+    "customerio": [{"site_id": "1", "api_key": {"env": "T"}}],
     "webhook": [
         {"url": "http://127.0.0.1:9/hook"},
         {"url": "http://127.0.0.1:9/hook", "batch": True, "batch_size": 250},

@@ -8,12 +8,16 @@ Audiences (connection setting `audience_as`): `tag` -> the audience's tag (`POST
 attached (`POST /contacts/{id}/tags`) on entry and detached (`DELETE /contacts/{id}/tags/{tag_id}`) on exit,
 and the boolean is not written as an attribute; `attribute` -> the boolean custom attribute.
 track -> `POST /events` (`event_name`, `created_at`, `user_id` or `email`, at most 10 `metadata` keys); Intercom
-records events only for existing contacts (404 otherwise), so a batch's identifies go before its events.
+records events only for existing contacts (404 otherwise), so a batch's identifies go before its events, and an
+event answered 404 (its identify went with another sender, or the connection sends no identify) creates the
+contact and is sent again.
 A 429 carries `X-RateLimit-Reset` (epoch seconds), used as the wait when there is no `Retry-After`.
 """
 
 from __future__ import annotations
 
+import re
+import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -37,6 +41,7 @@ from activation_pipeline.destinations.outcomes import answer
 MAX_BATCH = 50
 MAX_METADATA_KEYS = 10
 CONTACT_FIELDS = ("email", "phone", "name")
+CONFLICT_ID = re.compile(r"already exists with id=([0-9a-zA-Z]+)")
 
 
 def intercom_classify(response: requests.Response) -> Verdict:
@@ -85,6 +90,17 @@ def unix_seconds(timestamp: str) -> int:
     return int(datetime.fromisoformat(timestamp.replace("Z", "+00:00")).timestamp())
 
 
+def conflicting_id(result: HttpResult) -> str | None:
+    """The id of the existing contact a 409 `conflict` answer names, else None."""
+    if result.status != 409:
+        return None
+    for error in (result.json() or {}).get("errors") or []:
+        found = CONFLICT_ID.search(str(error.get("message", ""))) if isinstance(error, Mapping) else None
+        if found:
+            return found.group(1)
+    return None
+
+
 @dataclass(frozen=True)
 class _Membership:
     """The audience change an identify carries in tag mode: the tag and whether the member is in."""
@@ -114,6 +130,8 @@ class IntercomClient:
         )
         self._attributes: set[str] | None = None
         self._tags: dict[str, str] = {}
+        # The engine shares a batch among several senders: data attributes and tags are made once, under a lock.
+        self._setup_lock = threading.Lock()
 
     # ------------------------------------------------------------------ sending
     def send(self, records: Sequence[OutboundRecord], context: BatchContext) -> BatchResult:
@@ -203,6 +221,10 @@ class IntercomClient:
         else:
             result = self._call("POST", "/contacts", counts, {"role": "user", **body})
             counts["contacts_created"] += result.verdict is Outcome.ACKNOWLEDGED
+            existing = conflicting_id(result)
+            if existing is not None:  # made meanwhile (another sender's event): update that contact
+                result = self._call("PUT", f"/contacts/{existing}", counts, body)
+                counts["contacts_updated"] += result.verdict is Outcome.ACKNOWLEDGED
         if result.verdict is not Outcome.ACKNOWLEDGED:
             return self._failed(record, result, "contact upsert", body)
         contact_id = str((result.json() or {}).get("id", ""))
@@ -218,6 +240,12 @@ class IntercomClient:
         """Create the contact data attributes a body uses that Intercom does not know yet."""
         if not custom:
             return None
+        with self._setup_lock:
+            return self._ensure_attributes_locked(custom, counts)
+
+    def _ensure_attributes_locked(
+        self, custom: Mapping[str, Any], counts: dict[str, float]
+    ) -> HttpResult | None:
         if self._attributes is None:
             listed = self._call("GET", "/data_attributes?model=contact", counts)
             if listed.verdict is not Outcome.ACKNOWLEDGED:
@@ -239,12 +267,13 @@ class IntercomClient:
 
     def _tag(self, contact_id: str, membership: _Membership, counts: dict[str, float]) -> HttpResult | None:
         """Attach or detach the audience's tag; None when the contact is as asked."""
-        tag_id = self._tags.get(membership.tag)
-        if tag_id is None:
-            made = self._call("POST", "/tags", counts, {"name": membership.tag})
-            if made.verdict is not Outcome.ACKNOWLEDGED:
-                return made
-            tag_id = self._tags[membership.tag] = str((made.json() or {}).get("id"))
+        with self._setup_lock:
+            tag_id = self._tags.get(membership.tag)
+            if tag_id is None:
+                made = self._call("POST", "/tags", counts, {"name": membership.tag})
+                if made.verdict is not Outcome.ACKNOWLEDGED:
+                    return made
+                tag_id = self._tags[membership.tag] = str((made.json() or {}).get("id"))
         if membership.member:
             result = self._call("POST", f"/contacts/{contact_id}/tags", counts, {"id": tag_id})
             counts["tags_added"] += result.verdict is Outcome.ACKNOWLEDGED
@@ -277,6 +306,16 @@ class IntercomClient:
         if metadata:
             body["metadata"] = metadata
         result = self._call("POST", "/events", counts, body)
+        if result.status == 404:
+            # Intercom records events only for existing contacts: make the user (a 409 means another sender
+            # just did), then send the event once more.
+            person = {"role": "user", **({"external_id": body["user_id"]} if "user_id" in body else {})}
+            if "email" in body or email_of(message):
+                person["email"] = body.get("email") or email_of(message)
+            made = self._call("POST", "/contacts", counts, person)
+            if made.verdict is Outcome.ACKNOWLEDGED or made.status == 409:
+                counts["contacts_created"] += made.verdict is Outcome.ACKNOWLEDGED
+                result = self._call("POST", "/events", counts, body)
         if result.verdict is not Outcome.ACKNOWLEDGED:
             return self._failed(record, result, "event", body)
         counts["events"] += 1
