@@ -22,7 +22,7 @@ from activation_pipeline.compute.predictive.features import (
     read_table,
     training_query,
 )
-from activation_pipeline.compute.predictive.model import train
+from activation_pipeline.compute.predictive.model import matrix, train
 from activation_pipeline.config import Workspace
 from activation_pipeline.sync.compute_view import ResultsView, export_results
 from activation_pipeline.synthetic.generator import GeneratorSpec, write_events
@@ -285,3 +285,69 @@ def test_deterministic_and_retrained_on_cadence(compute_engine: ComputeEngine, t
     assert asked.retrained and asked.figures == week.figures | {
         "training_seconds": asked.figures["training_seconds"]
     }
+
+
+CATEGORICAL = """
+traits:
+  custom: [plan]
+  computed:
+    - {key: favourite, type: most_frequent, event: Product Viewed, property: category}
+  predictive:
+    - key: buys_soon
+      kind: likelihood
+      goal: {event: Order Completed}
+      horizon: 10d
+      features: {events: [Product Viewed], windows: [7d], traits: [plan, favourite]}
+"""
+
+
+def test_categorical_traits_as_of_the_time(
+    compute_engine: ComputeEngine, tmp_path: Path, messages: Messages
+) -> None:
+    """A custom trait and a most frequent value are categories as of the features' time (a plan set after the
+    cutoff is not seen in training); the model learns from the category, and a value it never saw in training
+    scores as "other", a missing one as missing."""
+    workspace = make_workspace(tmp_path, CATEGORICAL)
+    trait = workspace.traits.predictive[0]
+    as_of = at(AS_OF).replace(tzinfo=None)
+    for n in range(240):
+        plan = ("free", "pro", "team")[n % 3]
+        if n != 239:
+            messages.identify("2026-10-01T00:00", user=f"u{n}", plan=plan)
+        messages.track("2026-10-02T00:00", "Product Viewed", user=f"u{n}", category=("shoes", "hats")[n % 2])
+        if (plan == "pro") != (n % 31 == 0):  # the plan decides, with a few exceptions
+            messages.track("2026-10-25T00:00", "Order Completed", user=f"u{n}", revenue=20)
+    messages.identify("2026-10-26T00:00", user="u0", plan="enterprise")  # after the cutoff (10-21)
+    for day in (26, 27):
+        messages.track(f"2026-10-{day}T00:00", "Product Viewed", user="u0", category="hats")
+    pipeline = _resolved(workspace, compute_engine, messages)
+    spec = FeatureSpec(tuple(trait.features.events), (SEVEN_DAYS,), None, (), ("plan", "favourite"))
+    assert spec.names()[-2:] == ["category_plan", "category_favourite"]
+    data = _rows(
+        compute_engine, training_query(compute_engine, workspace, trait, spec, as_of - trait.horizon, as_of)
+    )
+    u0, u239 = profile_of(pipeline, "user_id", "u0"), profile_of(pipeline, "user_id", "u239")
+    training = _by_id(data)
+    assert (training[u0]["category_plan"], training[u0]["category_favourite"]) == ("free", "shoes")
+    scoring = _rows(compute_engine, feature_query(compute_engine, workspace, trait, spec, as_of))
+    now = _by_id(scoring)
+    assert (now[u0]["category_plan"], now[u0]["category_favourite"]) == ("enterprise", "hats")
+    assert now[u239]["category_plan"] in (None, "")  # never identified (PostgreSQL's CSV has no NULL text)
+
+    model = train(trait.kind, spec, data)
+    assert set(model.spec.vocabulary[0]) == {"free", "pro", "team"}
+    assert set(model.spec.vocabulary[1]) == {"shoes", "hats"}
+    assert model.figures["auc"] >= 0.85, model.figures
+    assert model.figures["importances"][0]["feature"] == "plan (category)", model.figures["importances"]
+    encoded = {
+        pid: row
+        for pid, row in zip(
+            scoring.column("profile_id").to_pylist(), matrix(scoring, model.spec)[:, -2].tolist(), strict=True
+        )
+    }
+    assert encoded[u0] == len(model.spec.vocabulary[0])  # "enterprise": other
+    assert np.isnan(encoded[u239])
+    predicted = model.predict(matrix(scoring, model.spec))
+    scores = dict(zip(scoring.column("profile_id").to_pylist(), predicted, strict=True))
+    pro = profile_of(pipeline, "user_id", "u1")
+    assert scores[pro] > 2 * scores[profile_of(pipeline, "user_id", "u2")]  # pro against team
