@@ -60,6 +60,9 @@ class Capabilities:
     max_concurrent: int | None
     addressed_by: tuple[str, ...] = ()
     """Identifier types of which a profile needs one to be sent at all; empty: any identifier will do."""
+    rate_counts_records: bool = False
+    """Whether `rate_limit` counts records rather than requests (HubSpot's seed limit: 5 objects per second);
+    the client then takes a token of the limiter per record it sends."""
     separate_records_by: str | None = None
     """An identifier whose every value is a record of its own when a message has no user id (Iterable keys
     people by email): one message per value then. None: one message per member and change."""
@@ -76,7 +79,9 @@ class Capabilities:
 
     def seconds_for(self, records: int) -> float | None:
         """How long the rate limit makes sending `records` take; None without a fixed rate."""
-        return self.requests_for(records) / self.rate_limit if self.rate_limit else None
+        if not self.rate_limit:
+            return None
+        return (records if self.rate_counts_records else self.requests_for(records)) / self.rate_limit
 
 
 @dataclass(frozen=True)

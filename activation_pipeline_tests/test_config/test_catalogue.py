@@ -20,6 +20,10 @@ def test_every_design_type_is_catalogued() -> None:
         "salesforce_marketing_cloud_lists",
         "intercom",
         "customerio",
+        "hubspot",
+        "zendesk",
+        "mailchimp",
+        "sendgrid",
     }
 
 
@@ -37,6 +41,10 @@ def test_every_design_type_is_catalogued() -> None:
         ("salesforce_marketing_cloud_lists", "list", "list", True, 20, "hourly"),
         ("intercom", "event", "actions", True, 8, "every 5 minutes"),
         ("customerio", "event", "actions", True, 30, "every 5 minutes"),
+        ("hubspot", "event", "actions", True, 5, "every 5 minutes"),  # 5 objects per second
+        ("zendesk", "event", "classic", True, 50, "every 5 minutes"),
+        ("mailchimp", "event", "classic", True, 10, "every 5 minutes"),
+        ("sendgrid", "event", "actions", True, 100, "every 5 minutes"),
     ],
 )
 def test_entry(
@@ -106,3 +114,8 @@ def test_batch_limits() -> None:
     assert CATALOGUE["salesforce_marketing_cloud_lists"].defaults.records_per_request == 50
     assert CATALOGUE["customerio"].defaults.max_batch == 100  # cut further by the 500 KB request limit
     assert CATALOGUE["intercom"].defaults.records_per_request == 1  # no batch endpoint for contacts
+    assert CATALOGUE["hubspot"].defaults.max_batch == 100  # batch upsert inputs
+    assert CATALOGUE["hubspot"].defaults.rate_counts_records  # the seed counts objects, two calls each
+    assert CATALOGUE["zendesk"].defaults.max_batch == 100  # create_or_update_many users
+    assert CATALOGUE["mailchimp"].defaults.max_batch == 500
+    assert CATALOGUE["sendgrid"].defaults.max_batch == 1000  # of SendGrid's 30,000 a request

@@ -6,9 +6,10 @@ import pytest
 
 from activation_pipeline.destinations.base import BatchContext, Outcome
 from activation_pipeline.destinations.http import ClientOptions, RetryPolicy
-from activation_pipeline.destinations.hubspot.client import HubSpotClient, Pacer
+from activation_pipeline.destinations.hubspot.client import HubSpotClient
 from activation_pipeline.destinations.hubspot.server import HubSpotSandbox
 from activation_pipeline.destinations.hubspot.settings import HubSpotDestination
+from activation_pipeline.destinations.registry import CATALOGUE
 from activation_pipeline_tests.test_destinations.contact_messages import (
     Sleeps,
     identify,
@@ -31,7 +32,7 @@ def fake(monkeypatch: pytest.MonkeyPatch) -> Iterator[HubSpotSandbox]:
         yield server
 
 
-def client(url: str, sleeps: Sleeps | None = None, objects_per_second: float = 1000) -> HubSpotClient:
+def client(url: str, sleeps: Sleeps | None = None) -> HubSpotClient:
     destination = HubSpotDestination.model_validate(
         {
             "id": "hubspot",
@@ -39,7 +40,6 @@ def client(url: str, sleeps: Sleeps | None = None, objects_per_second: float = 1
             "settings": {
                 "base_url": url,
                 "access_token": {"env": "HUBSPOT_TEST_TOKEN"},
-                "objects_per_second": objects_per_second,
             },
         }
     )
@@ -193,16 +193,31 @@ def test_traits_become_properties_without_a_list(fake: HubSpotSandbox) -> None:
     assert [r.path for r in fake.requests] == [UPSERT]
 
 
-def test_objects_are_paced_at_five_per_second(fake: HubSpotSandbox) -> None:
-    """The seed's 5 objects per second: 20 contacts in two batches wait 2 s before the second batch."""
-    clock = [0.0]
-    sleeps = Sleeps()
-    pacer = Pacer(5, clock=lambda: clock[0], sleep=sleeps)
-    pacer.acquire(10)
-    pacer.acquire(10)
-    pacer.acquire(1)
-    assert sleeps == [2.0, 4.0]
-    hubspot = client(fake.url, sleeps := Sleeps(), objects_per_second=5)
-    hubspot.send([identify(i) for i in range(3)], CTX)
-    hubspot.send([identify(i) for i in range(3, 5)], CTX)
-    assert len(sleeps) == 1 and 0.4 < sleeps[0] <= 0.6
+class Tokens:
+    """A rate limiter that counts the tokens taken."""
+
+    def __init__(self) -> None:
+        self.taken = 0
+
+    def acquire(self) -> None:
+        """Count one token."""
+        self.taken += 1
+
+
+def test_the_rate_counts_contacts_five_a_second(fake: HubSpotSandbox) -> None:
+    """The seed's 5 objects per second: one limiter token per contact (plus the membership call), so the
+    plan's time for 100 contacts is 20 s while the calls are two."""
+    tokens = Tokens()
+    destination = HubSpotDestination.model_validate(
+        {
+            "id": "hubspot",
+            "type": "hubspot",
+            "settings": {"base_url": fake.url, "access_token": {"env": "HUBSPOT_TEST_TOKEN"}},
+        }
+    )
+    hubspot = HubSpotClient(destination, ClientOptions(rate_limiter=tokens, sleep=Sleeps()))
+    result = hubspot.send([identify(i) for i in range(30)], CTX)
+    assert result.metrics["http_requests"] == 2.0
+    assert tokens.taken == 31  # 30 contacts, one membership call
+    limits = CATALOGUE["hubspot"].capabilities(destination)
+    assert (limits.rate_limit, limits.requests_for(100), limits.seconds_for(100)) == (5, 1, 20.0)

@@ -40,6 +40,13 @@ SETTINGS: dict[str, list[dict[str, Any]]] = {
     ],
     "intercom": [{"access_token": {"env": "T"}}],
     "customerio": [{"site_id": "1", "api_key": {"env": "T"}}],
+    "hubspot": [{"access_token": {"env": "T"}}],
+    "zendesk": [{"base_url": "http://127.0.0.1:9", "email": "a@b.io", "api_token": {"env": "T"}}],
+    "mailchimp": [
+        {"api_key": {"env": "T"}, "list_id": "abc"},
+        {"api_key": {"env": "T"}, "list_id": "abc", "base_url": "http://127.0.0.1:9"},
+    ],
+    "sendgrid": [{"api_key": {"env": "T"}}],
     "webhook": [
         {"url": "http://127.0.0.1:9/hook"},
         {"url": "http://127.0.0.1:9/hook", "batch": True, "batch_size": 250},

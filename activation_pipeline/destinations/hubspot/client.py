@@ -5,8 +5,9 @@
 `PUT /crm/v3/lists/{listId}/memberships/add-and-remove` with the contacts' record ids (`recordIdsToAdd` for
 `true`, `recordIdsToRemove` for `false`). Auth: `Authorization: Bearer <private app token>`.
 
-The seed's limit is "5 objects per second, 2 calls each": the client paces contacts at `objects_per_second`
-(default 5) on top of the engine's request limiter (10 requests per second: the two calls). A 207 answer names
+The seed's limit is "5 objects per second, 2 calls each": the destination's rate counts contacts (5 a second
+by default, `rate_limit` to change it), so the client takes one token of the engine's limiter per contact it
+upserts (the request's own token is the first) and one per membership call; at most two calls per contact. A 207 answer names
 the inputs that failed (`errors[].context.ids`): those records fail, the rest go on. A 429 without
 `Retry-After` waits `X-HubSpot-RateLimit-Interval-Milliseconds` (the rolling window).
 """
@@ -14,9 +15,7 @@ the inputs that failed (`errors[].context.ids`): those records fail, the rest go
 from __future__ import annotations
 
 import json
-import threading
-import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import requests
@@ -45,34 +44,6 @@ def hubspot_classify(response: requests.Response) -> Verdict:
         if window.isdigit():
             return Verdict(Outcome.RETRY, int(window) / 1000, verdict.reason)
     return verdict
-
-
-class Pacer:
-    """At most `rate` objects per second on average: `acquire(n)` waits until n more may go."""
-
-    def __init__(
-        self,
-        rate: float,
-        *,
-        clock: Callable[[], float] = time.monotonic,
-        sleep: Callable[[float], None] = time.sleep,
-    ) -> None:
-        self.rate = rate
-        self.clock = clock
-        self.sleep = sleep
-        self._next = 0.0
-        self._lock = threading.Lock()
-        self.waited = 0.0
-
-    def acquire(self, count: int) -> None:
-        """Block until `count` more objects may be sent."""
-        with self._lock:
-            now = self.clock()
-            start = max(now, self._next)
-            self._next = start + count / self.rate
-        if start > now:
-            self.waited += start - now
-            self.sleep(start - now)
 
 
 def property_value(value: Any) -> str:
@@ -105,13 +76,7 @@ class HubSpotClient:
 
     max_batch = MAX_INPUTS
 
-    def __init__(
-        self,
-        destination: HubSpotDestination,
-        options: ClientOptions | None = None,
-        *,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
+    def __init__(self, destination: HubSpotDestination, options: ClientOptions | None = None) -> None:
         options = options or ClientOptions()
         settings = destination.settings
         token = settings.access_token.resolve(f"destinations.{destination.id}.settings.access_token")
@@ -120,7 +85,7 @@ class HubSpotClient:
             headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
             classify=hubspot_classify,
         )
-        self.pacer = Pacer(settings.objects_per_second, clock=clock, sleep=options.sleep)
+        self.limiter = options.rate_limiter
 
     def send(self, records: Sequence[OutboundRecord], context: BatchContext) -> BatchResult:
         """Upsert the batch's contacts, then change the audience list's membership."""
@@ -146,7 +111,7 @@ class HubSpotClient:
         for start in range(0, len(emails), MAX_INPUTS):
             chunk = emails[start : start + MAX_INPUTS]
             self._chunk(chunk, by_email, list_id, results, answers, counts)
-        metrics = {**http_metrics(answers), **counts, "paced_seconds": self.pacer.waited}
+        metrics = {**http_metrics(answers), **counts}
         return BatchResult([results[r.record_id] for r in records], metrics)
 
     def _chunk(
@@ -165,7 +130,9 @@ class HubSpotClient:
                 properties.update({k: property_value(v) for k, v in contact.properties().items()})
             inputs.append({"idProperty": "email", "id": email, "properties": properties})
         sent = {email: item for email, item in zip(emails, inputs, strict=True)}
-        self.pacer.acquire(len(inputs))
+        if self.limiter is not None:
+            for _ in range(len(inputs) - 1):  # the request takes the first contact's token itself
+                self.limiter.acquire()
         upsert = self.sender.post_json(UPSERT, {"inputs": inputs})
         answers.append(upsert)
 

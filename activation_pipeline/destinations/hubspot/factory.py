@@ -60,9 +60,10 @@ DESTINATION = DestinationType(
     defaults=Capabilities(
         max_batch=MAX_INPUTS,
         records_per_request=MAX_INPUTS,
-        rate_limit=10,  # 5 objects per second, two calls each (the objects are paced by the client)
+        rate_limit=5,  # objects (contacts) per second, the seed's unit: two calls each at most
         max_concurrent=None,
         addressed_by=("email",),
+        rate_counts_records=True,
     ),
     default_schedule=EVERY_FIVE_MINUTES,
     client=HubSpotClient,

@@ -16,9 +16,6 @@ class HubSpotSettings(Model):
 
     base_url: HttpBase = "https://api.hubapi.com"
     access_token: Secret
-    objects_per_second: float = Field(
-        default=5, gt=0, le=1000, description="contacts sent per second (the seed: 5, two calls each)"
-    )
 
 
 class HubSpotConnection(Model):

@@ -5,7 +5,8 @@ a tag or a checkbox user field.
 user_fields}` answers with a queued `job_status`; the client polls `GET /api/v2/job_statuses/{id}` until it
 is `completed` (or `failed`/`killed`) and reads its `results` (in request order, with `index`): `Created` /
 `Updated` with the user `id`, or `Failed` with `error` and `details` (that record fails). A user's `name` is
-the trait mapped as `name`, else the `name_fallback` (the email, or the user id). With `audience_as: tag`,
+the trait mapped as `name`, else the `name_fallback`: the email (or the user id when there is no email), or
+the user id (or the email). With `audience_as: tag`,
 `PUT` (entered) or `DELETE` (exited) `/api/v2/users/{id}/tags` with `{tags: [tag]}`; with `user_field`, the
 field is set `true`/`false` in the same upsert. Auth: HTTP Basic `{email}/token:{api_token}`. A 429 carries
 `Retry-After` (seconds).
@@ -68,9 +69,9 @@ class ZendeskClient:
         if isinstance(mapped, str) and mapped.strip():
             return mapped.strip()
         if self.name_fallback == "email":
-            return contact.email
+            return contact.email or contact.user_id
         if self.name_fallback == "user_id":
-            return contact.user_id
+            return contact.user_id or contact.email
         return None
 
     def to_user(self, contact: ContactMessage, connection: ZendeskConnection) -> dict[str, Any]:

@@ -19,8 +19,8 @@ class ZendeskSettings(Model):
     api_token: Secret
     name_fallback: Literal["email", "user_id", "none"] = Field(
         default="email",
-        description="a user's name when no trait is mapped as `name`: the email, the user id, or none "
-        "(then a `name` mapping is required)",
+        description="a user's name when no trait is mapped as `name`: the email (else the user id), the user "
+        "id (else the email), or none (then a `name` mapping is required)",
     )
     job_wait_seconds: float = Field(default=120, gt=0, le=3600)
 
