@@ -351,3 +351,19 @@ def test_categorical_traits_as_of_the_time(
     scores = dict(zip(scoring.column("profile_id").to_pylist(), predicted, strict=True))
     pro = profile_of(pipeline, "user_id", "u1")
     assert scores[pro] > 2 * scores[profile_of(pipeline, "user_id", "u2")]  # pro against team
+
+
+def test_training_sample_is_taken_in_sql(planted: tuple[ComputePipeline, Any]) -> None:
+    """A sampled training query (every k-th profile id) holds exactly those profiles' rows of the full one,
+    features and labels alike, so sampling never changes what a profile's row says."""
+    pipeline, _ = planted
+    workspace, engine = pipeline.workspace, pipeline.engine
+    trait = workspace.traits.predictive[0]
+    spec = _trained_spec(pipeline)
+    as_of = END.replace(tzinfo=None)
+    cutoff = as_of - trait.horizon
+    full = _rows(engine, training_query(engine, workspace, trait, spec, cutoff, as_of))
+    sampled = _rows(engine, training_query(engine, workspace, trait, spec, cutoff, as_of, every=3))
+    expected = [r for r in full.to_pylist() if r["profile_id"] % 3 == 0]
+    assert 0.25 * full.num_rows < len(expected) < 0.42 * full.num_rows
+    assert sampled.to_pylist() == expected
