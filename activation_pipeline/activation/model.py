@@ -97,3 +97,5 @@ class PlannedChange:
     records: tuple[OutboundRecord, ...]
     lookup_keys: tuple[str, ...] = ()
     """Hashes of the profile's identifiers, so the ledger can be searched by any of them."""
+    resend: bool = False
+    """Sent even though the snapshot already holds it (a list member's membership refresh)."""

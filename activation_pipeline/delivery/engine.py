@@ -99,7 +99,9 @@ class DeliveryReport:
 def staged_records(planned: Iterable[PlannedChange]) -> Iterator[ob.StagedRecord]:
     """Flatten planned changes into outbox items (lazily)."""
     return (
-        ob.StagedRecord(record, p.connection_id, p.change_id, p.subject_key, p.snapshot_value, p.lookup_keys)
+        ob.StagedRecord(
+            record, p.connection_id, p.change_id, p.subject_key, p.snapshot_value, p.lookup_keys, p.resend
+        )
         for p in planned
         for record in p.records
     )

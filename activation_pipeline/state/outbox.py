@@ -43,6 +43,8 @@ class StagedRecord:
     subject_key: str
     snapshot_value: Any
     lookup_keys: tuple[str, ...] = ()
+    resend: bool = False
+    """Staged even when the snapshot already reflects it (membership refresh of list destinations)."""
 
 
 @dataclass(frozen=True)
@@ -106,6 +108,7 @@ def stage(
         snapshot = snapshots[item.connection_id]
         if (
             not resend
+            and not item.resend
             and item.subject_key in snapshot
             and same_value(snapshot[item.subject_key], item.snapshot_value)
         ):

@@ -203,16 +203,8 @@ class ConnectionPlan:
                     self.counts.consent_left_out += 1
 
     def _due(self) -> Iterator[str]:
-        """Held members due for a refresh, in key order: each comes due at a point between 75% and 100% of
-        `refresh_after` after its last acknowledged upload (a hash of its key picks the point), so members
-        added together are sent again over a quarter of the period, not all in one run."""
         assert self.refresh_after is not None
-        now = datetime.now(UTC)
-        earliest = now - self.refresh_after * (1 - REFRESH_SPREAD)
-        for subject, acknowledged in held_since(self.store, self.connection.connection_id, earliest):
-            point = int.from_bytes(hashlib.sha256(subject.encode()).digest()[:4], "big") / 2**32
-            if acknowledged < now - self.refresh_after * (1 - REFRESH_SPREAD * point):
-                yield subject
+        return due_for_refresh(self.store, self.connection.connection_id, self.refresh_after)
 
     def baseline_values(self) -> Iterator[tuple[str, Any]]:
         """What a silent first sync records as held: (subject, membership or value)."""
@@ -241,6 +233,9 @@ class ConnectionPlan:
             )
             if self.eligibility is not None and self.eligibility.forwarded:
                 planned = [_with_consent(p, self.eligibility, profiles) for p in planned]
+            refreshed = {c.subject_key for c in kept if c.refresh}
+            if refreshed:
+                planned = [replace(p, resend=True) if p.subject_key in refreshed else p for p in planned]
             self.counts.records += sum(len(p.records) for p in planned)
             yield planned
 
@@ -254,6 +249,22 @@ class ConnectionPlan:
                 self.counts.exited += 1
             else:
                 self.counts.updated += 1
+
+
+def due_for_refresh(
+    store: StateStore, connection_id: str, refresh_after: timedelta, now: datetime | None = None
+) -> Iterator[str]:
+    """Held members due for a refresh, in key order.
+
+    Each comes due at a point between 75% and 100% of `refresh_after` after its last acknowledged upload (a
+    hash of its key picks the point), so members added together are sent again over a quarter of the
+    period rather than all in one run, and none later than `refresh_after`."""
+    now = now or datetime.now(UTC)
+    earliest = now - refresh_after * (1 - REFRESH_SPREAD)
+    for subject, acknowledged in held_since(store, connection_id, earliest):
+        point = int.from_bytes(hashlib.sha256(subject.encode()).digest()[:4], "big") / 2**32
+        if acknowledged < now - refresh_after * (1 - REFRESH_SPREAD * point):
+            yield subject
 
 
 def _list_upkeep(type_name: str, connection: Connection) -> tuple[Eligibility | None, timedelta | None]:
