@@ -131,6 +131,27 @@ def file_digest(path: Path, prefix_size: int | None) -> FileDigest:
     return FileDigest(whole.hexdigest(), prefix_hash, last in (b"", b"\n"))
 
 
+def _lines(data: bytes) -> pa.Array:
+    """The lines of a block of whole lines (the last may lack its newline) as strings, without copying them.
+
+    Arrow's own check finds bytes that are not UTF-8; such a block is decoded with replacement characters, as a
+    text editor would show it (the line is then quarantined as not valid JSON, not lost).
+    """
+    ends = np.flatnonzero(np.frombuffer(data, np.uint8) == ord("\n")) + 1
+    if not data.endswith(b"\n"):
+        ends = np.append(ends, len(data))
+    offsets = np.concatenate(([0], ends)).astype(np.int32)
+    lines = pa.StringArray.from_buffers(len(ends), pa.py_buffer(offsets), pa.py_buffer(data))
+    try:
+        lines.validate(full=True)
+    except pa.ArrowInvalid:
+        texts = data.decode("utf-8", errors="replace").split("\n")
+        if data.endswith(b"\n"):
+            texts.pop()  # the empty piece after the last newline is not a line
+        return pa.array(texts, pa.string())
+    return lines
+
+
 def _raw_table(source: str, numbers: Any, texts: Any) -> pa.Table:
     sources = pa.DictionaryArray.from_arrays(pa.array(np.zeros(len(texts), np.int32)), pa.array([source]))
     return pa.table({"source": sources.cast(pa.string()), "line": numbers, "raw": texts}, schema=RAW_SCHEMA)
@@ -176,20 +197,18 @@ class JsonlReader:
             else:
                 tail = b""
             if data:
-                texts = data.decode("utf-8", errors="replace").split("\n")
-                if data.endswith(b"\n"):
-                    texts.pop()  # the empty piece after the last newline is not a line
-                chunk = self._numbered(texts)
+                chunk = self._numbered(_lines(data))
                 if chunk.num_rows:
                     yield chunk
             if not block:
                 return
 
-    def _numbered(self, texts: list[str]) -> pa.Table:
+    def _numbered(self, texts: pa.Array) -> pa.Table:
         """The non-blank lines with their numbers (blank lines are counted, not kept)."""
-        lines = pc.utf8_rtrim(pa.array(texts, pa.string()), characters="\r")
+        lines = pc.utf8_rtrim(texts, characters="\r\n")
         # A NUL byte makes a line invalid JSON; PostgreSQL cannot store it in the quarantine's text either.
-        lines = pc.replace_substring(lines, "\x00", "\ufffd")
+        if pc.any(pc.match_substring(lines, "\x00")).as_py():
+            lines = pc.replace_substring(lines, "\x00", "\ufffd")
         numbers = pa.array(np.arange(self.last_line + 1, self.last_line + 1 + len(texts), dtype=np.int64))
         self.last_line += len(texts)
         keep = pc.greater(pc.utf8_length(pc.utf8_trim_whitespace(lines)), 0)
