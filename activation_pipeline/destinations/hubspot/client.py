@@ -62,7 +62,8 @@ def property_value(value: Any) -> str:
 def _failed_ids(body: Any) -> dict[str, str]:
     """Inputs a 207 answer says failed: id (email) -> message."""
     failed: dict[str, str] = {}
-    for error in (body or {}).get("errors") or [] if isinstance(body, Mapping) else []:
+    errors = body.get("errors") if isinstance(body, Mapping) else None
+    for error in errors or []:
         if not isinstance(error, Mapping):
             continue
         reason = f"{error.get('category', 'error')}: {error.get('message', '')}".strip()

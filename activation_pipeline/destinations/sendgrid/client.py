@@ -73,7 +73,8 @@ def to_contact(contact: ContactMessage) -> dict[str, Any]:
 def _refused(body: Any) -> dict[int, str]:
     """Contacts a 400 names: index -> message."""
     found: dict[int, str] = {}
-    for error in body.get("errors") or [] if isinstance(body, Mapping) else []:
+    errors = body.get("errors") if isinstance(body, Mapping) else None
+    for error in errors or []:
         match = CONTACT_FIELD.match(str(error.get("field") or "")) if isinstance(error, Mapping) else None
         if match:
             found[int(match.group(1))] = str(error.get("message", "refused"))
