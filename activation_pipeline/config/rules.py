@@ -22,6 +22,7 @@ from activation_pipeline.config.models import (
 )
 from activation_pipeline.config.problems import Loc, describe_error, format_path
 from activation_pipeline.config.workspace import Workspace
+from activation_pipeline.destinations.consent import consent_traits
 from activation_pipeline.destinations.registry import CATALOGUE
 from activation_pipeline.destinations.spec import DestinationType
 
@@ -254,10 +255,16 @@ class _Checker:
 
     def check_connection_settings(self, connection: Connection, loc: Loc, spec: DestinationType) -> None:
         try:
-            spec.connection_settings.model_validate(connection.settings)
+            settings = spec.connection_settings.model_validate(connection.settings)
         except ValidationError as error:
             for detail in error.errors():
                 self.add((*loc, "settings", *detail["loc"]), describe_error(detail))
+            return
+        # A misspelt consent trait would silently leave every member out: it must be a known trait.
+        known = self.user_traits() | self.account_traits()
+        for where, trait in consent_traits(settings):
+            if trait not in known and trait.split(".", 1)[0] not in known:
+                self.add((*loc, "settings", *where, "trait"), f"unknown trait '{trait}'{_hint(trait, known)}")
 
     def check_delivery_kind(self, connection: Connection, loc: Loc, spec: DestinationType) -> None:
         if connection.source_kind == "trait" and spec.kind == "list":

@@ -84,6 +84,18 @@ class Eligibility:
         return {p: "granted" if t.grants(profile) else "denied" for p, t in self.forwarded.items()}
 
 
+def consent_traits(settings: Any) -> list[tuple[tuple[str, ...], str]]:
+    """(where in the connection's settings, trait) of every consent trait a connection reads."""
+    consent = getattr(settings, "consent", None)
+    if isinstance(consent, GoogleConsentTraits):
+        return [
+            (("consent", "ad_user_data"), consent.ad_user_data.trait),
+            (("consent", "ad_personalization"), consent.ad_personalization.trait),
+        ]
+    condition = getattr(settings, "eligible_when", None)
+    return [(("eligible_when",), condition.trait)] if isinstance(condition, ConsentTrait) else []
+
+
 def eligibility_of(settings: Any) -> Eligibility | None:
     """The consent rule of a connection's validated settings (None: every member is eligible)."""
     consent = getattr(settings, "consent", None)

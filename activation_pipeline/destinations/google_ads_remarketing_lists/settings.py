@@ -7,7 +7,7 @@ from datetime import timedelta
 from types import MappingProxyType
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from activation_pipeline.config.durations import Window
 from activation_pipeline.config.models import DestinationBase, Model
@@ -28,6 +28,10 @@ GOOGLE_KEYS: Mapping[str, str] = MappingProxyType(
         "externalId": "userIdData.userId",
     }
 )
+
+
+MAX_MEMBERSHIP_LIFESPAN = timedelta(days=540)
+"""Google Customer Match's longest membership lifespan."""
 
 
 class Consent(Model):
@@ -62,6 +66,16 @@ class GoogleAdsConnection(Model):
         description="re-send members last acknowledged longer ago; keep it below the list's membership "
         "lifespan (at most 540 days); null: never",
     )
+
+    @field_validator("refresh_after")
+    @classmethod
+    def _within_lifespan(cls, value: timedelta | None) -> timedelta | None:
+        if value is not None and value > MAX_MEMBERSHIP_LIFESPAN:
+            raise ValueError(
+                "Customer Match drops members after the list's membership lifespan (at most 540 days): a "
+                "refresh_after longer than 540d would let members expire; use e.g. 180d"
+            )
+        return value
 
 
 class GoogleAdsDestination(DestinationBase):
