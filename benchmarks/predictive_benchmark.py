@@ -12,8 +12,11 @@ scores with their percentiles. Each phase runs in a fresh process (wall time and
 from __future__ import annotations
 
 import argparse
+import os
+import resource
 import sys
 import tempfile
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -96,12 +99,19 @@ def _phase_predictive(root: str) -> dict[str, Any]:
     from activation_pipeline.compute.predictive import compute_predictive_traits
 
     workspace = _workspace(Path(root))
+    before = resource.getrusage(resource.RUSAGE_SELF)
+    started = time.perf_counter()
     engine = ComputeEngine.for_workspace(workspace)
     summary = compute_predictive_traits(engine, workspace, AS_OF, retrain=True)
     engine.dispose()
+    after = resource.getrusage(resource.RUSAGE_SELF)
     (result,) = summary.traits
     figures = result.figures
     return {
+        "stage_s": time.perf_counter() - started,
+        "cpu_s": after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime,
+        "features_seconds": figures["features_seconds"],
+        "sampled_every": figures["sampled_every"],
         "scored": result.scored,
         "training_seconds": figures["training_seconds"],
         "scoring_seconds": result.scoring_seconds,
@@ -124,13 +134,15 @@ def main() -> None:
         setup = run_phase("setup", _phase_setup, root, args.profiles)
         result = run_phase("predictive", _phase_predictive, root)
         print(
-            f"  {setup['events']:,} events; population {result['population']:,}, trained on "
-            f"{result['training_rows']:,} (training {result['training_seconds']:.1f} s incl. evaluation), "
-            f"scored {result['scored']:,} (scoring {result['scoring_seconds']:.1f} s); "
+            f"  {setup['events']:,} events; population {result['population']:,}, training features of every "
+            f"{result['sampled_every']} profile(s) {result['features_seconds']:.1f} s, trained on "
+            f"{result['training_rows']:,} (fit, evaluation and importances {result['training_seconds']:.1f} s), "
+            f"scored {result['scored']:,} (features and scoring {result['scoring_seconds']:.1f} s); "
             f"AUC {result['auc']}, base rate {result['base_rate']}"
         )
         print(
-            f"  training + scoring: {result['wall_s']:.1f} s wall (target 60 s), "
+            f"  training + scoring: {result['wall_s']:.1f} s wall (target 60 s) including start-up; the stage "
+            f"{result['stage_s']:.1f} s wall, {result['cpu_s']:.1f} s CPU on {os.cpu_count()} cores; "
             f"peak {result['peak_mb']:.0f} MB (target 2,048 MB)"
         )
 

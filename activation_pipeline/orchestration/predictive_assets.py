@@ -1,8 +1,10 @@
 """One workspace's predictive trait assets: per trait a model (retrained on its cadence, or now with the run
 tag `activation/retrain=true`) with its held-out figures, and the scores the audiences and syncs read.
 
-Metadata holds figures only (AUC or R²/MAE, base rate, calibration per decile, rows, feature importances by
-event name), never identifiers or scores of a person.
+The model asset is materialised when a model is trained, and only then, so its numeric metadata (AUC or
+R²/MAE, base rate, calibration gap, training rows, ...) is one point per model in the asset's Plots tab: the
+model's quality over time. A run that reuses the newest model records an observation on the model asset
+instead (which model, how old). Metadata holds figures only, never identifiers or scores of a person.
 """
 
 from collections.abc import Iterator, Sequence
@@ -31,12 +33,37 @@ def score_keys(scope: Scope, workspace: Workspace) -> dict[str, dg.AssetKey]:
     return {k: scope.key("traits", t.key) for t in workspace.traits.predictive for k in t.trait_keys}
 
 
+PLOTTED = (
+    "auc",
+    "r2",
+    "mae",
+    "base_rate",
+    "mean_value",
+    "calibration_gap",
+    "training_rows",
+    "test_rows",
+    "population",
+    "features",
+    "training_seconds",
+)
+"""The model's numeric figures, plotted per materialisation (one per trained model) by Dagster."""
+
+
+def calibration_gap(calibration: list[dict[str, Any]]) -> float | None:
+    """Mean absolute gap between predicted and observed over the deciles, weighted by rows (0 is perfect)."""
+    rows = sum(int(c["rows"]) for c in calibration)
+    if not rows:
+        return None
+    gap = sum(int(c["rows"]) * abs(float(c["predicted"]) - float(c["observed"])) for c in calibration)
+    return round(gap / rows, 4)
+
+
 def _model_metadata(result: PredictiveResult) -> dict[str, Any]:
-    figures = result.figures
-    numbers = {
-        k: figures[k]
-        for k in ("auc", "base_rate", "r2", "mae", "mean_value", "training_rows", "test_rows", "population")
-        if figures.get(k) is not None
+    figures = {**result.figures, "calibration_gap": calibration_gap(result.figures.get("calibration", []))}
+    numbers: dict[str, Any] = {
+        k: dg.MetadataValue.int(v) if isinstance(v, int) else dg.MetadataValue.float(float(v))
+        for k in PLOTTED
+        if (v := figures.get(k)) is not None
     }
     return {
         **numbers,
@@ -78,7 +105,10 @@ def build_predictive_assets(scope: Scope, workspace: Workspace, path: str) -> Se
                 group_name=scope.group(TRAITS),
                 kinds=KINDS,
                 description=f"Model of predictive trait `{trait.key}` ({trait.kind}, horizon "
-                f"{trait.horizon.days}d) with its held-out figures; retrained every {trait.retrain.days}d.",
+                f"{trait.horizon.days}d) with its held-out figures (Plots: one point per trained model); "
+                f"retrained every {trait.retrain.days}d.",
+                # Materialised only by a run that trains it; the other runs observe which model they used.
+                skippable=True,
             )
         )
         specs.append(
@@ -102,9 +132,25 @@ def build_predictive_assets(scope: Scope, workspace: Workspace, path: str) -> Se
         with compute.pipeline(workspace_for_run(context, path, state)) as pipeline:
             summary = pipeline.predictive_traits(as_of, retrain=retrain)
         for result in summary.traits:
-            yield dg.MaterializeResult(
-                asset_key=model_key(scope, result.key), metadata=_model_metadata(result)
-            )
+            if result.retrained:
+                yield dg.MaterializeResult(
+                    asset_key=model_key(scope, result.key), metadata=_model_metadata(result)
+                )
+            else:
+                age = (
+                    as_of.replace(tzinfo=None) - result.trained_as_of.replace(tzinfo=None)
+                ).total_seconds() / 86400
+                context.log_event(
+                    dg.AssetObservation(
+                        asset_key=model_key(scope, result.key),
+                        metadata={
+                            "retrained": False,
+                            "trained_as_of": result.trained_as_of.isoformat(),
+                            "model_age_days": round(age, 3),
+                            "has_model": bool(result.figures.get("training_rows")),
+                        },
+                    )
+                )
             yield dg.MaterializeResult(
                 asset_key=scope.key("traits", result.key),
                 metadata={

@@ -38,8 +38,24 @@ def _metadata(result: dg.ExecuteInProcessResult, key: dg.AssetKey) -> dict[str, 
     return {k: getattr(v, "value", v) for k, v in materialisation.metadata.items()}
 
 
+def _observed(result: dg.ExecuteInProcessResult, key: dg.AssetKey) -> list[dict[str, object]]:
+    return [
+        {k: getattr(v, "value", v) for k, v in e.asset_observation_data.asset_observation.metadata.items()}
+        for e in result.get_asset_observation_events()
+        if e.asset_observation_data.asset_observation.asset_key == key
+    ]
+
+
+def _materialised(result: dg.ExecuteInProcessResult) -> set[dg.AssetKey]:
+    return {
+        e.step_materialization_data.materialization.asset_key
+        for e in result.get_asset_materialization_events()
+    }
+
+
 def test_model_and_scores_assets(workspace_file: Path) -> None:
-    """Lineage, the model's figures as metadata, reuse within the retrain age and retraining on request."""
+    """Lineage, the model's figures as metadata (materialised once per trained model, so Dagster plots one point
+    per model), an observation when a run reuses the model within its retrain age, and retraining on request."""
     defs = definitions_with(str(workspace_file))
     graph = defs.resolve_asset_graph()
     assert MODEL in graph.get(SCORES).parent_keys
@@ -57,9 +73,14 @@ def test_model_and_scores_assets(workspace_file: Path) -> None:
     assert 0.5 < float(model.get("auc", 0)) <= 1.0, model  # type: ignore[arg-type]
     assert int(model["training_rows"]) > 100 and int(model["test_rows"]) > 20  # type: ignore[call-overload]
     assert 0 < float(model["base_rate"]) < 1  # type: ignore[arg-type]
+    assert 0 <= float(model["calibration_gap"]) < 0.2  # type: ignore[arg-type]
+    assert isinstance(model["training_rows"], int) and isinstance(model["auc"], float)  # plotted numbers
     assert len(model["calibration"].records) == 10  # type: ignore[attr-defined]
     assert model["importances"].records  # type: ignore[attr-defined]
     assert _metadata(first, SCORES)["scored_profiles"] == _metadata(first, SCORES)["dagster/row_count"]
-    assert _metadata(reused, MODEL)["retrained"] is False
-    assert _metadata(reused, MODEL)["trained_as_of"] == model["trained_as_of"]
+    assert MODEL not in _materialised(reused) and SCORES in _materialised(reused)
+    [observed] = _observed(reused, MODEL)
+    assert observed["retrained"] is False and observed["trained_as_of"] == model["trained_as_of"]
+    assert observed["model_age_days"] == 1.0
     assert _metadata(asked, MODEL)["retrained"] is True
+    assert not _observed(first, MODEL) and not _observed(asked, MODEL)

@@ -89,7 +89,9 @@ def _train(
     p = engine.tables.profiles
     profiles = int(conn.execute(sa.select(sa.func.count()).where(p.c.created_at <= cutoff)).scalar() or 0)
     every = max(1, -(-profiles // trait.max_training_rows))
+    started = time.perf_counter()
     data = read_table(conn, training_query(engine, workspace, trait, spec, cutoff, as_of, every))
+    features_seconds = round(time.perf_counter() - started, 3)
     if data.num_rows < MIN_TRAINING_ROWS:
         return None
     sampled = _sample(data, trait.max_training_rows)
@@ -99,6 +101,7 @@ def _train(
         horizon_days=trait.horizon.total_seconds() / 86400,
         profiles_at_cutoff=profiles,
         sampled_every=every,
+        features_seconds=features_seconds,
         population=data.num_rows * every,
     )
     store.save(conn, engine, trait, model, as_of, cutoff)
