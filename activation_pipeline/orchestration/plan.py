@@ -31,7 +31,7 @@ def build_plan_job(scope: Scope, path: str) -> dg.JobDefinition:
         """Record each connection's plan (adds, removes, updates, records, API calls, time) as an observation."""
         ws = workspace_for_run(context, path, state)
         view = compute.results(ws)
-        for connection in ws.connections:
+        for connection in ws.delivery_connections():
             plan = plan_connection(state.open(ws), view, ws, connection, view.as_of, SyncMode(config.mode))
             context.log_event(
                 dg.AssetObservation(
@@ -46,6 +46,8 @@ def build_plan_job(scope: Scope, path: str) -> dg.JobDefinition:
                         "plan/api_calls": plan.api_calls,
                         "plan/seconds": plan.seconds if plan.seconds is not None else -1.0,
                         "plan/unaddressable": plan.unaddressable,
+                        "plan/refreshes": plan.refreshes,
+                        "plan/consent_left_out": plan.consent_left_out,
                         "plan/first_sync": plan.first_sync,
                     },
                 )
