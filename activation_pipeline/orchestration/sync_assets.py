@@ -55,7 +55,7 @@ def sync_job_name(scope: Scope, destination_id: str) -> str:
 
 def connection_keys(workspace: Workspace, destination_id: str) -> Sequence[str]:
     """The partition keys of a destination's connections."""
-    return [c.connection_id for c in workspace.connections if c.destination == destination_id]
+    return [c.connection_id for c in workspace.delivery_connections() if c.destination == destination_id]
 
 
 def _trait_asset(scope: Scope, workspace: Workspace, trait: str) -> dg.AssetKey:
@@ -71,7 +71,9 @@ def _trait_asset(scope: Scope, workspace: Workspace, trait: str) -> dg.AssetKey:
 
 def sent_assets(scope: Scope, workspace: Workspace, connection: Connection) -> set[dg.AssetKey]:
     """The audience or trait a connection sends, and the traits it enriches its messages with."""
-    if connection.source_kind == "audience":
+    if connection.source_kind == "journey":
+        sent = {scope.key("journeys", connection.source_key.split(".", 1)[0])}
+    elif connection.source_kind == "audience":
         sent = {audience_key(scope, connection.source_key)}
     else:
         sent = {_trait_asset(scope, workspace, connection.source_key)}
@@ -127,7 +129,11 @@ def build_sync_asset(
     destination = workspace.destination(destination_id)
     spec = CATALOGUE[destination.type]
     sends = set().union(
-        *(sent_assets(scope, workspace, c) for c in workspace.connections if c.destination == destination_id)
+        *(
+            sent_assets(scope, workspace, c)
+            for c in workspace.delivery_connections()
+            if c.destination == destination_id
+        )
     )
 
     @dg.asset(

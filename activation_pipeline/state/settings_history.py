@@ -1,4 +1,5 @@
-"""Settings history: every change of a connection's event settings, trait enrichment or ID sync, as a diff."""
+"""Settings history: every change of a connection's (or journey send step's) event settings, trait enrichment or
+ID sync, and of each journey's definition (`journey.<key>`), as a diff."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from activation_pipeline.config.journeys import Journey
 from activation_pipeline.config.models import Connection
 from activation_pipeline.config.workspace import Workspace
 from activation_pipeline.state.schema import settings_history
@@ -54,6 +56,11 @@ def tracked_settings(connection: Connection) -> dict[str, Any]:
     """The connection's event settings, trait enrichment and ID sync as plain JSON values."""
     dump = connection.model_dump(mode="json", by_alias=True)
     return {key: dump[key] for key in TRACKED}
+
+
+def journey_settings(journey: Journey) -> dict[str, Any]:
+    """A journey's definition as plain JSON values (what its settings history records)."""
+    return journey.model_dump(mode="json", by_alias=True, exclude_none=True)
 
 
 def fingerprint(settings: dict[str, Any] | None) -> str:
@@ -107,8 +114,10 @@ def record_settings(
             connection.execute(sa.select(sa.func.pg_advisory_xact_lock(lock)))
         latest = _latest(connection, workspace.workspace)
         current: dict[str, dict[str, Any] | None] = {
-            c.connection_id: tracked_settings(c) for c in workspace.connections
+            c.connection_id: tracked_settings(c) for c in workspace.delivery_connections()
         }
+        # A journey's whole definition (steps, conditions, entry and exit rules) is tracked as `journey.<key>`.
+        current.update({f"journey.{j.key}": journey_settings(j) for j in workspace.journeys})
         for connection_id, last in latest.items():
             if connection_id not in current and last.settings is not None:
                 current[connection_id] = None
@@ -166,8 +175,10 @@ def history(store: StateStore, workspace: str, connection_id: str) -> list[Setti
 def format_history(versions: list[SettingsVersion]) -> str:
     """A readable listing: one block per version with its changed values."""
     lines: list[str] = []
-    for version in versions:
+    for number, version in enumerate(versions):
         state = "removed" if version.settings is None else f"version {version.fingerprint[:12]}"
+        if number == 0 and version.settings is not None:
+            state = f"first recorded ({state}): every setting as it was then"
         lines.append(f"{version.recorded_at.isoformat()}  {state}")
         for change in version.diff:
             before = json.dumps(change.before) if change.before is not None else "(none)"
