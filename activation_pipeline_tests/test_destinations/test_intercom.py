@@ -201,15 +201,19 @@ def test_server_errors_are_retried_and_a_bad_token_fails(
     assert outcomes(result) == {"id-2-True": Outcome.FAILED} and "401" in result.results[0].reason
 
 
-def test_a_contact_made_meanwhile_is_updated_not_failed(fake: IntercomSandbox) -> None:
-    """Another sender made the contact between search and create: the 409 names it, and it is updated."""
+def test_a_known_contact_is_updated_through_the_conflict_answer(fake: IntercomSandbox) -> None:
+    """Create first: Intercom's 409 names the contact with that external id, which is then updated (two
+    calls for a known contact, one for a new one; no duplicate)."""
     c = client(fake)
     c.send([identify(4)], ATTRIBUTE)
-    empty = {"type": "list", "data": [], "total_count": 0}
-    fake.fail_next(2, 200, body=empty, match=lambda r: r.path == "/contacts/search")
+    fake.reset()
     result = c.send([identify(4, first_name="Renamed")], ATTRIBUTE)
     assert outcomes(result) == {"id-4-True": Outcome.ACKNOWLEDGED}
-    assert [r.status for r in fake.requests if r.path.startswith("/contacts/")][-1] == 200
+    assert [(r.method, r.path.split("/")[1], r.status) for r in fake.requests] == [
+        ("POST", "contacts", 409),
+        ("PUT", "contacts", 200),
+    ]
     assert len(fake.contacts) == 1
     contact = fake.contact_by("external_id", "u4")
     assert contact is not None and contact["custom_attributes"]["first_name"] == "Renamed"
+    assert result.metrics["contacts_updated"] == 1 and result.metrics["contacts_created"] == 0

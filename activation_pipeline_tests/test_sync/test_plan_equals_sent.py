@@ -33,8 +33,10 @@ from activation_pipeline.synthetic.generator import GeneratorSpec, write_events
 
 END = datetime(2026, 11, 1, tzinfo=UTC)
 NO_WAIT = RetryPolicy(max_attempts=2, base_delay=0.0, max_delay=0.0)
-EXACT_CALLS = {"salesforce_marketing_cloud", "salesforce_marketing_cloud_lists", "customerio"}
-"""Types whose requests the plan predicts exactly (Intercom's 2-3 calls a record depend on what it holds)."""
+EXACT_CALLS = {"salesforce_marketing_cloud_lists", "customerio"}
+"""Types whose requests the plan predicts exactly. Not Intercom (1-3 calls a record, depending on what it
+holds) nor Marketing Cloud events (identify and track rows go to two data extensions: a batch holding both
+can take one call more than its records / 50)."""
 
 
 class Sample:

@@ -1,7 +1,9 @@
 """Intercom REST API (version 2.x, `Authorization: Bearer`, `Intercom-Version` header).
 
-identify -> the contact is found with `POST /contacts/search` (by `external_id` = the userId, else by email),
-then updated with `PUT /contacts/{id}` or created with `POST /contacts` (`role: user`). Email, phone and name
+identify -> `POST /contacts` (`role: user`, `external_id` = the userId, `email`); when Intercom answers 409
+`conflict` ("A contact matching those details already exists with id=...": same external id, else same email) the
+named contact is updated with `PUT /contacts/{id}`. An exit in tag mode finds the contact with `POST
+/contacts/search` (external id, else email) instead, so nobody is created only to be untagged. Email, phone and name
 are contact fields; every other trait is a custom attribute, which Intercom accepts only once it exists as a
 data attribute: missing ones are created first (`POST /data_attributes`, typed from the value).
 Audiences (connection setting `audience_as`): `tag` -> the audience's tag (`POST /tags`, made once) is
@@ -194,35 +196,24 @@ class IntercomClient:
         failed = self._ensure_attributes(custom, counts)
         if failed is not None:
             return self._failed(record, failed, "creating data attributes", body)
-        matches: list[Any] = []
-        for field, value in (("external_id", user_id), ("email", email)):
-            if not value or matches:
-                continue
-            found = self._call(
-                "POST",
-                "/contacts/search",
-                counts,
-                {
-                    "query": {"field": field, "operator": "=", "value": str(value)},
-                    "pagination": {"per_page": 1},
-                },
-            )
-            if found.verdict is not Outcome.ACKNOWLEDGED:
-                return self._failed(record, found, "contact search", body)
-            matches = (found.json() or {}).get("data") or []
-        if not matches and membership is not None and not membership.member:
-            return RecordResult(
-                record.record_id, Outcome.ACKNOWLEDGED, "no such contact: nothing to untag", body
-            )
-        if matches:
-            contact_id = str(matches[0]["id"])
-            result = self._call("PUT", f"/contacts/{contact_id}", counts, body)
+        if membership is not None and not membership.member:
+            # An exit: only a contact Intercom already has loses the tag; nobody is created for it.
+            found, failed = self._find(user_id, email, counts)
+            if failed is not None:
+                return self._failed(record, failed, "contact search", body)
+            if found is None:
+                return RecordResult(
+                    record.record_id, Outcome.ACKNOWLEDGED, "no such contact: nothing to untag", body
+                )
+            result = self._call("PUT", f"/contacts/{found}", counts, body)
             counts["contacts_updated"] += result.verdict is Outcome.ACKNOWLEDGED
         else:
+            # Create, and on 409 `conflict` update the contact Intercom names (the one with this external id,
+            # else this email): one call for a new contact, two for a known one.
             result = self._call("POST", "/contacts", counts, {"role": "user", **body})
             counts["contacts_created"] += result.verdict is Outcome.ACKNOWLEDGED
             existing = conflicting_id(result)
-            if existing is not None:  # made meanwhile (another sender's event): update that contact
+            if existing is not None:
                 result = self._call("PUT", f"/contacts/{existing}", counts, body)
                 counts["contacts_updated"] += result.verdict is Outcome.ACKNOWLEDGED
         if result.verdict is not Outcome.ACKNOWLEDGED:
@@ -235,6 +226,24 @@ class IntercomClient:
             if tagged is not None:
                 return self._failed(record, tagged, "tagging", sent)
         return RecordResult(record.record_id, Outcome.ACKNOWLEDGED, "", sent, answer(result))
+
+    def _find(
+        self, user_id: Any, email: str | None, counts: dict[str, float]
+    ) -> tuple[str | None, HttpResult | None]:
+        """The id of the contact with this external id, else this email (None: none); or the failed search."""
+        for field, value in (("external_id", user_id), ("email", email)):
+            if not value:
+                continue
+            query = {"field": field, "operator": "=", "value": str(value)}
+            found = self._call(
+                "POST", "/contacts/search", counts, {"query": query, "pagination": {"per_page": 1}}
+            )
+            if found.verdict is not Outcome.ACKNOWLEDGED:
+                return None, found
+            data = (found.json() or {}).get("data") or []
+            if data:
+                return str(data[0]["id"]), None
+        return None, None
 
     def _ensure_attributes(self, custom: Mapping[str, Any], counts: dict[str, float]) -> HttpResult | None:
         """Create the contact data attributes a body uses that Intercom does not know yet."""
