@@ -158,8 +158,9 @@ def test_wrong_attribute_type_is_a_terminal_record_error(fake: IntercomSandbox) 
     """A value that does not fit the attribute's type is refused (400): that record fails, the next succeeds."""
     c = client(fake)
     c.send([identify(1, score=5)], ATTRIBUTE)
-    result = c.send([identify(2, score="high"), identify(3, score=7)], ATTRIBUTE)
+    result = c.send([identify(2, score="high"), identify(3, score=7.5)], ATTRIBUTE)
     assert outcomes(result) == {"id-2-True": Outcome.FAILED, "id-3-True": Outcome.ACKNOWLEDGED}
+    assert fake.attributes["score"] == "float"  # made from a whole number, still takes 7.5
 
 
 def test_rate_limit_429_waits_until_the_reset(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -57,12 +57,11 @@ def intercom_classify(response: requests.Response) -> Verdict:
 
 
 def data_type(value: Any) -> str:
-    """Intercom's data type for a custom attribute holding `value`."""
+    """Intercom's data type for a custom attribute holding `value`; numbers are `float`, which also takes whole
+    numbers (an `integer` attribute made from a first value of 3 would refuse a later 2.5)."""
     if isinstance(value, bool):
         return "boolean"
-    if isinstance(value, int):
-        return "integer"
-    if isinstance(value, float):
+    if isinstance(value, (int, float)):
         return "float"
     return "string"
 
