@@ -8,8 +8,8 @@ from pydantic import Field
 
 from activation_pipeline.config.durations import Window
 from activation_pipeline.config.models import DestinationBase, Model
-from activation_pipeline.destinations.consent import ConsentTrait
 from activation_pipeline.config.secrets import Secret
+from activation_pipeline.destinations.consent import ConsentTrait
 from activation_pipeline.destinations.spec import HttpBase
 
 
