@@ -192,3 +192,27 @@ def test_fake_accepts_what_metas_sdk_sends(fake: FacebookSandbox) -> None:
     assert fake.violations == []
     read = CustomAudience(audience_id, api=api).api_get(fields=["name", "operation_status"])
     assert read["name"] == "From the SDK" and read["operation_status"]["code"] == 200
+
+
+def test_fake_takes_the_token_in_a_form_body_and_delete_parameters_in_the_query(
+    fake: FacebookSandbox,
+) -> None:
+    import json
+
+    import requests
+
+    audience = fake.create_audience("Raw")
+    payload = json.dumps({"schema": ["EMAIL"], "data": [[sha("raw@example.com")]]})
+    added = requests.post(
+        f"{fake.url}/v24.0/{audience}/users", data={"access_token": TOKEN, "payload": payload}, timeout=10
+    )
+    assert added.status_code == 200, added.text
+    removed = requests.delete(
+        f"{fake.url}/v24.0/{audience}/users", params={"access_token": TOKEN, "payload": payload}, timeout=10
+    )
+    assert removed.status_code == 200, removed.text
+    assert fake.members(audience)["EMAIL"] == set()
+    wrong = requests.post(
+        f"{fake.url}/v24.0/{audience}/users", data={"access_token": "nope", "payload": payload}, timeout=10
+    )
+    assert wrong.status_code == 400 and wrong.json()["error"]["code"] == 190

@@ -162,3 +162,41 @@ def test_fake_accepts_the_official_client_library(fake: GoogleAdsSandbox) -> Non
     )
     assert fake.members(LIST)["emailAddress"] == set()
     assert fake.violations == []
+
+
+def test_fake_reads_bodies_as_proto3_json_does(fake: GoogleAdsSandbox) -> None:
+    """snake_case field names and enum numbers are what proto3 JSON parsing accepts, so the fake accepts them."""
+    import requests
+
+    body = {
+        "destinations": [
+            {
+                "operating_account": {"account_type": 1, "account_id": "1234567890"},
+                "product_destination_id": LIST,
+            }
+        ],
+        "audience_members": [
+            {
+                "user_data": {"user_identifiers": [{"email_address": sha("a@example.com")}]},
+                "consent": {"ad_user_data": 1},
+            }
+        ],
+        "encoding": 1,
+        "terms_of_service": {"customer_match_terms_of_service_status": 1},
+    }
+    answer = requests.post(
+        f"{fake.url}/v1/audienceMembers:ingest",
+        json=body,
+        headers={"Authorization": f"Bearer {TOKEN}"},
+        timeout=10,
+    )
+    assert answer.status_code == 200, answer.text
+    assert fake.members(LIST)["emailAddress"] == {sha("a@example.com")}
+    body["encoding"] = 7  # no such enum number
+    refused = requests.post(
+        f"{fake.url}/v1/audienceMembers:ingest",
+        json=body,
+        headers={"Authorization": f"Bearer {TOKEN}"},
+        timeout=10,
+    )
+    assert refused.status_code == 400
