@@ -475,7 +475,12 @@ class PredictiveTrait(Model):
         default_factory=lambda: parse_window("7d"), description="model age before retraining"
     )
     features: PredictiveFeatures = Field(default_factory=PredictiveFeatures)
-    max_training_rows: int = Field(default=250_000, ge=1_000, le=10_000_000)
+    max_training_rows: int = Field(
+        default=100_000,
+        ge=1_000,
+        le=10_000_000,
+        description="larger training populations are sampled (by profile id, in SQL) to about this many",
+    )
 
     @model_validator(mode="before")
     @classmethod
