@@ -146,7 +146,9 @@ def test_session_over_three_requests(fake: FacebookSandbox) -> None:
     assert [len(r.json()["payload"]["data"]) for r in uploads(fake)] == [10_000, 10_000, 5_000]
     assert [s["batch_seq"] for s in sessions] == [1, 2, 3]
     assert [s["last_batch_flag"] for s in sessions] == [False, False, True]
-    assert {s["session_id"] for s in sessions} == {session_id_for("sync_1", "aud.vip.meta", "add")}
+    assert {s["session_id"] for s in sessions} == {
+        session_id_for("sync_1", "aud.vip.meta", "add", c._instance)
+    }
     assert {s["estimated_num_total"] for s in sessions} == {25_000}
     assert len(fake.members(audience)["EMAIL"]) == 25_000
     assert fake.violations == []

@@ -59,11 +59,12 @@ def uploads(fake: FacebookSandbox) -> list[Any]:
 def test_a_sync_of_one_request_still_sends_a_session(fake: FacebookSandbox) -> None:
     audience = fake.create_audience("Small")
     ctx = BatchContext(CONNECTION, "sync_a", connection_settings={"audience_id": audience})
-    result = client(fake).send([rec(1), rec(2)], ctx)
+    c = client(fake)
+    result = c.send([rec(1), rec(2)], ctx)
     assert {r.outcome for r in result.results} == {Outcome.ACKNOWLEDGED}
     (upload,) = uploads(fake)
     session = upload.json()["session"]
-    assert session["session_id"] == session_id_for("sync_a", CONNECTION, "add")
+    assert session["session_id"] == session_id_for("sync_a", CONNECTION, "add", c._instance)
     assert session["batch_seq"] == 1 and session["last_batch_flag"] is True
     assert fake.violations == []
 
@@ -216,3 +217,14 @@ def test_fake_takes_the_token_in_a_form_body_and_delete_parameters_in_the_query(
         f"{fake.url}/v24.0/{audience}/users", data={"access_token": "nope", "payload": payload}, timeout=10
     )
     assert wrong.status_code == 400 and wrong.json()["error"]["code"] == 190
+
+
+def test_a_sync_resumed_by_another_client_is_a_new_session(fake: FacebookSandbox) -> None:
+    audience = fake.create_audience("Resumed")
+    settings = {"audience_id": audience}
+    client(fake).send([rec(1)], BatchContext(CONNECTION, "sync_r", 1, 2, 2, settings, {"add": 2}))
+    resumed = client(fake).send([rec(2)], BatchContext(CONNECTION, "sync_r", 1, 1, 1, settings, {"add": 1}))
+    assert resumed.results[0].outcome is Outcome.ACKNOWLEDGED
+    first, second = (r.json()["session"] for r in uploads(fake))
+    assert first["session_id"] != second["session_id"] and second["batch_seq"] == 1
+    assert fake.violations == []

@@ -7,7 +7,8 @@ request, every personal value normalised per Meta's table and SHA-256 hex; MADID
 A record with several values of a key (e.g. two emails) becomes several rows, each one way to match.
 
 Sessions (always sent; Meta requires one): adds and removes of a (sync, connection) are two sessions.
-`session_id` is derived from the sync id, connection and operation, so a retried sync reuses it; `batch_seq`
+`session_id` is derived from the sync id, connection, operation and client instance (a sync resumed by another
+process starts a new session rather than repeating `batch_seq` numbers); `batch_seq`
 counts the session's requests (1, 2, 3, ...); `last_batch_flag` is set on the request carrying the
 operation's last record of the sync and `estimated_num_total` is the operation's record count (both from
 `BatchContext.operation_totals`; without them, the connection's last batch and total).
@@ -27,6 +28,7 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
+import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -75,9 +77,12 @@ class AudienceError(TerminalDestinationError):
     """The connection's custom audience is gone, renamed or flagged: the user must act (names the connection)."""
 
 
-def session_id_for(sync_id: str, connection_id: str, operation: str) -> int:
-    """A positive int64 session id derived from the sync, connection and operation (stable across retries)."""
-    digest = hashlib.sha256(f"{sync_id}\x1f{connection_id}\x1f{operation}".encode()).digest()
+def session_id_for(sync_id: str, connection_id: str, operation: str, client: str = "") -> int:
+    """A positive int64 session id derived from the sync, connection, operation and client instance.
+
+    One client numbers a session's requests (`batch_seq` 1, 2, ...); a sync resumed by another process is a
+    new session, so its requests never repeat a `batch_seq` Meta already has."""
+    digest = hashlib.sha256(f"{sync_id}\x1f{connection_id}\x1f{operation}\x1f{client}".encode()).digest()
     return int.from_bytes(digest[:8], "big") & 0x7FFF_FFFF_FFFF_FFFF or 1
 
 
@@ -225,6 +230,7 @@ class FacebookClient:
             settings.base_url, headers={"Authorization": f"Bearer {token}"}, classify=classify_meta
         )
         self._sessions = _Sessions()
+        self._instance = uuid.uuid4().hex
         self._audiences: dict[str, str] = {}
         self._audience_lock = threading.Lock()
         self.memory = opts.memory
@@ -362,7 +368,9 @@ class FacebookClient:
             finished = seen >= total if total else last_batch
             estimate = total or context.estimated_total
             chunks = self._chunks(members)
-            session_id = session_id_for(context.sync_id, context.connection_id, operation.value)
+            session_id = session_id_for(
+                context.sync_id, context.connection_id, operation.value, self._instance
+            )
             for index, chunk in enumerate(chunks):
                 session: dict[str, Any] = {
                     "session_id": session_id,
