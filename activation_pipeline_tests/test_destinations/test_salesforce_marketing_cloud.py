@@ -260,3 +260,15 @@ def test_an_unknown_data_extension_fails_the_batch(fake: MarketingCloudSandbox) 
     result = list_client(fake).send([member(1), member(2)], context)
     assert set(outcomes(result).values()) == {Outcome.FAILED}
     assert "Unable to find a data extension" in result.results[0].reason
+
+
+def test_list_sync_refreshes_an_expired_token_and_waits_out_throttling(fake: MarketingCloudSandbox) -> None:
+    """The list type shares the token and retry handling: an expired token and a 429 cost no record."""
+    client = list_client(fake)
+    client.send([member(1)], LIST)
+    fake.expire_tokens()
+    fake.throttle_next(1, retry_after=1)
+    result = client.send([member(2), member(1, Operation.REMOVE)], LIST)
+    assert set(outcomes(result).values()) == {Outcome.ACKNOWLEDGED}
+    assert fake.tokens_issued == 2 and result.metrics["token_refreshes"] == 1
+    assert {r["SubscriberKey"]: r["InAudience"] for r in fake.rows("Lapsed")} == {"u1": False, "u2": True}
