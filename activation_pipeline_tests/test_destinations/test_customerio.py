@@ -184,3 +184,13 @@ def test_account_traits_go_to_objects_related_to_the_person(fake: CustomerioSand
     assert outcomes(result) == {"g1": Outcome.ACKNOWLEDGED}
     assert fake.objects == {"1:acct-9": {"account_revenue_90d": 1200.0}}
     assert fake.requests[0].json()["batch"][0]["cio_relationships"] == [{"identifiers": {"id": "u1"}}]
+
+
+def test_an_audience_exit_sets_the_attribute_false(fake: CustomerioSandbox) -> None:
+    """Removals are the seed's identify with the audience key false; the person keeps the other attributes."""
+    c = client(fake)
+    c.send([identify(1, newsletter_engaged=True)], CTX)
+    result = c.send([identify(1, newsletter_engaged=False)], CTX)
+    assert outcomes(result) == {"m-id-1": Outcome.ACKNOWLEDGED}
+    assert fake.people["id:u1"]["newsletter_engaged"] is False
+    assert fake.people["id:u1"]["email"] == "user1@example.com"
