@@ -184,6 +184,9 @@ def test_audience_request_covers_all_its_connections(sample_copy: Path) -> None:
         assert [r.connection_id for r in requests(store)] == [
             CONNECTION,
             "audience.high_value_recent.google_ads",
+            "audience.high_value_recent.sfmc_lists",
+            "audience.high_value_recent.intercom",
+            "audience.high_value_recent.sendgrid",
         ]
         store.dispose()
 
