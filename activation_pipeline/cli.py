@@ -152,7 +152,8 @@ def cmd_plan(args: argparse.Namespace) -> int:
         f"{mode.value} plan for {workspace.workspace} (results as of {view.as_of.isoformat()}); nothing is sent"
     )
     header = (
-        f"{'connection':48} {'adds':>7} {'removes':>7} {'updates':>7} {'records':>8} {'calls':>6} {'time':>9}"
+        f"{'connection':48} {'adds':>7} {'removes':>7} {'updates':>7} {'refresh':>7} {'records':>8} {'calls':>6} "
+        f"{'time':>9} {'no consent':>10}"
     )
     print(header)
     for p in plans:
@@ -161,7 +162,8 @@ def cmd_plan(args: argparse.Namespace) -> int:
             " (first sync: baseline only)" if p.baseline_only else (" (first sync)" if p.first_sync else "")
         )
         print(
-            f"{p.connection_id:48} {p.adds:>7} {p.removes:>7} {p.updates:>7} {p.records:>8} {p.api_calls:>6} {took:>9}{note}"
+            f"{p.connection_id:48} {p.adds:>7} {p.removes:>7} {p.updates:>7} {p.refreshes:>7} {p.records:>8} "
+            f"{p.api_calls:>6} {took:>9} {p.consent_left_out:>10}{note}"
         )
     return 0
 
