@@ -22,7 +22,7 @@ from activation_pipeline.orchestration.runs import (
     full_rebuild_requested,
     workspace_for_run,
 )
-from activation_pipeline.orchestration.scope import AUDIENCES, IDENTITY, INGEST, TRAITS, Scope
+from activation_pipeline.orchestration.scope import AS_OF_TAG, AUDIENCES, IDENTITY, INGEST, TRAITS, Scope
 
 KINDS = {"sql", "duckdb"}
 CHECK_UNIQUE = "members_unique"
@@ -58,6 +58,14 @@ def _audience_checks(scope: Scope, workspace: Workspace) -> list[dg.AssetCheckSp
     return checks
 
 
+def _size_change_text(result: AudienceResult) -> str:
+    """`cart_abandoners: 109 -> 0 (-100%, limit 50%)`, shown on the check without opening its metadata."""
+    if result.previous_size is None:
+        return f"{result.key}: first evaluation, size {result.size:,}"
+    change = f"{result.size_change:+.0%}" if result.size_change is not None else "n/a"
+    return f"{result.key}: {result.previous_size:,} -> {result.size:,} ({change}, limit {result.max_size_change:.0%})"
+
+
 def _audience_result(scope: Scope, result: AudienceResult, as_of: str, mode: str) -> dg.MaterializeResult:
     """One audience's materialisation: size, entered and exited (plotted over runs) and its two checks."""
     key = audience_key(scope, result.key)
@@ -84,6 +92,7 @@ def _audience_result(scope: Scope, result: AudienceResult, as_of: str, mode: str
                 check_name=CHECK_SIZE,
                 passed=not result.size_change_flagged,
                 severity=dg.AssetCheckSeverity.WARN,
+                description=_size_change_text(result),
                 metadata={
                     "previous_size": result.previous_size if result.previous_size is not None else -1,
                     "size": result.size,
@@ -101,9 +110,19 @@ def _run_stage(
     state: StateStoreResource,
     compute: ComputeResource,
     stage: Callable[[ComputePipeline, datetime], T],
+    announce: bool = True,
 ) -> tuple[datetime, T]:
     """Run one compute stage as of the run's time, on the workspace as the run pinned it."""
     as_of = as_of_from_context(context)
+    if not announce:
+        pass
+    elif context.run.tags.get(AS_OF_TAG):
+        context.log.info(f"evaluating as of {as_of.isoformat()} (the run's {AS_OF_TAG} tag)")
+    else:
+        context.log.info(
+            f"evaluating as of {as_of.isoformat()}, when the run was created (no {AS_OF_TAG} tag; add one to "
+            "evaluate as of another time, e.g. when the events end)"
+        )
     with compute.pipeline(workspace_for_run(context, path, state)) as pipeline:
         return as_of, stage(pipeline, as_of)
 
@@ -126,7 +145,7 @@ def build_compute_assets(scope: Scope, workspace: Workspace, path: str) -> list[
         context: dg.AssetExecutionContext, state: StateStoreResource, compute: ComputeResource
     ) -> dg.MaterializeResult:
         """Land everything new in the events source in one run (new, appended and changed files)."""
-        _, s = _run_stage(context, path, state, compute, lambda pipeline, _: pipeline.land())
+        _, s = _run_stage(context, path, state, compute, lambda pipeline, _: pipeline.land(), announce=False)
         context.log.info(
             f"{s.events} events landed from {s.new_sources} new, {s.appended_sources} appended and "
             f"{s.changed_sources} changed sources ({s.unchanged_sources} unchanged); {s.quarantined} "

@@ -26,7 +26,13 @@ def build_config_asset(scope: Scope, path: str) -> dg.AssetsDefinition:
         summary = summarise(ws)
         changes = record_settings(state.open(ws), ws)
         for change in changes:
-            context.log.info("settings of %s changed: %d value(s)", change.connection_id, len(change.diff))
+            if change.settings is None:
+                context.log.info("connection %s removed: its settings history is kept", change.connection_id)
+            elif all(d.before is None for d in change.diff):
+                context.log.info("settings of %s recorded for the first time", change.connection_id)
+            else:
+                changed = ", ".join(d.path for d in change.diff)
+                context.log.info("settings of %s changed: %s", change.connection_id, changed)
         return dg.MaterializeResult(
             metadata={
                 "workspace": dg.MetadataValue.text(ws.workspace),

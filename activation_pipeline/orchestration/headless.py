@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Mapping
+import time
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -11,6 +12,7 @@ from datetime import datetime
 import dagster as dg
 
 from activation_pipeline.config import load_workspace
+from activation_pipeline.orchestration.report import evaluation_line, landing_line, sync_line
 from activation_pipeline.orchestration.scope import AS_OF_TAG, SYNC_MODE_TAG, Scope
 from activation_pipeline.orchestration.sync_assets import connection_keys, sync_job_name
 from activation_pipeline.orchestration.sync_metadata import addressable_share, flat_figures
@@ -111,40 +113,65 @@ def run_pipeline(
     log_level: str = "WARNING",
     sync: bool = True,
     resources: Mapping[str, object] | None = None,
+    progress: Callable[[str], None] | None = None,
+    tags: Mapping[str, str] | None = None,
 ) -> RunSummary:
-    """Land what is new in the source, evaluate as of `as_of`, then sync every connection incrementally."""
+    """Land what is new in the source, evaluate as of `as_of`, then sync every connection incrementally.
+
+    `progress` is told what each stage is doing and, when it is done, its counts; `tags` go on every run."""
+    say = progress or (lambda _line: None)
     defs = definitions_with(workspace_path, resources)
     workspace = load_workspace(workspace_path)
     scope = Scope(workspace.workspace)
     quiet = {"loggers": {"console": {"config": {"log_level": log_level}}}}
+    extra = dict(tags or {})
     summary = RunSummary()
 
+    say("landing new events ...")
+    started = time.monotonic()
     land = defs.resolve_job_def(scope.name(LAND_JOB))
-    summary.add(land.execute_in_process(instance=instance, run_config=quiet, raise_on_error=False), LAND_JOB)
+    summary.add(
+        land.execute_in_process(instance=instance, tags=extra, run_config=quiet, raise_on_error=False),
+        LAND_JOB,
+    )
     if not summary.success:
         return summary
+    say(f"{landing_line(summary.materialisations.get('events', {}))} ({time.monotonic() - started:.1f} s)")
 
+    say(f"evaluating profiles, traits and audiences as of {as_of.isoformat()} ...")
+    started = time.monotonic()
     main = defs.resolve_job_def(scope.name(MAIN_JOB))
-    tags = {AS_OF_TAG: as_of.isoformat()}
     summary.add(
-        main.execute_in_process(instance=instance, tags=tags, run_config=quiet, raise_on_error=False),
+        main.execute_in_process(
+            instance=instance,
+            tags={**extra, AS_OF_TAG: as_of.isoformat()},
+            run_config=quiet,
+            raise_on_error=False,
+        ),
         MAIN_JOB,
     )
-    if not sync or not summary.success:
+    if not summary.success:
+        return summary
+    say(f"{evaluation_line(summary.materialisations)} ({time.monotonic() - started:.1f} s)")
+    if not sync:
         return summary
     for destination in workspace.destinations:
         keys = list(connection_keys(workspace, destination.id))
         if not keys:
             continue
+        say(f"syncing {destination.id} ({len(keys)} connection{'s' if len(keys) > 1 else ''}) ...")
+        started = time.monotonic()
         instance.add_dynamic_partitions(scope.partitions(destination.id).name or "", keys)
         job = defs.resolve_job_def(sync_job_name(scope, destination.id))
         for key in keys:
             result = job.execute_in_process(
                 partition_key=key,
                 instance=instance,
-                tags={SYNC_MODE_TAG: "incremental"},
+                tags={**extra, SYNC_MODE_TAG: "incremental"},
                 run_config=quiet,
                 raise_on_error=False,
             )
             summary.add(result, f"sync {key}")
+        figures = summary.materialisations.get(f"sync/{destination.id}", {})
+        say(f"{sync_line(destination.id, figures)} ({time.monotonic() - started:.1f} s)")
     return summary

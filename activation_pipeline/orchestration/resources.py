@@ -6,6 +6,7 @@ directory, fake servers' URLs, no rate limiter, no waiting) instead of rewriting
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -25,6 +26,12 @@ from activation_pipeline.sandbox.workspace import SandboxSession, sandbox_destin
 from activation_pipeline.state.store import StateStore, open_state
 from activation_pipeline.sync.compute_view import ResultsView, export_results, results_directory
 
+SANDBOX_TAG = "activation/sandbox"
+"""Run tag: `true` on every run whose resources send to the sandbox's fake servers."""
+SANDBOX_ENV = "ACTIVATION_SANDBOX"
+"""The sandbox wiring file (`activation-pipeline ui --sandbox` writes it): the code location's resources then
+send to the fake servers and keep the sandbox's own state and compute results."""
+
 
 class StateStoreResource(dg.ConfigurableResource):
     """Each workspace's state store (outbox, ledger, snapshots, settings history), opened once per run."""
@@ -34,7 +41,22 @@ class StateStoreResource(dg.ConfigurableResource):
         description="When set, each workspace's store is `<directory>/<workspace>.db` instead of the one its "
         "file configures (the sandbox's own stores, a test's temporary ones).",
     )
+    sandbox: bool = Field(
+        default=False,
+        description="Tag every run using these stores `activation/sandbox=true` (the sandbox's own stores).",
+    )
     _stores: dict[str, StateStore] = PrivateAttr(default_factory=dict)
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        """Tag the run as a sandbox run, whichever way it was launched (job, asset graph, sensor, schedule)."""
+        run = context.run
+        if (
+            self.sandbox
+            and run is not None
+            and context.instance is not None
+            and run.tags.get(SANDBOX_TAG) != "true"
+        ):
+            context.instance.add_run_tags(run.run_id, {SANDBOX_TAG: "true"})
 
     def location(self, workspace: Workspace) -> str:
         """Where the workspace's store is: a SQLite path or a SQLAlchemy URL."""
@@ -63,17 +85,40 @@ class StateStoreResource(dg.ConfigurableResource):
 class ComputeResource(dg.ConfigurableResource):
     """The compute engine of each workspace (DuckDB or PostgreSQL), and the results exported for syncs."""
 
+    directory: str = Field(
+        default="",
+        description="When set, each workspace computes in `<directory>/<workspace>/` (DuckDB file, exported "
+        "results, serving copies; PostgreSQL: schema `<schema>_sandbox`) instead of where its file says: "
+        "the sandbox's own evaluation, never read by the real syncs.",
+    )
+
+    def workspace(self, workspace: Workspace) -> Workspace:
+        """The workspace with its compute and serving locations moved into `directory` (the file is not touched)."""
+        if not self.directory:
+            return workspace
+        root = Path(self.directory).resolve() / workspace.workspace
+        compute = workspace.compute.model_copy(
+            update={"path": str(root / "compute.duckdb")}
+            if workspace.compute.engine == "duckdb"
+            else {"schema_": f"{workspace.compute.schema_ or workspace.workspace.replace('-', '_')}_sandbox"}
+        )
+        serving = workspace.serving.model_copy(update={"path": str(root / "serving")})
+        moved = workspace.model_copy(update={"compute": compute, "serving": serving})
+        return moved.with_base_dir(workspace.base_dir)
+
     @contextmanager
     def pipeline(self, workspace: Workspace) -> Iterator[ComputePipeline]:
         """The workspace's compute pipeline, released afterwards (DuckDB has one writer: never hold it)."""
-        pipeline = ComputePipeline(workspace)
+        pipeline = ComputePipeline(self.workspace(workspace))
         try:
             yield pipeline
         finally:
             pipeline.close()
 
     def results_directory(self, workspace: Workspace) -> Path:
-        """Where the latest evaluation is exported for the syncs (beside the compute file)."""
+        """Where the latest evaluation is exported for the syncs (beside the compute file, or in `directory`)."""
+        if self.directory:
+            return results_directory(Path(self.directory).resolve() / workspace.workspace)
         return results_directory(workspace.resolve_path(workspace.compute.path).parent)
 
     def export(self, workspace: Workspace, as_of: datetime) -> dict[str, int]:
@@ -152,10 +197,31 @@ class DeliveryResource(dg.ConfigurableResource):
 
 def sandbox_resources(*sessions: SandboxSession, state_directory: Path | None = None) -> dict[str, object]:
     """Resources sending the sessions' workspaces to their fake servers, with the sandbox's own state stores
-    (in the first session's sandbox directory unless given)."""
+    and compute results (in the first session's sandbox directory unless given), tagging their runs."""
     directory = state_directory or sessions[0].state_directory
     urls = {f"{s.workspace}/{d}": url for s in sessions for d, url in s.urls.items()}
+    return sandbox_wiring(str(directory), urls)
+
+
+def sandbox_wiring(directory: str, base_urls: dict[str, str]) -> dict[str, object]:
+    """The sandbox's resources: stores and compute results in `directory`, destinations at `base_urls`."""
     return {
-        "state": StateStoreResource(directory=str(directory)),
-        "delivery": DeliveryResource(base_urls=urls, placeholder_secrets=True),
+        "state": StateStoreResource(directory=directory, sandbox=True),
+        "compute": ComputeResource(directory=directory),
+        "delivery": DeliveryResource(base_urls=base_urls, placeholder_secrets=True),
     }
+
+
+def write_sandbox_wiring(path: Path, *sessions: SandboxSession) -> Path:
+    """Write where the sessions' fake servers listen and where the sandbox keeps its state (for `SANDBOX_ENV`)."""
+    directory = sessions[0].state_directory
+    urls = {f"{s.workspace}/{d}": url for s in sessions for d, url in s.urls.items()}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"directory": str(directory), "base_urls": urls}, indent=2), encoding="utf-8")
+    return path
+
+
+def read_sandbox_wiring(path: str | Path) -> dict[str, object]:
+    """The sandbox's resources from a wiring file written by `write_sandbox_wiring`."""
+    wiring = json.loads(Path(path).read_text(encoding="utf-8"))
+    return sandbox_wiring(str(wiring["directory"]), dict(wiring["base_urls"]))

@@ -1,5 +1,6 @@
 """Resyncs: requested from the Launchpad, launched by a sensor one at a time per workspace."""
 
+import enum
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
@@ -35,52 +36,97 @@ _FINISHED_AS = {
 LAUNCH_GRACE = timedelta(minutes=10)
 
 
-class ResyncRequestConfig(dg.Config):
-    """The Launchpad form of a workspace's `request_resync` job."""
+def request_config_class(workspace: Workspace) -> type[dg.Config]:
+    """The Launchpad form of a workspace's `request_resync` job: its connections and audiences as choices."""
+    ident = Scope(workspace.workspace).ident
+    connection_ids = [c.connection_id for c in workspace.delivery_connections()]
+    audiences = sorted(
+        {
+            c.source.removeprefix("audience:")
+            for c in workspace.delivery_connections()
+            if c.source.startswith("audience:")
+        }
+    )
+    # Enums become Dagster enum types: the Launchpad offers their values instead of free text.
+    connection_choice = enum.Enum(f"{ident}__connection", {c: c for c in connection_ids}, type=str)  # type: ignore[misc]
+    audience_choice = enum.Enum(f"{ident}__audience", {a: a for a in audiences or ["none"]}, type=str)  # type: ignore[misc]
 
-    connection: str = Field(default="", description="connection id, e.g. audience.high_value_recent.meta_ads")
-    audience: str = Field(default="", description="or an audience key: resync all its connections")
-    reason: str = Field(description="why the resync is needed (kept with the request)")
+    class ResyncRequestConfig(dg.Config):
+        """Which connection (or every connection of an audience) to resync, and why."""
+
+        connection: connection_choice | None = Field(
+            default=None,
+            description=f"a connection of {workspace.workspace}, e.g. {connection_ids[0] if connection_ids else ''}",
+        )
+        audience: audience_choice | None = Field(
+            default=None, description="or an audience: resync every connection it is sent through"
+        )
+        reason: str = Field(description="why the resync is needed (kept with the request)")
+
+    ResyncRequestConfig.__name__ = f"{ident}__ResyncRequestConfig"
+    return ResyncRequestConfig
 
 
-def resolve_connections(workspace: Workspace, config: ResyncRequestConfig) -> list[str]:
+def _choice(value: object) -> str:
+    """The text of an enum choice (or of a plain value), "" for none."""
+    if value is None:
+        return ""
+    return str(value.value if isinstance(value, enum.Enum) else value)
+
+
+def resolve_connections(workspace: Workspace, connection: str, audience: str, reason: str) -> list[str]:
     """The connection ids a request names, or a ValueError saying what is wrong with it."""
-    if bool(config.connection) == bool(config.audience):
+    if bool(connection) == bool(audience):
         raise ValueError("give either a connection or an audience")
-    if not config.reason.strip():
+    if not reason.strip():
         raise ValueError("give a reason for the resync")
-    ids = [c.connection_id for c in workspace.connections]
-    if config.connection:
-        if config.connection not in ids:
-            raise ValueError(f"unknown connection '{config.connection}'; connections: {', '.join(ids)}")
-        return [config.connection]
-    chosen = [c.connection_id for c in workspace.connections if c.source == f"audience:{config.audience}"]
+    ids = [c.connection_id for c in workspace.delivery_connections()]
+    if connection:
+        if connection not in ids:
+            raise ValueError(
+                f"unknown connection '{connection}' (reload the code location after editing the workspace file); "
+                f"connections: {', '.join(ids)}"
+            )
+        return [connection]
+    chosen = [c.connection_id for c in workspace.connections if c.source == f"audience:{audience}"]
     if not chosen:
-        raise ValueError(f"audience '{config.audience}' has no connections")
+        raise ValueError(f"audience '{audience}' has no connections")
     return chosen
 
 
 def build_request_job(scope: Scope, path: str) -> dg.JobDefinition:
     """The job recording a resync request of the workspace (from the Launchpad)."""
+    request_config = request_config_class(load_workspace(path))
 
     @dg.op(
         name=scope.name("record_resync_request"),
         description="Record a resync request; the resync sensor launches it when the workspace is free.",
     )
     def record_resync_request(
-        context: dg.OpExecutionContext, config: ResyncRequestConfig, state: StateStoreResource
+        context: dg.OpExecutionContext,
+        config: request_config,  # type: ignore[valid-type]
+        state: StateStoreResource,
     ) -> None:
         """Validate the request and add one pending request per connection to the queue."""
         ws = workspace_for_run(context, path, state)
+        form: dict[str, object] = dict(config)  # the fields of this workspace's form class
+        reason = str(form["reason"])
+        chosen = resolve_connections(ws, _choice(form["connection"]), _choice(form["audience"]), reason)
         created = enqueue(
             state.open(ws),
             ws.workspace,
-            resolve_connections(ws, config),
-            config.reason,
+            chosen,
+            reason,
             requested_by=f"run {context.run.run_id}",
         )
         for request in created:
-            context.log.info("resync of %s queued as request %s", request.connection_id, request.request_id)
+            context.log.info(
+                "resync of %s queued as request %s; %s launches it when no other resync of %s is in progress",
+                request.connection_id,
+                request.request_id,
+                scope.name("resync_sensor"),
+                ws.workspace,
+            )
 
     @dg.job(
         name=scope.name(REQUEST_JOB),
@@ -137,7 +183,7 @@ def evaluate_resync_queue(
     if not pending:
         return dg.SensorResult(skip_reason="no pending resync requests")
     request = pending[0]
-    known = {c.connection_id: c.destination for c in ws.connections}
+    known = {c.connection_id: c.destination for c in ws.delivery_connections()}
     if request.connection_id not in known:
         mark(store, request.request_id, RequestStatus.FAILED, detail="the connection is no longer configured")
         return dg.SensorResult(skip_reason=f"dropped request for removed connection {request.connection_id}")

@@ -11,8 +11,15 @@ import dagster as dg
 from activation_pipeline.config import load_workspace
 from activation_pipeline.orchestration.compute_assets import build_compute_assets
 from activation_pipeline.orchestration.config_assets import build_config_asset
+from activation_pipeline.orchestration.journey_assets import JOURNEYS, build_journey_assets
 from activation_pipeline.orchestration.plan import build_plan_job
-from activation_pipeline.orchestration.resources import ComputeResource, DeliveryResource, StateStoreResource
+from activation_pipeline.orchestration.resources import (
+    SANDBOX_ENV,
+    ComputeResource,
+    DeliveryResource,
+    StateStoreResource,
+    read_sandbox_wiring,
+)
 from activation_pipeline.orchestration.resync import build_request_job, build_resync_sensor
 from activation_pipeline.orchestration.scope import AUDIENCES, CONFIG, IDENTITY, TRAITS, Scope
 from activation_pipeline.orchestration.sensors import build_partitions_sensor
@@ -36,9 +43,18 @@ def default_workspace_path() -> str:
     return os.environ.get(WORKSPACE_ENV) or str(SAMPLE_WORKSPACE)
 
 
-def default_resources() -> dict[str, dg.ConfigurableResource]:
-    """The resources every workspace uses unless swapped: what each workspace file configures."""
-    return {"state": StateStoreResource(), "compute": ComputeResource(), "delivery": DeliveryResource()}
+def default_resources() -> dict[str, object]:
+    """The resources every workspace uses unless swapped: what each workspace file configures, or the sandbox's
+    (fake servers, own state and results) when $ACTIVATION_SANDBOX names a wiring file."""
+    resources: dict[str, object] = {
+        "state": StateStoreResource(),
+        "compute": ComputeResource(),
+        "delivery": DeliveryResource(),
+    }
+    wiring = os.environ.get(SANDBOX_ENV)
+    if wiring:
+        resources.update(read_sandbox_wiring(wiring))
+    return resources
 
 
 def workspace_definitions(path: str | Path) -> dg.Definitions:
@@ -49,15 +65,18 @@ def workspace_definitions(path: str | Path) -> dg.Definitions:
     workspace = load_workspace(path)
     scope = Scope(workspace.workspace)
     compute_assets = build_compute_assets(scope, workspace, path)
+    journey_assets = build_journey_assets(scope, workspace, path)
     evaluated = [
         key
-        for asset in compute_assets
+        for asset in [*compute_assets, *journey_assets]
         for key in asset.keys
         if key not in (scope.key("events"), scope.key("profiles"))
     ]
     sync_assets, sync_jobs, schedules = build_sync_definitions(scope, workspace, path, evaluated)
     serving_copy = build_serving_asset(scope, path, evaluated)
-    stages = dg.AssetSelection.groups(*(scope.group(s) for s in (CONFIG, IDENTITY, TRAITS, AUDIENCES)))
+    stages = dg.AssetSelection.groups(
+        *(scope.group(s) for s in (CONFIG, IDENTITY, TRAITS, AUDIENCES, JOURNEYS))
+    )
     jobs: list[dg.JobDefinition | AssetJob] = [
         dg.define_asset_job(
             scope.name(MAIN_JOB),
@@ -73,7 +92,9 @@ def workspace_definitions(path: str | Path) -> dg.Definitions:
         ),
         dg.define_asset_job(
             scope.name(EVALUATE_JOB),
-            selection=dg.AssetSelection.groups(*(scope.group(s) for s in (IDENTITY, TRAITS, AUDIENCES)))
+            selection=dg.AssetSelection.groups(
+                *(scope.group(s) for s in (IDENTITY, TRAITS, AUDIENCES, JOURNEYS))
+            )
             | dg.AssetSelection.assets(serving_copy_key(scope)),
             description="Resolve profiles, compute traits and evaluate audiences as of the run's "
             "activation/as_of tag.",
@@ -83,7 +104,13 @@ def workspace_definitions(path: str | Path) -> dg.Definitions:
         *sync_jobs,
     ]
     return dg.Definitions(
-        assets=[build_config_asset(scope, path), *compute_assets, *sync_assets, serving_copy],
+        assets=[
+            build_config_asset(scope, path),
+            *compute_assets,
+            *journey_assets,
+            *sync_assets,
+            serving_copy,
+        ],
         jobs=jobs,
         schedules=schedules,
         sensors=[build_partitions_sensor(scope, path), build_resync_sensor(scope, path, sync_jobs)],

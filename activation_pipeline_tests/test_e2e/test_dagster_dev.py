@@ -266,9 +266,10 @@ def _workspace_file(directory: Path, workspaces: list[Workspace], state_director
     module = directory / "location.py"
     module.write_text(
         "import dagster as dg\n\n"
-        "from activation_pipeline.orchestration.resources import DeliveryResource, StateStoreResource\n"
+        "from activation_pipeline.orchestration.resources import ComputeResource, DeliveryResource, StateStoreResource\n"
         "from activation_pipeline.orchestration.workspace import WorkspaceComponent, default_resources\n\n"
         f"resources = {{**default_resources(), 'state': StateStoreResource(**{resources['state'].model_dump()!r}),"
+        f" 'compute': ComputeResource(**{resources['compute'].model_dump()!r}),"
         f" 'delivery': DeliveryResource(**{resources['delivery'].model_dump()!r})}}\n"
         f"defs = dg.Definitions.merge({components}, dg.Definitions(resources=resources, executor=dg.in_process_executor))\n"
     )

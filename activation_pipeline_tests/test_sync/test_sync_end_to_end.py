@@ -67,7 +67,9 @@ def _resources(session: SandboxSession) -> dict[str, object]:
 def _member_emails(session: SandboxSession, audience_key: str) -> set[str]:
     """Every email of every current member (without ID Sync, every value of an identifier is sent)."""
     workspace = load_workspace(session.workspace_path)
-    view = ComputeResource().results(workspace)
+    compute = sandbox_resources(session)["compute"]  # the sandbox evaluates into its own directory
+    assert isinstance(compute, ComputeResource)
+    view = compute.results(workspace)
     profiles = view.profiles(sorted(view.members(audience_key)))
     return {i.value.strip().lower() for p in profiles.values() for i in p.identifiers if i.type == "email"}
 
