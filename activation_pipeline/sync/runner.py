@@ -71,7 +71,15 @@ class DestinationSync:
         if self.progress is not None:
             figures["batches_planned"] = self.progress.total_batches
             figures["records_planned"] = self.progress.records
-        for name in ("entered", "exited", "updated", "baselined", "unaddressable"):
+        for name in (
+            "entered",
+            "exited",
+            "updated",
+            "baselined",
+            "unaddressable",
+            "refreshed",
+            "consent_left_out",
+        ):
             figures[name] = sum(c.get(name, 0) for c in self.connections.values())
         return figures
 
