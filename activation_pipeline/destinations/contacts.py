@@ -29,7 +29,7 @@ class ContactMessage:
     user_id: str | None
     computation_key: str
     audience: bool
-    """Whether the connection is an audience (its key holds membership) or a computed trait."""
+    """Whether the connection is an audience or a journey step (its key holds membership) or a computed trait."""
 
     @property
     def member(self) -> bool:
@@ -62,5 +62,5 @@ def read_contact(record: OutboundRecord) -> ContactMessage | None:
         email=normalise_email(raw_email) if raw_email else None,
         user_id=str(message["userId"]) if message.get("userId") else None,
         computation_key=str(personas.get("computation_key", "")),
-        audience=personas.get("computation_class") == "audience",
+        audience=personas.get("computation_class") in ("audience", "journey_step"),
     )

@@ -85,6 +85,21 @@ class Capabilities:
 
 
 @dataclass(frozen=True)
+class CallCounts:
+    """What a dry run knows of one connection's sync, to count the API calls it takes."""
+
+    records: int
+    batches: int
+    adds: int
+    removes: int
+    updates: int
+
+
+CallCounter = Callable[[Capabilities, Connection, Any, CallCounts], int]
+"""API calls of a connection's sync: gets the capabilities, the connection, its destination and the counts."""
+
+
+@dataclass(frozen=True)
 class DestinationType:
     """A catalogue entry: what a destination type is, supports and accepts, and how to build its parts."""
 
@@ -114,6 +129,16 @@ class DestinationType:
     check_connection: ConnectionCheck | None = None
     accepts_historical: bool = True
     platform_limits: str = ""
+    calls: CallCounter | None = None
+    """How many API calls a sync makes when it is not one per `records_per_request` records (follow-up calls:
+    list memberships, job polls, tags); None: `capabilities.requests_for(records)`."""
+
+    def calls_for(self, destination: DestinationBase, connection: Connection, counts: CallCounts) -> int:
+        """API calls a sync of `connection` makes for these counts (the dry run's figure)."""
+        limits = self.capabilities(destination)
+        if self.calls is None:
+            return limits.requests_for(counts.records)
+        return self.calls(limits, connection, destination, counts)
 
     @property
     def cadence(self) -> str:

@@ -20,7 +20,7 @@ from activation_pipeline.config.workspace import Workspace
 from activation_pipeline.destinations.base import Operation
 from activation_pipeline.destinations.consent import Eligibility, eligibility_of
 from activation_pipeline.destinations.registry import CATALOGUE, capabilities
-from activation_pipeline.destinations.spec import Capabilities
+from activation_pipeline.destinations.spec import CallCounts, Capabilities
 from activation_pipeline.state.snapshots import (
     chunked,
     held_since,
@@ -363,6 +363,7 @@ def plan_connection(
             pass
     counts, limits = plan.counts, plan.capabilities
     records = 0 if plan.baseline_only else counts.records
+    destination = workspace.destination(connection.destination)
     return PlanSummary(
         connection_id=connection.connection_id,
         destination_id=connection.destination,
@@ -372,7 +373,11 @@ def plan_connection(
         updates=counts.updated,
         records=records,
         batches=limits.batches_for(records),
-        api_calls=limits.requests_for(records),
+        api_calls=CATALOGUE[destination.type].calls_for(
+            destination,
+            connection,
+            CallCounts(records, limits.batches_for(records), counts.entered, counts.exited, counts.updated),
+        ),
         seconds=limits.seconds_for(records),
         first_sync=plan.first_sync,
         baseline_only=plan.baseline_only,

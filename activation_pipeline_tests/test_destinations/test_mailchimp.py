@@ -5,11 +5,14 @@ from collections.abc import Iterator
 import pytest
 import requests
 
+from activation_pipeline.config.models import Connection
 from activation_pipeline.destinations.base import BatchContext, Outcome
 from activation_pipeline.destinations.http import ClientOptions, RetryPolicy
 from activation_pipeline.destinations.mailchimp.client import MailchimpClient, base_url_for, subscriber_hash
 from activation_pipeline.destinations.mailchimp.server import MailchimpSandbox
 from activation_pipeline.destinations.mailchimp.settings import MailchimpDestination
+from activation_pipeline.destinations.registry import CATALOGUE
+from activation_pipeline.destinations.spec import CallCounts
 from activation_pipeline_tests.test_destinations.contact_messages import (
     Sleeps,
     identify,
@@ -162,3 +165,22 @@ def test_fake_limits_and_archive_rules(fake: MailchimpSandbox) -> None:
     assert status["status"] == "finished"
     assert requests.get(status["response_body_url"], auth=auth, timeout=5).status_code == 400
     assert requests.get(status["response_body_url"], timeout=5).status_code == 200
+
+
+def test_dry_run_calls_are_the_requests_sent(fake: MailchimpSandbox) -> None:
+    """Call by call: two for each member in the audience, one for a leaver; batched: three a batch."""
+    records = [identify(1), identify(2), identify(3, member=False)]
+    connection = Connection.model_validate(
+        {"source": "audience:lapsed_customers", "destination": "mailchimp"}
+    )
+    counts = CallCounts(records=3, batches=1, adds=2, removes=1, updates=0)
+    for batched, expected in ((False, 5), (True, 3)):
+        mailchimp = client(fake.url, batch_operations=batched)
+        destination = MailchimpDestination.model_validate(
+            {"id": "mailchimp", "type": "mailchimp", "settings": {"api_key": {"env": "MAILCHIMP_TEST_KEY"},
+             "list_id": LIST, "batch_operations": batched}}
+        )  # fmt: skip
+        before = len(fake.requests)
+        mailchimp.send(records, CTX)
+        assert len(fake.requests) - before == expected
+        assert CATALOGUE["mailchimp"].calls_for(destination, connection, counts) == expected

@@ -16,6 +16,7 @@ from activation_pipeline.destinations.hubspot.settings import (
 )
 from activation_pipeline.destinations.spec import (
     EVERY_FIVE_MINUTES,
+    CallCounts,
     Capabilities,
     DestinationType,
     Finding,
@@ -32,13 +33,21 @@ def _fake(settings: HubSpotSettings, secret: SecretLookup) -> tuple[SandboxServe
     return server, server.url
 
 
+def _calls(
+    limits: Capabilities, connection: Connection, destination: HubSpotDestination, counts: CallCounts
+) -> int:
+    """One upsert a batch, and for an audience (or journey step) its list call."""
+    del limits, destination
+    return counts.batches * (1 if connection.source_kind == "trait" else 2)
+
+
 def _check_connection(
     connection: Connection, destination: HubSpotDestination, names: Sequence[tuple[Loc, str]]
 ) -> Iterator[Finding]:
     del destination
     yield from identify_only(connection, "HubSpot")
     yield from require_email(connection, "HubSpot upserts contacts by email")
-    if connection.source_kind == "audience" and "list_id" not in connection.settings:
+    if connection.source_kind != "trait" and "list_id" not in connection.settings:
         yield ("settings",), "HubSpot keeps an audience in a MANUAL list: set settings.list_id"
     if connection.source_kind == "trait" and not PROPERTY_NAME.match(connection.source_key):
         yield ("source",), f"'{connection.source_key}' is not a HubSpot property name (lower case, _)"
@@ -70,5 +79,6 @@ DESTINATION = DestinationType(
     fake_server=HubSpotSandbox,
     fake=_fake,
     check_connection=_check_connection,
+    calls=_calls,
     platform_limits="100 inputs a batch; 100-190 calls per 10 s per app; 5 contacts per second (seed)",
 )

@@ -17,6 +17,7 @@ from activation_pipeline.destinations.mailchimp.settings import (
 )
 from activation_pipeline.destinations.spec import (
     EVERY_FIVE_MINUTES,
+    CallCounts,
     Capabilities,
     DestinationType,
     Finding,
@@ -29,6 +30,19 @@ from activation_pipeline.sandbox.base import SandboxServer
 def _fake(settings: MailchimpSettings, secret: SecretLookup) -> tuple[SandboxServer, str]:
     server = MailchimpSandbox(api_key=secret("api_key"), create_missing=True).start()
     return server, server.url
+
+
+def _calls(
+    limits: Capabilities, connection: Connection, destination: MailchimpDestination, counts: CallCounts
+) -> int:
+    """Batched: one /batches call, one poll (a batch finished at the first poll) and the results archive a
+    batch. Call by call: an upsert a record, and for an audience a tag call each (a leaver only the tag)."""
+    del limits
+    if destination.settings.batch_operations:
+        return 3 * counts.batches
+    if connection.source_kind == "trait":
+        return counts.records
+    return 2 * counts.records - counts.removes
 
 
 def _check_connection(
@@ -72,5 +86,6 @@ DESTINATION = DestinationType(
     fake_server=MailchimpSandbox,
     fake=_fake,
     check_connection=_check_connection,
+    calls=_calls,
     platform_limits="10 simultaneous connections; 500 pending batches; 120 s per call",
 )

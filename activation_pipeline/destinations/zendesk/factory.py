@@ -9,6 +9,7 @@ from activation_pipeline.config.models import Connection
 from activation_pipeline.destinations.checks import identify_only, maps_as
 from activation_pipeline.destinations.spec import (
     EVERY_FIVE_MINUTES,
+    CallCounts,
     Capabilities,
     DestinationType,
     Finding,
@@ -28,6 +29,19 @@ from activation_pipeline.sandbox.base import SandboxServer
 def _fake(settings: ZendeskSettings, secret: SecretLookup) -> tuple[SandboxServer, str]:
     server = ZendeskSandbox(email=settings.email, api_token=secret("api_token"), create_missing=True).start()
     return server, server.url
+
+
+def _calls(
+    limits: Capabilities, connection: Connection, destination: ZendeskDestination, counts: CallCounts
+) -> int:
+    """A bulk job and one status poll a batch (a job done at the first poll), and a tag call a user when an
+    audience is kept as a tag."""
+    del limits, destination
+    tags = (
+        connection.source_kind != "trait"
+        and ZendeskConnection.model_validate(connection.settings).audience_as == "tag"
+    )
+    return 2 * counts.batches + (counts.records if tags else 0)
 
 
 def _check_connection(
@@ -77,5 +91,6 @@ DESTINATION = DestinationType(
     fake_server=ZendeskSandbox,
     fake=_fake,
     check_connection=_check_connection,
+    calls=_calls,
     platform_limits="100 users a bulk job; 200-700 requests a minute by plan; 30 queued jobs",
 )
