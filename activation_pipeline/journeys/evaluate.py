@@ -31,7 +31,6 @@ from activation_pipeline.compute.engine import ComputeEngine, load_arrow
 from activation_pipeline.compute.incremental import StageOrderError
 from activation_pipeline.config.journeys import BranchStep, Journey, SendStep, SplitStep, WaitStep
 from activation_pipeline.config.workspace import Workspace
-from activation_pipeline.errors import ComputeError
 from activation_pipeline.journeys.conditions import ConditionEvaluator, Probe
 from activation_pipeline.journeys.schema import JourneyTables, journey_tables
 
@@ -76,6 +75,8 @@ class JourneyResult:
     in_step: dict[str, int] = field(default_factory=dict)
     arrived: dict[str, int] = field(default_factory=dict)
     skipped: str | None = None
+    restarted: bool = False
+    """The run was earlier than the last one, so the journey started over."""
 
     @property
     def sent(self) -> int:
@@ -159,7 +160,10 @@ class _Run:
         watermark = f"journey_as_of:{self.key}"
         last = state.get_time(conn, tables, watermark)
         if last is not None and self.as_of < last:
-            raise ComputeError(f"journey {self.key} was evaluated as of {last}; {self.as_of} is earlier")
+            # Positions depend on every run before them and cannot be rewound: an earlier time starts over.
+            self._forget()
+            last = None
+            self.result.restarted = True
         if last == self.as_of:
             return self._stored()
         if self.journey.created_at is not None and self.as_of < naive(self.journey.created_at):
@@ -173,6 +177,12 @@ class _Run:
         self._save(positions)
         state.put_time(conn, tables, watermark, self.as_of)
         return self.result
+
+    def _forget(self) -> None:
+        """Drop the journey's state (positions, moves, matches and run figures); its versions stay."""
+        jt = self.jt
+        for table in (jt.positions, jt.transitions, jt.matches, jt.runs, jt.step_counts):
+            self.conn.execute(sa.delete(table).where(table.c.journey_key == self.key))
 
     def _register_version(self) -> None:
         v = self.jt.versions

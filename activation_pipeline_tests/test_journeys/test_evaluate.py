@@ -272,3 +272,20 @@ def test_a_repeated_run_changes_nothing(
         == (1, {"wait_a_day": 1, "ordered": 0, "remind": 0})
     )
     assert len(transitions(compute_engine)) == 2
+
+
+def test_an_earlier_time_starts_the_journey_over(
+    tmp_path: Path, compute_engine: ComputeEngine, messages: Messages
+) -> None:
+    ws = workspace_with(tmp_path, cart_journey())
+    messages.track("2026-10-01T10:00", "Product Added", user="u1")
+    step_run(ws, compute_engine, messages, "2026-10-01T12:00")
+    step_run(ws, compute_engine, messages, "2026-10-02T12:00")
+    assert positions(compute_engine)[U1]["status"] == "completed"
+    result = step_run(ws, compute_engine, messages, "2026-10-01T18:00").journeys[0]
+    assert result.restarted and result.entered == 1
+    assert (positions(compute_engine)[U1]["status"], positions(compute_engine)[U1]["since"]) == (
+        "active",
+        naive("2026-10-01T18:00"),
+    )
+    assert len(transitions(compute_engine)) == 2
