@@ -367,3 +367,45 @@ def test_training_sample_is_taken_in_sql(planted: tuple[ComputePipeline, Any]) -
     expected = [r for r in full.to_pylist() if r["profile_id"] % 3 == 0]
     assert 0.25 * full.num_rows < len(expected) < 0.42 * full.num_rows
     assert sampled.to_pylist() == expected
+
+
+POPULATION = """
+traits:
+  predictive:
+    - key: ltv
+      shortcut: predicted_ltv
+      horizon: 10d
+      features: {events: [Product Viewed], windows: [7d], monetary: revenue}
+      population:
+        all:
+          - {event: Product Viewed, within: 7d}
+          - {not: {event: Order Completed, at_least: 2}}
+"""
+
+
+def test_population_as_of_the_time(compute_engine: ComputeEngine, tmp_path: Path, messages: Messages) -> None:
+    """The population condition is evaluated as of the features' time: as of the cutoff for training and as of
+    now for scoring, with its window and `not`; a value model's label is the goal property's sum."""
+    workspace = make_workspace(tmp_path, POPULATION)
+    trait = workspace.traits.predictive[0]
+    as_of = at(AS_OF).replace(tzinfo=None)
+    messages.track("2026-10-28T00:00", "Product Viewed", user="u1")  # viewed recently only: scored
+    messages.track("2026-10-15T00:00", "Product Viewed", user="u2")  # in the week before the cutoff (10-21)
+    messages.track("2026-10-28T00:00", "Product Viewed", user="u2")
+    messages.track("2026-10-25T00:00", "Order Completed", user="u2", revenue=30)
+    messages.track(
+        "2026-10-26T00:00", "Order Completed", user="u2", revenue=12.5
+    )  # two orders after the cutoff
+    messages.track("2026-10-29T00:00", "Product Viewed", user="u3")
+    for day in ("01", "02"):
+        messages.track(f"2026-10-{day}T00:00", "Order Completed", user="u3", revenue=5)  # two orders: never
+    messages.track("2026-10-01T00:00", "Product Viewed", user="u4")  # not within 7d of either time
+    pipeline = _resolved(workspace, compute_engine, messages)
+    u1, u2 = (profile_of(pipeline, "user_id", u) for u in ("u1", "u2"))
+    spec = _spec(workspace)
+    scored = _rows(compute_engine, feature_query(compute_engine, workspace, trait, spec, as_of))
+    assert set(scored.column("profile_id").to_pylist()) == {u1}  # u2 has two orders by now
+    training = _rows(
+        compute_engine, training_query(compute_engine, workspace, trait, spec, as_of - trait.horizon, as_of)
+    )
+    assert {r["profile_id"]: r["label"] for r in training.to_pylist()} == {u2: 42.5}
