@@ -71,6 +71,8 @@ def workspace_definitions(path: str | Path) -> dg.Definitions:
         for asset in [*compute_assets, *journey_assets]
         for key in asset.keys
         if key not in (scope.key("events"), scope.key("profiles"))
+        # A model asset is materialised only when retrained (skippable): depending on it would skip the export.
+        and key.path[1:2] != ["models"]
     ]
     sync_assets, sync_jobs, schedules = build_sync_definitions(scope, workspace, path, evaluated)
     serving_copy = build_serving_asset(scope, path, evaluated)
