@@ -77,11 +77,14 @@ class Capabilities:
         per_batch = math.ceil(self.max_batch / self.records_per_request)
         return full * per_batch + math.ceil(rest / self.records_per_request)
 
-    def seconds_for(self, records: int) -> float | None:
-        """How long the rate limit makes sending `records` take; None without a fixed rate."""
+    def seconds_for(self, records: int, calls: int | None = None) -> float | None:
+        """How long the rate limit makes sending `records` take (in `calls` requests when known, else
+        `requests_for(records)`); None without a fixed rate."""
         if not self.rate_limit:
             return None
-        return (records if self.rate_counts_records else self.requests_for(records)) / self.rate_limit
+        if self.rate_counts_records:
+            return records / self.rate_limit
+        return (self.requests_for(records) if calls is None else calls) / self.rate_limit
 
 
 @dataclass(frozen=True)

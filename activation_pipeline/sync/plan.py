@@ -364,6 +364,11 @@ def plan_connection(
     counts, limits = plan.counts, plan.capabilities
     records = 0 if plan.baseline_only else counts.records
     destination = workspace.destination(connection.destination)
+    calls = CATALOGUE[destination.type].calls_for(
+        destination,
+        connection,
+        CallCounts(records, limits.batches_for(records), counts.entered, counts.exited, counts.updated),
+    )
     return PlanSummary(
         connection_id=connection.connection_id,
         destination_id=connection.destination,
@@ -373,12 +378,8 @@ def plan_connection(
         updates=counts.updated,
         records=records,
         batches=limits.batches_for(records),
-        api_calls=CATALOGUE[destination.type].calls_for(
-            destination,
-            connection,
-            CallCounts(records, limits.batches_for(records), counts.entered, counts.exited, counts.updated),
-        ),
-        seconds=limits.seconds_for(records),
+        api_calls=calls,
+        seconds=limits.seconds_for(records, calls),
         first_sync=plan.first_sync,
         baseline_only=plan.baseline_only,
         unaddressable=counts.unaddressable,
