@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from activation_pipeline.destinations.registry import CATALOGUE
+
 from .conftest import base, problems_of
 
 
@@ -61,3 +63,14 @@ def test_consent_needs_both_purposes() -> None:
     _google(config)["settings"]["consent"] = {"ad_user_data": {"trait": "consent_ads"}}
     problems = problems_of(config)
     assert any(p.path.startswith(f"connections[{index}].settings") for p in problems), problems
+
+
+def test_every_list_destination_takes_eligibility_and_refresh() -> None:
+    """Consent and upkeep are list-destination features, not one platform's: each list type's connection
+    settings accept them (a new list destination without them fails here)."""
+    lists = [t for t in CATALOGUE.values() if t.kind == "list"]
+    assert len(lists) >= 4
+    for found in lists:
+        fields = found.connection_settings.model_fields
+        assert "refresh_after" in fields, found.type_name
+        assert "eligible_when" in fields or "consent" in fields, found.type_name

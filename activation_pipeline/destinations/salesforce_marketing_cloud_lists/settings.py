@@ -6,7 +6,9 @@ from typing import Literal
 
 from pydantic import Field
 
+from activation_pipeline.config.durations import Window
 from activation_pipeline.config.models import DestinationBase, Model
+from activation_pipeline.destinations.consent import ConsentTrait
 from activation_pipeline.destinations.salesforce_marketing_cloud.settings import MarketingCloudAccess
 
 
@@ -22,6 +24,13 @@ class MarketingCloudListConnection(Model):
     """The data extension that holds a connection's audience membership."""
 
     data_extension_key: str = Field(min_length=1, description="external key of the membership data extension")
+    eligible_when: ConsentTrait | None = Field(
+        default=None, description="consent trait a member needs to be added (revoked: removed)"
+    )
+    refresh_after: Window | None = Field(
+        default=None,
+        description="re-send members last acknowledged longer ago (data extension rows do not expire)",
+    )
 
 
 class MarketingCloudListDestination(DestinationBase):
