@@ -28,3 +28,4 @@ def test_sample_covers_the_concepts() -> None:
     assert any(c.trait_enrichment for c in connections)
     assert {s.strategy for c in connections for s in c.id_sync} == set(IdStrategy)
     assert any(c.source_kind == "trait" for c in connections)
+    assert ws.journeys and any(s.type == "send" for j in ws.journeys for s in j.steps)

@@ -289,3 +289,51 @@ def test_an_earlier_time_starts_the_journey_over(
         naive("2026-10-01T18:00"),
     )
     assert len(transitions(compute_engine)) == 2
+
+
+def test_incremental_evaluation_equals_full(tmp_path: Path, messages: Messages) -> None:
+    """The same runs with incremental audience evaluation and with full recomputation move the same people."""
+    from activation_pipeline.compute.engine import ComputeEngine as Engine
+    from activation_pipeline.compute.pipeline import ComputePipeline
+    from activation_pipeline.journeys.evaluate import evaluate_journeys
+
+    steps = """
+      - {key: wait_a_day, type: wait, duration: 1d, next: by_plan}
+      - key: by_plan
+        type: branch
+        branches: [{when: {trait: plan, op: "=", value: pro}, next: pro_send}]
+        else: ordered
+      - {key: pro_send, type: send, destinations: [{destination: braze}]}
+      - {key: ordered, type: split, condition: {event: Order Completed, since: entry}, else: remind}
+      - {key: remind, type: send, destinations: [{destination: hook}]}
+"""
+    journey = cart_journey(
+        "    reentry: after_exit\n    exit: {event: Product Removed, since: step}", steps=steps
+    )
+    messages.identify("2026-10-01T08:00", user="u1", plan="pro")
+    for day, user in (("01", "u1"), ("01", "u2"), ("02", "u3"), ("03", "u4"), ("09", "u2")):
+        messages.track(f"2026-10-{day}T10:00", "Product Added", user=user)
+    messages.track("2026-10-02T20:00", "Order Completed", user="u2")
+    messages.track("2026-10-02T20:00", "Product Removed", user="u3")
+    messages.alias("2026-10-04T09:00", user="u4", previous="a4")
+    messages.track("2026-10-04T10:00", "Product Added", anon="a4")
+    outcomes = []
+    for full in (False, True):
+        root = tmp_path / ("full" if full else "incremental")
+        (root / "events").mkdir(parents=True)
+        for day, lines in messages.by_day.items():
+            (root / "events" / f"{day}.jsonl").write_text("\n".join(lines) + "\n")
+        ws = make_workspace(root, CART + journey)
+        engine = Engine(url=f"duckdb:///{root / 'compute.duckdb'}", schema="s")
+        pipeline = ComputePipeline(ws, engine)
+        pipeline.land()
+        for day in range(1, 13):
+            moment = at(f"2026-10-{day:02d}T12:00")
+            pipeline.evaluate(moment, full=full)
+            evaluate_journeys(engine, ws, moment)
+        outcomes.append((transitions(engine), positions(engine)))
+        engine.dispose()
+    assert outcomes[0] == outcomes[1]
+    kinds = {(t[2], t[3]) for t in outcomes[0][0]}
+    assert {("arrived", "pro_send"), ("arrived", "remind"), ("exited", "wait_a_day")} <= kinds
+    assert max(t[1] for t in outcomes[0][0]) == 2  # u2 entered twice

@@ -101,3 +101,14 @@ def test_headless_runs_move_people_and_deliver_send_steps(
             store.dispose()
         assert len(recorded) == 1 and recorded[0].settings is not None
         assert recorded[0].settings["steps"][0]["duration"] == "1d"
+
+
+def test_a_send_target_can_be_resynced_and_planned(workspace_file: Path) -> None:
+    from activation_pipeline.orchestration.resync import request_config_class, resolve_connections
+
+    workspace = load_workspace(workspace_file)
+    assert resolve_connections(workspace, "journey.cart.remind.braze", "", "new enrichment") == [
+        "journey.cart.remind.braze"
+    ]
+    form = request_config_class(workspace)
+    assert "journey.cart.remind.hook" in str(form.model_json_schema())
