@@ -15,6 +15,8 @@ legend:
     already landed); files: new / appended / changed / unchanged source files.
   traits: 'full' recomputes every profile; 'incremental N' recomputes the N profiles whose events changed.
   audiences: size now, and who entered and exited since the last evaluation.
+  journeys: who entered, exited (exit condition) and completed (end of a path) in this run, who is in the journey
+    now, and who reached a send step in this run (delivered by the syncs of its destinations).
   syncs: entered / exited / updated are profiles that changed for the destination; records are the messages
     (list rows, identify or track calls) they make; sent and failed count records; deferred records wait for
     the next run; unaddressable profiles lack an identifier the destination takes.
@@ -122,6 +124,12 @@ def summary_tables(
         lines += ["audiences", *_table(
             ["audience", "size", "entered", "exited"],
             [[k, _n(f, "size"), _n(f, "entered"), _n(f, "exited")] for k, f in audiences.items()], width)]  # fmt: skip
+    journeys = {k.removeprefix("journeys/"): f for k, f in m.items() if k.startswith("journeys/")}
+    if journeys:
+        width = max(len(k) for k in journeys)
+        names = ["entered", "exited", "completed", "active", "sent"]
+        lines += ["journeys", *_table(
+            ["journey", *names], [[k, *(_n(f, n) for n in names)] for k, f in journeys.items()], width)]  # fmt: skip
     syncs = {k.removeprefix("sync/"): f for k, f in m.items() if k.startswith("sync/")}
     if syncs:
         requests = sandbox_requests or {}
