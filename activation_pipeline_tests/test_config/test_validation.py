@@ -397,9 +397,9 @@ CASES: list[tuple[str, Change, str, str]] = [
     ),
     (
         "unknown destination type",
-        set_in(["destinations", 4, "type"], "hubspot"),
+        set_in(["destinations", 4, "type"], "pardot"),
         "destinations[4]",
-        "'type' must be one of: braze, facebook_custom_audiences",
+        "'type' must be one of: braze, customerio, facebook_custom_audiences",
     ),
     ("bad key format", set_in(["audiences", 0, "key"], "Buyers!"), "audiences[0].key", "must be snake_case"),
     (
