@@ -11,6 +11,7 @@ from activation_pipeline.destinations.http import ClientOptions, RetryPolicy
 from activation_pipeline.destinations.sendgrid.client import SendGridClient
 from activation_pipeline.destinations.sendgrid.server import SendGridSandbox
 from activation_pipeline.destinations.sendgrid.settings import SendGridDestination
+from activation_pipeline.sandbox.base import Fault, Reply
 from activation_pipeline_tests.test_destinations.contact_messages import (
     Sleeps,
     identify,
@@ -165,3 +166,15 @@ def test_server_errors_are_retried_then_left_for_the_next_run(fake: SendGridSand
     result = client(fake.url).send([identify(1)], CTX)
     assert outcomes(result) == {"r1": Outcome.RETRY}
     assert len(fake.requests) == 3
+
+
+def test_refusals_in_every_round_end_after_three_requests(fake: SendGridSandbox) -> None:
+    """A server refusing one contact in every answer: two resends, then the rest fail with the third answer."""
+    refusal = Reply(400, {"errors": [{"field": "contacts[0].email", "message": "blocked"}]})
+    fake.add_fault(Fault(refusal, lambda r: r.method == "PUT", 3))
+    result = client(fake.url).send([identify(i) for i in range(1, 5)], CTX)
+    assert set(outcomes(result).values()) == {Outcome.FAILED}
+    why = reasons(result)
+    assert why["r1"] == why["r2"] == "refused by SendGrid: blocked"
+    assert why["r3"].startswith("HTTP 400") and why["r4"].startswith("HTTP 400")
+    assert [len(r.json()["contacts"]) for r in fake.requests] == [4, 3, 2]

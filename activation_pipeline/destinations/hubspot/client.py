@@ -126,7 +126,7 @@ class HubSpotClient:
     ) -> None:
         inputs = []
         for email in emails:
-            properties: dict[str, str] = {}
+            properties: dict[str, str] = {"email": email}  # so the answer's properties name the contact
             for contact in by_email[email]:  # later messages of the same person win
                 properties.update({k: property_value(v) for k, v in contact.properties().items()})
             inputs.append({"idProperty": "email", "id": email, "properties": properties})

@@ -141,14 +141,17 @@ class SendGridClient:
         counts: dict[str, float],
     ) -> None:
         pending = list(contacts)
-        for _round in range(2):  # a 400 naming contacts: fail those, send the rest once more
+        for attempt in range(
+            3
+        ):  # a 400 naming some contacts: fail those, send the rest again (twice at most)
             bodies = [to_contact(c) for c in pending]
             result = self.sender.request(
                 "PUT", "/v3/marketing/contacts", json={"list_ids": [list_id], "contacts": bodies}
             )
             answers.append(result)
             refused = _refused(result.json()) if result.status == 400 else {}
-            if refused and len(refused) < len(pending):
+            refused = {i: why for i, why in refused.items() if i < len(pending)}
+            if refused and len(refused) < len(pending) and attempt < 2:
                 for index, why in refused.items():
                     record_id = pending[index].record.record_id
                     results[record_id] = RecordResult(
