@@ -172,7 +172,9 @@ def feature_query(
     event among `spec.events`, or "other") x (the narrowest window holding it), and one aggregation counts
     each slot with an integer equality, which is several times cheaper than a filter per (event, window) on
     names and times. A window's count is the sum of its slot and the narrower ones. Active days take a second
-    aggregation of (profile, day) over the same rows: a day is in a window when its latest event is."""
+    aggregation of (profile, day) over the same rows: a day is in a window when its latest event is. The rows
+    are a plain subquery read twice, not a CTE: DuckDB would materialise a CTE (every event up to `at`), which
+    cost more CPU and memory than scanning and joining twice."""
     source, e, s = _tracked(engine)
     profiles = _sampled(s.profile_id, every)
     edges = sorted(set(spec.windows))
@@ -197,7 +199,7 @@ def feature_query(
         rows.append(property_number(e, spec.monetary).label("value"))
     population = _population_columns(trait, e, at)
     rows += [c.label(name) for name, c in population.items()]
-    x = sa.select(*rows).select_from(source).where(e.timestamp <= at, profiles).cte("x")
+    x = sa.select(*rows).select_from(source).where(e.timestamp <= at, profiles).subquery("rows")
     aggregates: list[Any] = [
         CountIf(x.c.slot == i * buckets + b).label(f"s{i}_{b}") for i in range(kinds) for b in range(buckets)
     ]
