@@ -3,7 +3,7 @@
 import json
 import subprocess
 import sys
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -65,7 +65,7 @@ def test_run_bad_timestamp() -> None:
 
 def test_console_script_runs_headless(sample_copy: Path) -> None:
     """The command runs a copy of the sample end to end through Dagster into the sandbox and prints a summary."""
-    spec = GeneratorSpec(profiles=150, events=6000, seed=5, end=datetime(2026, 11, 1, tzinfo=UTC), days=8)
+    spec = GeneratorSpec(profiles=150, events=6000, seed=5, end=datetime(2026, 11, 1, tzinfo=UTC), days=40)
     write_events(spec, sample_copy.parent / "events")
     done = subprocess.run(
         [
@@ -85,8 +85,21 @@ def test_console_script_runs_headless(sample_copy: Path) -> None:
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert "workspace acme-shop as of 2026-11-01T00:00:00+00:00: succeeded" in done.stdout
-    assert "workspace_config: " in done.stdout
-    assert "sync/meta_ads: " in done.stdout and "sandbox (local fake servers" in done.stdout
+    out = done.stdout
+    progress = ["  landing new events ...", "  events: ", "  evaluating profiles", "  evaluated: ",
+                "  syncing meta_ads (1 connection) ...", "  sync meta_ads: "]  # fmt: skip
+    positions = [out.index(line) for line in progress]
+    assert positions == sorted(positions) and positions[-1] < out.index(": succeeded")
+    for table in ("\nlanding\n", "\nidentity\n", "\ntraits\n", "\naudiences\n", "\nsyncs\n", "\nlegend:\n"):
+        assert table in out, table
+    syncs = out[out.index("\nsyncs\n") : out.index("\nlegend:\n")].splitlines()
+    assert "sandbox requests" in syncs[2]
+    meta = next(line.split() for line in syncs if line.strip().startswith("meta_ads "))
+    rows_sent, platform = meta[9], meta[11]
+    assert rows_sent == platform  # Meta counts the rows it received: they match the rows sent
+    loyalty = next(line for line in syncs if line.strip().startswith("loyalty_function "))
+    assert " local " in loyalty  # a function runs locally: no fake server, and the table says so
+    assert "Dagster runs, recorded in a throwaway in-memory instance" in out
 
 
 def test_generate_is_deterministic(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -102,6 +115,8 @@ def test_generate_is_deterministic(tmp_path: Path, capsys: pytest.CaptureFixture
         "3",
         "--days",
         "20",
+        "--end",
+        "2026-11-01",
     ]
     assert main([*args, "--out", str(tmp_path / "a")]) == 0
     assert main([*args, "--out", str(tmp_path / "b")]) == 0
@@ -123,3 +138,17 @@ def test_history_after_a_run(sample_copy: Path, capsys: pytest.CaptureFixture[st
     out = capsys.readouterr().out
     assert 'id_sync[0].strategy: (none) -> "last_added"' in out
     assert main(["history", "audience.nope.meta_ads", "--workspace", str(sample_copy)]) == 1
+
+
+def test_generated_events_end_now_by_default(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Without --end the sample's events end at the hour of generation, so the UI's "now" finds them."""
+    before = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+    assert (
+        main(["generate", "--out", str(tmp_path), "--profiles", "50", "--events", "500", "--days", "3"]) == 0
+    )
+    after = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+    out = capsys.readouterr().out
+    assert f"ending {before.isoformat()}" in out or f"ending {after.isoformat()}" in out
+    assert {f.stem for f in tmp_path.glob("*.jsonl")} <= {
+        (before - timedelta(days=d)).date().isoformat() for d in range(-1, 5)
+    }

@@ -166,10 +166,21 @@ def test_cancelling_run_still_counts(sample_copy: Path) -> None:
 
 
 def test_request_for_unknown_connection_is_refused(sample_copy: Path) -> None:
-    """The Launchpad form is validated: a connection that does not exist fails the request run."""
+    """The Launchpad form offers the workspace's connections and audiences as choices (Dagster enums, a list
+    in the Launchpad) and refuses any other value before a run starts; both or neither fails the run."""
+    scope = Scope(load_workspace(sample_copy).workspace)
+    job = definitions_with(str(sample_copy)).resolve_job_def(scope.name(REQUEST_JOB))
+    schema = job.run_config_schema.config_type_dict_by_key
+    connections = [e.config_value for e in schema[f"{scope.ident}__connection"].enum_values]
+    audiences = [e.config_value for e in schema[f"{scope.ident}__audience"].enum_values]
+    assert {c.connection_id for c in load_workspace(sample_copy).connections} <= set(connections)
+    assert CONNECTION in connections and "high_value_recent" in audiences and "vip_loyal" in audiences
     with dg.DagsterInstance.ephemeral() as instance:
-        config = {"connection": "audience.nope.meta_ads", "reason": "x"}
-        assert not _request_run(instance, sample_copy, config).success
+        with pytest.raises(dg.DagsterInvalidConfigError, match=r"audience\.nope\.meta_ads"):
+            _request_run(instance, sample_copy, {"connection": "audience.nope.meta_ads", "reason": "x"})
+        both = {"connection": CONNECTION, "audience": "high_value_recent", "reason": "x"}
+        assert not _request_run(instance, sample_copy, both).success
+        assert not _request_run(instance, sample_copy, {"reason": "x"}).success
 
 
 def test_audience_request_covers_all_its_connections(sample_copy: Path) -> None:

@@ -54,6 +54,14 @@ query ($filter: RunsFilter!) {
     ... on Runs { results { runId jobName status tags { key value } } }
   }
 }"""
+FAILURES = """
+query ($runId: ID!) {
+  logsForRun(runId: $runId) {
+    ... on EventConnection {
+      events { ... on ExecutionStepFailureEvent { error { message cause { message cause { message } } } } }
+    }
+  }
+}"""
 LOADED = "{ workspaceOrError { ... on Workspace { locationEntries { name loadStatus } } } }"
 
 
@@ -91,6 +99,17 @@ class Ui:
             assert self.process.poll() is None, f"the ui command exited waiting for {what}:\n{self.tail()}"
             assert time.monotonic() < deadline, f"timed out waiting for {what}:\n{self.tail()}"
             time.sleep(0.5)
+
+    def failure(self, run_id: str) -> str:
+        """Why a run failed: the messages of its failed steps' errors, innermost last."""
+        events = self.query(FAILURES, runId=run_id)["logsForRun"]["events"]
+        messages = []
+        for event in events:
+            error = event.get("error")
+            while error:
+                messages.append(error["message"][:500])
+                error = error.get("cause")
+        return "\n".join(messages) or self.tail()
 
     def fake_requests(self, destination: str) -> int:
         """Requests the destination's fake server (started by the ui command) has received."""
@@ -150,7 +169,7 @@ def ui(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ui]:
                 return False
             return [(e["name"], e["loadStatus"]) for e in entries] == [("activation_pipeline", "LOADED")]
 
-        running.wait_for("the code location to load", loaded, timeout=150)
+        running.wait_for("the code location to load", loaded, timeout=300)  # generous: CI machines are shared
         yield running
     finally:
         _stop(process)
@@ -220,10 +239,12 @@ def test_resync_requested_from_the_launchpad_completes(ui: Ui, page: Page) -> No
         return ui.runs(tags=[{"key": "activation/sync_mode", "value": "resync"}])
 
     ui.wait_for(
-        "the resync run to finish", lambda: any(r["status"] in ("SUCCESS", "FAILURE") for r in resyncs())
+        "the resync run to finish",
+        lambda: any(r["status"] in ("SUCCESS", "FAILURE") for r in resyncs()),
+        timeout=TIMEOUT_MS / 1000,
     )
     [resync] = resyncs()
-    assert resync["status"] == "SUCCESS", ui.tail()
+    assert resync["status"] == "SUCCESS", ui.failure(resync["runId"])
     tags = {t["key"]: t["value"] for t in resync["tags"]}
     assert tags["dagster/partition"] == CONNECTION and tags[SANDBOX_TAG] == "true"
     page.goto(f"{ui.url}/runs/{resync['runId']}")
