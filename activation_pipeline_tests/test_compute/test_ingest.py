@@ -497,3 +497,30 @@ traits:
     row = by_profile(pipeline, "computed_traits")[profile_id_for(("user_id", "u1"))]
     assert row["discounted"] == 2
     assert by_profile(pipeline, "sqlt_pct")[profile_id_for(("user_id", "u1"))]["pct"] == "50%"
+
+
+@pytest.mark.parametrize("shuffled", [False, True])
+def test_repeated_message_ids_in_one_file_land_once_in_time_order(
+    tmp_path: Path, compute_engine: ComputeEngine, shuffled: bool
+) -> None:
+    """The commit skips ranking and sorting only when a parse needs neither: with a repeated messageId the
+    first line is kept, and lines out of time order are stored sorted (DuckDB keeps events in time order)."""
+    workspace = make_workspace(tmp_path, COUNTERS)
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    lines = [message(i, start + timedelta(hours=i), "u1", revenue=i) for i in range(50)]
+    repeated = json.loads(lines[10])
+    repeated["properties"] = {"revenue": 1000}
+    lines.append(json.dumps(repeated))  # same messageId as m10: the copy on the later line is dropped
+    if shuffled:
+        lines = lines[25:] + lines[:25]  # now the copy comes first in the file, and m10 itself is dropped
+    (tmp_path / "events" / "part-0000.jsonl").write_text("\n".join(lines) + "\n")
+    pipeline = ComputePipeline(workspace, compute_engine)
+    landed = pipeline.land()
+    assert (landed.events, landed.duplicates) == (50, 1)
+    stored = _events(pipeline)
+    assert len({e["message_id"] for e in stored}) == 50
+    kept = next(e for e in stored if e["message_id"] == "m10")["properties"]
+    assert (json.loads(kept) if isinstance(kept, str) else kept) == {"revenue": 1000 if shuffled else 10}
+    if compute_engine.is_duckdb:
+        raw_order = pipeline.read(compute_engine.tables.events.select()).to_pylist()
+        assert [e["timestamp"] for e in raw_order] == sorted(e["timestamp"] for e in raw_order)
