@@ -45,7 +45,8 @@ def test_records_creation_then_only_changes(store: StateStore) -> None:
     """The first run records every connection; an unchanged run records nothing; a change records a diff."""
     sample = load_workspace(SAMPLE_WORKSPACE)
     first = record_settings(store, sample, datetime(2026, 11, 1, tzinfo=UTC))
-    assert len(first) == len(sample.connections)
+    # Every connection and journey send target, and each journey's definition (`journey.<key>`).
+    assert len(first) == len(sample.delivery_connections()) + len(sample.journeys)
     assert record_settings(store, sample) == []
 
     id_sync = [
