@@ -78,6 +78,8 @@ def _print_run(
         print(line if line.startswith(("  ", "legend")) else f"\n{line}")
     for failure in summary.failures:
         print(f"  failed: {failure}")
+    for step in summary.skipped:
+        print(f"  skipped: {step} (an upstream step produced nothing; `--verbose` shows which and why)")
     print(f"\n{len(summary.run_ids)} Dagster runs, {instance_note}")
 
 

@@ -35,6 +35,8 @@ class RunSummary:
     run_ids: list[str] = field(default_factory=list)
     materialisations: dict[str, Figures] = field(default_factory=dict)
     failures: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    """Steps Dagster skipped because an upstream step produced nothing (e.g. a model with too little history)."""
 
     @property
     def success(self) -> bool:
@@ -46,6 +48,7 @@ class RunSummary:
         self.run_ids.append(result.run_id)
         if not result.success:
             self.failures.append(f"{label}: {failure_cause(result)}")
+        self.skipped += [e.step_key or "" for e in result.all_events if e.event_type_value == "STEP_SKIPPED"]
         for event in result.get_asset_materialization_events():
             materialisation = event.step_materialization_data.materialization
             key = "/".join(materialisation.asset_key.path[1:])
