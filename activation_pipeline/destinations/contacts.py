@@ -17,6 +17,17 @@ from activation_pipeline.destinations.normalise import normalise_email
 from activation_pipeline.destinations.normalise.person import text_of
 
 
+def email_of(message: Mapping[str, Any]) -> str | None:
+    """The message's email as written: traits, context.traits, then context.externalIds."""
+    for traits in (message.get("traits"), (message.get("context") or {}).get("traits")):
+        if isinstance(traits, Mapping) and traits.get("email"):
+            return str(traits["email"])
+    for external in (message.get("context") or {}).get("externalIds") or []:
+        if external.get("type") == "email" and external.get("id"):
+            return str(external["id"])
+    return None
+
+
 @dataclass(frozen=True)
 class ContactMessage:
     """One identify or group message read as a contact update."""

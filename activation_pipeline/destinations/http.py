@@ -95,6 +95,17 @@ def default_classify(response: requests.Response) -> Verdict:
     return Verdict(Outcome.FAILED, reason=f"HTTP {status}: {short_body(response)}")
 
 
+def classify_with_reset(response: requests.Response) -> Verdict:
+    """Default classification; a 429 without Retry-After waits until `X-RateLimit-Reset` (Unix seconds), as
+    Braze, Intercom and SendGrid announce the end of their window."""
+    verdict = default_classify(response)
+    if verdict.kind is Outcome.RETRY and verdict.delay is None and response.status_code == 429:
+        reset = response.headers.get("X-RateLimit-Reset", "")
+        if reset.isdigit():
+            return Verdict(Outcome.RETRY, max(0.0, int(reset) - time.time()), verdict.reason)
+    return verdict
+
+
 @dataclass(frozen=True)
 class RetryPolicy:
     """Bounded exponential backoff with full jitter; a server's wait hint replaces the backoff."""

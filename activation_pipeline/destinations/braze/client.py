@@ -8,11 +8,8 @@ per-item `errors` (`input_array`, `index`): those records fail, the rest are ack
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping, Sequence
 from typing import Any
-
-import requests
 
 from activation_pipeline.destinations.base import (
     BatchContext,
@@ -23,21 +20,14 @@ from activation_pipeline.destinations.base import (
     RecordResult,
 )
 from activation_pipeline.destinations.braze.settings import BrazeDestination
-from activation_pipeline.destinations.http import ClientOptions, Verdict, default_classify
+from activation_pipeline.destinations.http import (
+    ClientOptions,
+    classify_with_reset,
+)
 from activation_pipeline.destinations.outcomes import answer, http_metrics, same_for_all
 
 MAX_OBJECTS = 75
 ALIAS_LABEL = "anonymous_id"
-
-
-def braze_classify(response: requests.Response) -> Verdict:
-    """Default classification, plus `X-RateLimit-Reset` as the wait of a 429 without Retry-After."""
-    verdict = default_classify(response)
-    if verdict.kind is Outcome.RETRY and verdict.delay is None and response.status_code == 429:
-        reset = response.headers.get("X-RateLimit-Reset", "")
-        if reset.isdigit():
-            return Verdict(Outcome.RETRY, max(0.0, int(reset) - time.time()), verdict.reason)
-    return verdict
 
 
 def user_reference(message: Mapping[str, Any]) -> dict[str, Any]:
@@ -81,7 +71,7 @@ class BrazeClient:
         self.sender = options.sender(
             settings.base_url,
             headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"},
-            classify=braze_classify,
+            classify=classify_with_reset,
         )
 
     def send(self, records: Sequence[OutboundRecord], context: BatchContext) -> BatchResult:

@@ -27,6 +27,7 @@ from activation_pipeline.destinations.base import (
     Outcome,
     RecordResult,
 )
+from activation_pipeline.destinations.contacts import email_of
 from activation_pipeline.destinations.customerio.settings import CustomerioDestination
 from activation_pipeline.destinations.http import ClientOptions, HttpResult
 from activation_pipeline.destinations.outcomes import answer, http_metrics, same_for_all
@@ -50,17 +51,6 @@ def event_ulid(message_id: str, timestamp: str) -> str:
     entropy = int.from_bytes(hashlib.sha256(message_id.encode()).digest()[:10], "big")
     value = (millis << 80) | entropy
     return "".join(CROCKFORD[(value >> shift) & 31] for shift in range(125, -1, -5))
-
-
-def email_of(message: Mapping[str, Any]) -> str | None:
-    """The message's email: traits, context.traits, then context.externalIds."""
-    for traits in (message.get("traits"), (message.get("context") or {}).get("traits")):
-        if isinstance(traits, Mapping) and traits.get("email"):
-            return str(traits["email"])
-    for external in (message.get("context") or {}).get("externalIds") or []:
-        if external.get("type") == "email" and external.get("id"):
-            return str(external["id"])
-    return None
 
 
 def person(message: Mapping[str, Any]) -> dict[str, str] | None:

@@ -20,13 +20,10 @@ from __future__ import annotations
 
 import re
 import threading
-import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
-
-import requests
 
 from activation_pipeline.destinations.base import (
     BatchContext,
@@ -36,7 +33,12 @@ from activation_pipeline.destinations.base import (
     Outcome,
     RecordResult,
 )
-from activation_pipeline.destinations.http import ClientOptions, HttpResult, Verdict, default_classify
+from activation_pipeline.destinations.contacts import email_of
+from activation_pipeline.destinations.http import (
+    ClientOptions,
+    HttpResult,
+    classify_with_reset,
+)
 from activation_pipeline.destinations.intercom.settings import IntercomConnection, IntercomDestination
 from activation_pipeline.destinations.outcomes import answer
 
@@ -44,16 +46,6 @@ MAX_BATCH = 50
 MAX_METADATA_KEYS = 10
 CONTACT_FIELDS = ("email", "phone", "name")
 CONFLICT_ID = re.compile(r"already exists with id=([0-9a-zA-Z]+)")
-
-
-def intercom_classify(response: requests.Response) -> Verdict:
-    """Default classification, plus `X-RateLimit-Reset` as the wait of a 429 without Retry-After."""
-    verdict = default_classify(response)
-    if verdict.kind is Outcome.RETRY and verdict.delay is None and response.status_code == 429:
-        reset = response.headers.get("X-RateLimit-Reset", "")
-        if reset.isdigit():
-            return Verdict(Outcome.RETRY, max(0.0, int(reset) - time.time()), verdict.reason)
-    return verdict
 
 
 def data_type(value: Any) -> str:
@@ -73,17 +65,6 @@ def attribute_value(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return ", ".join(str(v) for v in value)
     return str(value)
-
-
-def email_of(message: Mapping[str, Any]) -> str | None:
-    """The message's email: traits, context.traits, then context.externalIds."""
-    for traits in (message.get("traits"), (message.get("context") or {}).get("traits")):
-        if isinstance(traits, Mapping) and traits.get("email"):
-            return str(traits["email"])
-    for external in (message.get("context") or {}).get("externalIds") or []:
-        if external.get("type") == "email" and external.get("id"):
-            return str(external["id"])
-    return None
 
 
 def unix_seconds(timestamp: str) -> int:
@@ -127,7 +108,7 @@ class IntercomClient:
                 "Accept": "application/json",
                 "Content-Type": "application/json",
             },
-            classify=intercom_classify,
+            classify=classify_with_reset,
         )
         self._attributes: set[str] | None = None
         self._tags: dict[str, str] = {}

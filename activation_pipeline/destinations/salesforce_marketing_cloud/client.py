@@ -17,6 +17,7 @@ from activation_pipeline.destinations.base import (
     Outcome,
     RecordResult,
 )
+from activation_pipeline.destinations.contacts import email_of
 from activation_pipeline.destinations.http import ClientOptions
 from activation_pipeline.destinations.salesforce_marketing_cloud.api import (
     MAX_ROWS,
@@ -28,17 +29,6 @@ from activation_pipeline.destinations.salesforce_marketing_cloud.settings import
 
 MAX_BATCH = MAX_ROWS * 2
 """Identifies and tracks of one batch go to two data extensions: up to 50 rows a call to each."""
-
-
-def email_of(message: Mapping[str, Any]) -> str | None:
-    """The message's email: traits, context.traits, then context.externalIds."""
-    for traits in (message.get("traits"), (message.get("context") or {}).get("traits")):
-        if isinstance(traits, Mapping) and traits.get("email"):
-            return str(traits["email"])
-    for external in (message.get("context") or {}).get("externalIds") or []:
-        if external.get("type") == "email" and external.get("id"):
-            return str(external["id"])
-    return None
 
 
 def subscriber_key(message: Mapping[str, Any]) -> str | None:

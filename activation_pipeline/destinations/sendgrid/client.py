@@ -14,11 +14,8 @@ emails; 404 when none is found), then `DELETE /v3/marketing/lists/{id}/contacts?
 from __future__ import annotations
 
 import re
-import time
 from collections.abc import Mapping, Sequence
 from typing import Any
-
-import requests
 
 from activation_pipeline.destinations.base import (
     BatchContext,
@@ -28,7 +25,11 @@ from activation_pipeline.destinations.base import (
     RecordResult,
 )
 from activation_pipeline.destinations.contacts import ContactMessage, read_contact
-from activation_pipeline.destinations.http import ClientOptions, HttpResult, Verdict, default_classify
+from activation_pipeline.destinations.http import (
+    ClientOptions,
+    HttpResult,
+    classify_with_reset,
+)
 from activation_pipeline.destinations.outcomes import answer, http_metrics
 from activation_pipeline.destinations.sendgrid.settings import SendGridConnection, SendGridDestination
 
@@ -44,16 +45,6 @@ RESERVED_FIELDS = frozenset(
 )  # fmt: skip
 CUSTOM_FIELD_ID = re.compile(r"^[a-z][0-9]+_[TDN]$")
 CONTACT_FIELD = re.compile(r"^contacts\[(\d+)\]")
-
-
-def sendgrid_classify(response: requests.Response) -> Verdict:
-    """Default classification; a 429 without Retry-After waits until `X-RateLimit-Reset`."""
-    verdict = default_classify(response)
-    if verdict.kind is Outcome.RETRY and verdict.delay is None and response.status_code == 429:
-        reset = response.headers.get("X-RateLimit-Reset", "")
-        if reset.isdigit():
-            return Verdict(Outcome.RETRY, max(0.0, int(reset) - time.time()), verdict.reason)
-    return verdict
 
 
 def to_contact(contact: ContactMessage) -> dict[str, Any]:
@@ -93,7 +84,7 @@ class SendGridClient:
         self.sender = options.sender(
             settings.base_url,
             headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"},
-            classify=sendgrid_classify,
+            classify=classify_with_reset,
         )
         self.sleep = options.sleep
         self.confirm_jobs = settings.confirm_jobs
