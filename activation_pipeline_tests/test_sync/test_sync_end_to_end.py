@@ -181,6 +181,6 @@ def test_plan_job_records_the_plan(session: SandboxSession, instance: dg.Dagster
         for e in result.all_events
         if e.event_type_value == "ASSET_OBSERVATION"
     ]
-    assert len(observations) == len(load_workspace(path).connections)
+    assert len(observations) == len(load_workspace(path).delivery_connections())  # journey send targets too
     assert {d: len(s.requests) for d, s in session.servers.items()} == before
     assert all(o.metadata["plan/records"].value >= 0 for o in observations)
