@@ -41,7 +41,9 @@ def build_partitions_sensor(scope: Scope, path: str) -> dg.SensorDefinition:
                 requests.append(partitions.build_delete_request(sorted(existing - wanted)))
                 removed += len(existing - wanted)
         if not requests:
-            return dg.SkipReason(f"{len(ws.connections)} connection partitions already match the workspace")
+            return dg.SkipReason(
+                f"{len(ws.delivery_connections())} connection partitions already match the workspace"
+            )
         context.log.info("connection partitions: %d added, %d removed", added, removed)
         return dg.SensorResult(dynamic_partitions_requests=requests)
 

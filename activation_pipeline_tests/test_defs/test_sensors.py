@@ -56,6 +56,7 @@ def test_partitions_follow_the_config(sample_copy: Path) -> None:
         assert _partitions(ACME, instance, "crm_hook") == {
             "audience.vip_loyal.crm_hook",
             "trait.favourite_category.crm_hook",
+            "journey.cart_abandonment.converted.crm_hook",  # the sample journey's send target
         }
         assert isinstance(_partitions_tick(instance, sample_copy), dg.SkipReason)
 
