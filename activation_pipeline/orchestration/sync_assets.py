@@ -186,8 +186,10 @@ def build_sync_asset(
             limiter_factory=delivery.limiter,
         )
         figures = result.metadata()
+        # Only the sandbox's fake servers are given placeholder secrets: this says where the records went.
+        target = "sandbox" if delivery.placeholder_secrets else "destination"
         return dg.MaterializeResult(
-            metadata=sync_metadata(figures, mode.value),
+            metadata={**sync_metadata(figures, mode.value), "sent_to": target},
             check_results=[delivery_check(scope.key("sync", destination_id), figures)],
         )
 
