@@ -177,9 +177,13 @@ class ConnectionPlan:
         key = self.connection.source_key
         if self.connection.source_kind == "journey":
             journey_key, step_key = key.split(".", 1)
-            return journey_delta(
-                lambda: self.view.journey_members(journey_key, step_key), snapshot, self.mode
+            reached: Callable[[], Iterable[tuple[str, int]]] = lambda: self.view.journey_members(  # noqa: E731
+                journey_key, step_key
             )
+            if self.eligibility is not None:
+                everyone = reached
+                reached = lambda: self._eligible_entries(everyone())  # noqa: E731
+            return journey_delta(reached, snapshot, self.mode)
         if self.connection.source_kind == "audience":
             members: Callable[[], Iterable[str]] = lambda: self.view.members(key)  # noqa: E731
             if self.eligibility is not None:
@@ -189,6 +193,18 @@ class ConnectionPlan:
             return audience_delta(members, snapshot, self.mode, due)
         level = _trait_level(self.workspace, key)
         return trait_delta(lambda: self.view.trait_values(key, level), snapshot, self.mode)
+
+    def _eligible_entries(self, reached: Iterable[tuple[str, int]]) -> Iterator[tuple[str, int]]:
+        """The people who reached a journey's send step (with their entry) whose consent trait grants consent;
+        those left out are counted (the journey delta reads them once)."""
+        assert self.eligibility is not None
+        for part in chunked(reached, self.chunk):
+            profiles = self.view.profiles([subject for subject, _ in part])
+            for subject, entry in part:
+                if self.eligibility.eligible(profiles.get(subject) or ProfileView(subject)):
+                    yield subject, entry
+                else:
+                    self.counts.consent_left_out += 1
 
     def _eligible(self, members: Iterable[str], count: bool) -> Iterator[str]:
         """The members whose consent trait grants consent (profiles looked up a chunk at a time); `count`:

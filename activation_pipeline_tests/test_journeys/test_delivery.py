@@ -57,11 +57,11 @@ def on_identify(event, settings):
 """
 
 
-def journey_yaml(enrich: str = "first_name") -> str:
+def journey_yaml(enrich: str = "first_name", marketo: str = "{list_id: 77}") -> str:
     """The workspace: cart audience, four destinations, and the journey sending to all of them."""
     return f"""
 traits:
-  custom: [first_name, plan]
+  custom: [first_name, plan, marketing_ok]
 audiences:
   - key: cart_abandoners
     where:
@@ -93,7 +93,7 @@ journeys:
             trait_enrichment: [{enrich}]
             id_sync: [{{identifier: email, as: email, strategy: last_added}}]
           - {{destination: hook, send_track: true}}
-          - {{destination: mkto, settings: {{list_id: 77}}}}
+          - {{destination: mkto, settings: {marketo}}}
           - {{destination: fn, send_identify: false, send_track: true}}
 """
 
@@ -290,3 +290,22 @@ def test_a_reentry_reaching_the_step_is_sent_again(world: World) -> None:
     tracks = [msg for msg in hook.messages() if msg["type"] == "track"]
     assert len(tracks) == 2 and len({t["messageId"] for t in tracks}) == 2
     assert datetime.fromisoformat(tracks[1]["timestamp"].replace("Z", "+00:00")) == at("2026-10-12T12:00")
+
+
+def test_consent_decides_who_a_list_target_gets(world: World) -> None:
+    world.workspace = world.configure(
+        journey_yaml(marketo="{list_id: 78, eligible_when: {trait: marketing_ok}}")
+    )
+    m = world.messages
+    m.identify("2026-10-01T08:00", user="u1", email="ann@example.com", marketing_ok="yes")
+    m.identify("2026-10-01T08:00", user="u2", email="bob@example.com")
+    m.track("2026-10-01T10:00", "Product Added", user="u1")
+    m.track("2026-10-01T10:00", "Product Added", user="u2")
+    world.evaluate("2026-10-01T12:00")
+    figures = world.sync(world.evaluate("2026-10-02T12:00"))
+    assert figures["journey.cart.remind.mkto"]["entered"] == 1
+    assert figures["journey.cart.remind.mkto"]["consent_left_out"] == 1
+    assert figures["journey.cart.remind.hook"]["entered"] == 2  # event targets take no consent rule
+    marketo = world.servers["mkto"]
+    assert isinstance(marketo, MarketoSandbox)
+    assert marketo.member_emails(78) == {"ann@example.com"}
