@@ -202,6 +202,10 @@ def test_ui_instance_holds_the_resync_limit(ui: Ui) -> None:
         "limit": 1,
     }
     assert settings["telemetry"] == {"enabled": False}
+    output = ui.log.read_text(errors="replace")
+    assert "Telemetry" not in output and "Warning" not in output, (
+        ui.tail()
+    )  # no opt-out notice, no superseded command
 
 
 def test_lineage_shows_the_workspace_and_its_stages(ui: Ui, page: Page) -> None:
