@@ -316,6 +316,9 @@ def cmd_ui(args: argparse.Namespace) -> int:
     if ui.sample_events_missing(path):
         print("the sample has no events yet: generating them, ending now")
         cmd_generate(build_parser().parse_args(["generate", str(path)]))
+    note = ui.stale_sample_note(path, datetime.now(UTC))
+    if note:
+        print(note)
     if not args.sandbox:
         missing = missing_environment(workspace)
         if missing:

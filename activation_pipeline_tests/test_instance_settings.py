@@ -1,7 +1,9 @@
-"""The instance settings reach `$DAGSTER_HOME/dagster.yaml` whatever DAGSTER_HOME is, and Dagster applies them."""
+"""The instance settings reach `$DAGSTER_HOME/dagster.yaml` whatever DAGSTER_HOME is, and Dagster applies them;
+what `ui` tells about the sample's time."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 import dagster as dg
@@ -11,6 +13,7 @@ import yaml
 from activation_pipeline.cli import main
 from activation_pipeline.orchestration.instance import RESYNC_LIMIT, check_instance, missing_settings
 from activation_pipeline.orchestration.scope import RESYNC_WORKSPACE_TAG
+from activation_pipeline.orchestration.ui import events_end, stale_events_note
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -82,3 +85,15 @@ def test_instance_command_without_a_home_says_so(
 def test_shipped_instance_files_hold_the_settings(path: str) -> None:
     """The repository's local and production instance files never drift from the settings `instance` writes."""
     assert missing_settings(yaml.safe_load((REPO / path).read_text())) == []
+
+
+def test_ui_notes_sample_events_that_end_days_ago(tmp_path: Path) -> None:
+    """`ui` tells how to evaluate stale sample events (the as_of tag) and says nothing for recent ones."""
+    for day in ("2026-10-30", "2026-10-31"):
+        (tmp_path / f"{day}.jsonl").write_text("{}\n")
+    end = events_end(tmp_path)
+    assert end == datetime(2026, 11, 1, tzinfo=UTC)
+    note = stale_events_note(end, datetime(2026, 11, 27, 17, tzinfo=UTC))
+    assert note is not None and "activation/as_of=2026-11-01T00:00:00+00:00" in note
+    assert stale_events_note(end, datetime(2026, 11, 1, 12, tzinfo=UTC)) is None
+    assert events_end(tmp_path / "none") is None

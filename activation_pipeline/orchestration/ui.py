@@ -16,6 +16,7 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import FrameType
 
@@ -98,6 +99,33 @@ def sample_events_missing(workspace_path: Path) -> bool:
 
 def _interrupted(_signum: int, _frame: FrameType | None) -> None:
     raise KeyboardInterrupt
+
+
+def events_end(directory: Path) -> datetime | None:
+    """When daily event files (`YYYY-MM-DD.jsonl`) in `directory` end: midnight after the last day."""
+    days = sorted(f.stem for f in directory.glob("*.jsonl"))
+    try:
+        return datetime.fromisoformat(days[-1]).replace(tzinfo=UTC) + timedelta(days=1) if days else None
+    except ValueError:
+        return None
+
+
+def stale_events_note(end: datetime | None, now: datetime) -> str | None:
+    """When events end days before `now`: how to evaluate as of their end instead (None when they are recent)."""
+    if end is None or now - end < timedelta(days=2):
+        return None
+    return (
+        f"note: the sample's events end {end.date().isoformat()}; runs launched from the UI evaluate as of when "
+        f"they are created, so add the tag activation/as_of={end.isoformat()} to activation_job, or regenerate "
+        "the events ending now (`activation-pipeline generate`)"
+    )
+
+
+def stale_sample_note(workspace_path: Path, now: datetime) -> str | None:
+    """The note for the bundled sample when its generated events end days before `now`."""
+    if workspace_path.resolve() != SAMPLE_WORKSPACE:
+        return None
+    return stale_events_note(events_end(SAMPLE_WORKSPACE.parent / "events"), now)
 
 
 def serve(launch: UiLaunch) -> int:
