@@ -29,12 +29,14 @@ import sqlalchemy as sa
 from activation_pipeline.compute import state
 from activation_pipeline.compute.engine import ComputeEngine, load_arrow
 from activation_pipeline.compute.incremental import StageOrderError
+from activation_pipeline.compute.sqlutil import drop_table
 from activation_pipeline.config.journeys import BranchStep, Journey, SendStep, SplitStep, WaitStep
 from activation_pipeline.config.workspace import Workspace
 from activation_pipeline.journeys.conditions import ConditionEvaluator, Probe
 from activation_pipeline.journeys.schema import JourneyTables, journey_tables
 
 ACTIVE, EXITED, COMPLETED = "active", "exited", "completed"
+CANDIDATES_TABLE = "_journey_profiles"
 
 
 def naive(moment: datetime) -> datetime:
@@ -171,8 +173,9 @@ class _Run:
             return self.result
         self._register_version()
         self._follow_merges()
-        positions = self._load_positions()
-        entrants = self._enter(positions, first_run=last is None)
+        candidates = self._match()
+        positions = self._load_positions(candidates)
+        entrants = self._enter(positions, candidates, first_run=last is None)
         self._walk(positions, entrants)
         self._save(positions)
         state.put_time(conn, tables, watermark, self.as_of)
@@ -210,25 +213,16 @@ class _Run:
                 .values(profile_id=a.c.profile_id)
             )
 
-    def _load_positions(self) -> dict[int, Position]:
-        p = self.jt.positions
-        rows = self.conn.execute(
-            sa.select(
-                p.c.profile_id, p.c.entry, p.c.version, p.c.step_key, p.c.since, p.c.entered_at, p.c.status,
-                p.c.ended_at,
-            ).where(p.c.journey_key == self.key)
-        ).all()  # fmt: skip
-        positions: dict[int, Position] = {}
-        # A merged person keeps one position: the active one, else the latest entry; ties: earliest entry time.
-        ranked = sorted(
-            (Position(int(r[0]), int(r[1]), r[2], r[3], r[4], r[5], r[6], r[7]) for r in rows),
-            key=lambda pos: (pos.status != ACTIVE, -pos.entry, pos.entered_at, pos.step_key),
-        )
-        for pos in ranked:
-            positions.setdefault(pos.profile_id, pos)
-        return positions
+    def _ids_table(self, name: str, ids: Iterable[int]) -> sa.Table:
+        """A one-column table of profile ids in the compute schema (replaced if it exists)."""
+        table = sa.Table(name, sa.MetaData(schema=self.engine.schema), sa.Column("profile_id", sa.BigInteger))
+        drop_table(self.conn, self.engine.schema, name)
+        table.create(self.conn)
+        load_arrow(self.conn, table, pa.table({"profile_id": pa.array(sorted(ids), pa.int64())}))
+        return table
 
-    def _enter(self, positions: dict[int, Position], *, first_run: bool) -> list[Position]:
+    def _match(self) -> set[int]:
+        """Record who matches the entry condition now; the candidates to enter: those who did not before."""
         m = self.jt.matches
         before = {
             int(r)
@@ -247,11 +241,51 @@ class _Run:
                     }
                 ),
             )
+        return now - before
+
+    def _load_positions(self, candidates: set[int]) -> dict[int, Position]:
+        """The positions a run can change: everyone in the journey, the candidates to enter, and people holding
+        two positions after a merge. Everyone else has left and does not match anew, so their row stays."""
+        p = self.jt.positions
+        wanted = self._ids_table(CANDIDATES_TABLE, candidates)
+        doubled = (
+            sa.select(p.c.profile_id)
+            .where(p.c.journey_key == self.key)
+            .group_by(p.c.profile_id)
+            .having(sa.func.count() > 1)
+        )
+        rows = self.conn.execute(
+            sa.select(
+                p.c.profile_id, p.c.entry, p.c.version, p.c.step_key, p.c.since, p.c.entered_at, p.c.status,
+                p.c.ended_at,
+            ).where(
+                p.c.journey_key == self.key,
+                sa.or_(
+                    p.c.status == ACTIVE,
+                    p.c.profile_id.in_(sa.select(wanted.c.profile_id)),
+                    p.c.profile_id.in_(doubled),
+                ),
+            )
+        ).all()  # fmt: skip
+        drop_table(self.conn, self.engine.schema, CANDIDATES_TABLE)
+        positions: dict[int, Position] = {}
+        # A merged person keeps one position: the active one, else the latest entry; ties: earliest entry time.
+        ranked = sorted(
+            (Position(int(r[0]), int(r[1]), r[2], r[3], r[4], r[5], r[6], r[7]) for r in rows),
+            key=lambda pos: (pos.status != ACTIVE, -pos.entry, pos.entered_at, pos.step_key),
+        )
+        for pos in ranked:
+            positions.setdefault(pos.profile_id, pos)
+        return positions
+
+    def _enter(
+        self, positions: dict[int, Position], candidates: set[int], *, first_run: bool
+    ) -> list[Position]:
         if first_run and not self.journey.historical:
             return []
         first_step = self.journey.steps[0].key
         entrants = []
-        for profile_id in sorted(now - before):
+        for profile_id in sorted(candidates):
             held = positions.get(profile_id)
             if held is not None:
                 if held.status == ACTIVE or self.journey.reentry == "never":
@@ -380,8 +414,15 @@ class _Run:
         for pos in still:
             if pos.profile_id in leaving:
                 self._end(pos, EXITED, self.as_of)
-        conn.execute(sa.delete(jt.positions).where(jt.positions.c.journey_key == key))
         ordered = sorted(positions.values(), key=lambda p: p.profile_id)
+        touched = self._ids_table(CANDIDATES_TABLE, [p.profile_id for p in ordered])
+        conn.execute(
+            sa.delete(jt.positions).where(
+                jt.positions.c.journey_key == key,
+                jt.positions.c.profile_id.in_(sa.select(touched.c.profile_id)),
+            )
+        )
+        drop_table(conn, self.engine.schema, CANDIDATES_TABLE)
         if ordered:
             load_arrow(
                 conn,
