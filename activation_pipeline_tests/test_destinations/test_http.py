@@ -138,3 +138,30 @@ def test_parse_retry_after() -> None:
     assert parse_retry_after(None) is None
     assert parse_retry_after("soon") is None
     assert parse_retry_after(email.utils.formatdate(0, usegmt=True)) == 0.0
+
+
+def test_requests_carry_what_the_session_and_the_call_say(server: SandboxServer) -> None:
+    """Requests reuse a prepared request per (method, URL); changes to the session's headers, per-call
+    headers, bodies of every kind and query parameters still go out as written."""
+    http = HttpSender(server.url, headers={"Authorization": "Bearer one"})
+    http.post_json("/x", {"n": 1}, headers={"X-Signature": "a"})
+    http.session.headers["Authorization"] = "Bearer two"  # e.g. a token refreshed by a client
+    http.post_json("/x", {"n": 2})
+    http.request("PUT", "/x", data=b"raw bytes", headers={"Content-Type": "text/plain"})
+    http.request("POST", "/x", data={"form": "value"})
+    http.request("GET", "/x", params={"q": "a b"})
+    sent = server.requests
+    assert [r.header("authorization") for r in sent] == ["Bearer one"] + ["Bearer two"] * 4
+    assert [r.header("x-signature") for r in sent] == ["a", None, None, None, None]
+    assert [r.json() for r in sent[:2]] == [{"n": 1}, {"n": 2}]
+    assert sent[0].header("content-type") == "application/json"
+    assert (sent[2].method, sent[2].body, sent[2].header("content-type")) == (
+        "PUT",
+        b"raw bytes",
+        "text/plain",
+    )
+    assert (sent[3].body, sent[3].header("content-type")) == (
+        b"form=value",
+        "application/x-www-form-urlencoded",
+    )
+    assert (sent[4].method, sent[4].query) == ("GET", {"q": ["a b"]})
