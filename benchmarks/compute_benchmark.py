@@ -361,8 +361,14 @@ def _phase_blackbox(out: str, as_of: str) -> dict[str, Any]:
     wall = time.perf_counter() - start
     if done.returncode != 0:
         raise RuntimeError(f"run failed ({done.returncode}):\n{done.stdout}\n{done.stderr[-4000:]}")
-    landing = next((line for line in done.stdout.splitlines() if "events_per_second=" in line), "")
-    figures = dict(re.findall(r"(\w+)=([\d.e+-]+)", landing))
+    # `run` prints "events: N landed (...) ...; S s (R events/s)" once the landing is done.
+    landing = re.search(r"events: ([\d,]+) landed .*; ([\d.]+) s \(([\d,]+) events/s\)", done.stdout)
+    names = ("events", "seconds", "events_per_second")
+    figures = (
+        {}
+        if landing is None
+        else {n: float(g.replace(",", "")) for n, g in zip(names, landing.groups(), strict=True)}
+    )
     return {
         "command": " ".join(command),
         "run_s": wall,

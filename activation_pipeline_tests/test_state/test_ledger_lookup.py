@@ -146,7 +146,7 @@ def test_cli_ledger_by_phone_in_any_format(
     assert main(["ledger", " ANN@example.com ", "--workspace", us, "--destination", "hook"]) == 0
     assert capsys.readouterr().out.count("profile p7") == sent_to_p7
     assert main(["ledger", "(201) 555-9999", "--workspace", us]) == 1
-    assert capsys.readouterr().out.startswith("unknown identifier")
+    assert capsys.readouterr().out.splitlines()[1].startswith("unknown identifier:")  # after the heading
 
     fr = str(_workspace_file(tmp_path, state_location, "FR"))
     assert main(["ledger", "06 12 34 56 78", "--workspace", fr, "--brief"]) == 0
