@@ -195,8 +195,9 @@ class _DuckDbExecutor:
         return [_Row(columns, r) for r in found]
 
     def warm(self, tables: ServingTables) -> None:
-        """Read every column of every table once, so the first requests on this version find it in memory."""
-        for table in (tables.lookup, tables.profiles, tables.accounts, tables.events):
+        """Read the tables requests still query (lookup, accounts) once, so the first requests find them in memory;
+        profiles and events are read into `documents` instead."""
+        for table in (tables.lookup, tables.accounts):
             lengths = [sa.func.max(sa.func.length(sa.cast(c, sa.Text))) for c in table.c]
             self.rows(sa.select(sa.func.count(), *lengths).select_from(table), {})
 
