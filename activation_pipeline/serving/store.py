@@ -208,7 +208,7 @@ class _DuckDbExecutor:
             query = sa.select(table).order_by(table.c.profile_id)
             sql = str(query.compile(dialect=self.dialect))
             with self._slots:
-                loaded.append(self._cursor().execute(sql).to_arrow_table())
+                loaded.append(self._cursor().sql(sql).to_arrow_table())
         return InMemoryDocuments(*loaded)
 
     def key_index(self, lookup: sa.Table) -> KeyIndex:

@@ -52,6 +52,13 @@ def reasons(answer: requests.Response) -> list[str]:
     return found
 
 
+def test_consent_is_optional_on_the_request(fake: GoogleAdsSandbox) -> None:
+    """As in the official request type: consent may be left out, or given per member instead."""
+    member = {**email(sha("a@x.com")), "consent": {"adUserData": "CONSENT_GRANTED"}}
+    assert post(fake, body(member, consent=None)).status_code == 200
+    assert post(fake, body(email(sha("b@x.com")), consent=None)).status_code == 200
+
+
 def test_ingest_and_remove(fake: GoogleAdsSandbox) -> None:
     answer = post(fake, body(email(sha("a@x.com")), email(sha("b@x.com"))))
     assert answer.status_code == 200 and "requestId" in answer.json()
@@ -64,7 +71,8 @@ def test_ingest_and_remove(fake: GoogleAdsSandbox) -> None:
     ("payload", "reason"),
     [
         (body(email(sha("a@x.com")), termsOfService=None), "TERMS_AND_CONDITIONS_NOT_SIGNED"),
-        (body(email(sha("a@x.com")), consent=None), "INVALID_ARGUMENT"),
+        (body(email(sha("a@x.com")), consent={"adStorage": "CONSENT_GRANTED"}), "INVALID_ARGUMENT"),
+        (body(email(sha("a@x.com")), consent={"adUserData": "YES"}), "INVALID_ENUM_VALUE"),
         (body(email(sha("a@x.com")), encoding=None), "INVALID_ENUM_VALUE"),
         (body(email(sha("a@x.com")), email("a@x.com")), "INVALID_SHA256_FORMAT"),
         (body(email(sha("a@x.com").upper())), "INVALID_SHA256_FORMAT"),
