@@ -36,6 +36,7 @@ from activation_pipeline.config.models import (
     Model,
     TraitCondition,
     TraitMapping,
+    condition_discriminator,
 )
 
 JOURNEY_KEY = r"^[a-z][a-z0-9_]{0,62}$"
@@ -69,7 +70,6 @@ class JourneyNotCondition(Model):
     not_: JourneyCondition = Field(alias="not")
 
 
-_CONDITION_KEYS = ("all", "any", "not", "event", "trait", "audience")
 _CONDITION_MODELS: dict[str, type[BaseModel]] = {
     "all": JourneyAllCondition,
     "any": JourneyAnyCondition,
@@ -79,17 +79,6 @@ _CONDITION_MODELS: dict[str, type[BaseModel]] = {
     "audience": AudienceCondition,
 }
 
-
-def _condition_tag(value: Any) -> str | None:
-    if isinstance(value, dict):
-        present = [k for k in _CONDITION_KEYS if k in value]
-        return f"{TAG}{present[0]}" if len(present) == 1 else None
-    for key, model in _CONDITION_MODELS.items():
-        if isinstance(value, model):
-            return f"{TAG}{key}"
-    return None
-
-
 JourneyCondition = Annotated[
     Annotated[JourneyAllCondition, Tag(f"{TAG}all")]
     | Annotated[JourneyAnyCondition, Tag(f"{TAG}any")]
@@ -97,11 +86,7 @@ JourneyCondition = Annotated[
     | Annotated[JourneyEventCondition, Tag(f"{TAG}event")]
     | Annotated[TraitCondition, Tag(f"{TAG}trait")]
     | Annotated[AudienceCondition, Tag(f"{TAG}audience")],
-    Discriminator(
-        _condition_tag,
-        custom_error_type="condition",
-        custom_error_message=f"a condition needs exactly one of: {', '.join(_CONDITION_KEYS)}",
-    ),
+    condition_discriminator(_CONDITION_MODELS),
 ]
 
 for _model in (JourneyAllCondition, JourneyAnyCondition, JourneyNotCondition):

@@ -7,6 +7,7 @@ several parts of the file (references, destination capabilities) live in `rules.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from enum import StrEnum
 from typing import Annotated, Any, Literal, Self
 
@@ -576,32 +577,27 @@ class NotCondition(Model):
     not_: Condition = Field(alias="not")
 
 
-_CONDITION_KEYS = ("all", "any", "not", "event", "trait", "audience")
+CONDITION_KEYS = ("all", "any", "not", "event", "trait", "audience")
 
 
-def _condition_tag(value: Any) -> str | None:
-    if isinstance(value, dict):
-        present = [k for k in _CONDITION_KEYS if k in value]
-        return f"{TAG}{present[0]}" if len(present) == 1 else None
-    for key, model in _CONDITION_MODELS.items():
-        if isinstance(value, model):
-            return f"{TAG}{key}"
-    return None
+def condition_discriminator(models: Mapping[str, type[BaseModel]]) -> Discriminator:
+    """How a condition tree tells its kinds apart: the one key a mapping holds, or the model an object is."""
 
+    def tag(value: Any) -> str | None:
+        if isinstance(value, dict):
+            present = [k for k in CONDITION_KEYS if k in value]
+            return f"{TAG}{present[0]}" if len(present) == 1 else None
+        for key, model in models.items():
+            if isinstance(value, model):
+                return f"{TAG}{key}"
+        return None
 
-Condition = Annotated[
-    Annotated[AllCondition, Tag(f"{TAG}all")]
-    | Annotated[AnyCondition, Tag(f"{TAG}any")]
-    | Annotated[NotCondition, Tag(f"{TAG}not")]
-    | Annotated[EventCondition, Tag(f"{TAG}event")]
-    | Annotated[TraitCondition, Tag(f"{TAG}trait")]
-    | Annotated[AudienceCondition, Tag(f"{TAG}audience")],
-    Discriminator(
-        _condition_tag,
+    return Discriminator(
+        tag,
         custom_error_type="condition",
-        custom_error_message=f"a condition needs exactly one of: {', '.join(_CONDITION_KEYS)}",
-    ),
-]
+        custom_error_message=f"a condition needs exactly one of: {', '.join(CONDITION_KEYS)}",
+    )
+
 
 _CONDITION_MODELS: dict[str, type[BaseModel]] = {
     "all": AllCondition,
@@ -611,6 +607,16 @@ _CONDITION_MODELS: dict[str, type[BaseModel]] = {
     "trait": TraitCondition,
     "audience": AudienceCondition,
 }
+
+Condition = Annotated[
+    Annotated[AllCondition, Tag(f"{TAG}all")]
+    | Annotated[AnyCondition, Tag(f"{TAG}any")]
+    | Annotated[NotCondition, Tag(f"{TAG}not")]
+    | Annotated[EventCondition, Tag(f"{TAG}event")]
+    | Annotated[TraitCondition, Tag(f"{TAG}trait")]
+    | Annotated[AudienceCondition, Tag(f"{TAG}audience")],
+    condition_discriminator(_CONDITION_MODELS),
+]
 
 for _model in (AllCondition, AnyCondition, NotCondition, PredictiveTrait, Traits):
     _model.model_rebuild()
