@@ -177,12 +177,28 @@ class _Counts:
             parts += [property_filter(e, f) for f in node.where]
             counts.append(CountIf(sa.and_(*parts)).label(name))
         events = sorted({node.event for _, _, node in self.specs})
-        return (
+        query = (
             sa.select(key.label("k"), *counts)
             .select_from(source)
             .where(where, e.type == "track", e.timestamp <= as_of, e.event.in_(events))
             .group_by(key)
         )
+        earliest = self.earliest(as_of)
+        # Events are stored in time order: a lower bound lets the scan skip the older row groups entirely.
+        return query if earliest is None else query.where(e.timestamp >= earliest)
+
+    def earliest(self, as_of: datetime) -> datetime | None:
+        """The earliest event time any count can include, None when some count reaches back without limit."""
+        bounds: list[datetime] = []
+        for _, audience, node in self.specs:
+            own = [as_of - node.within] if node.within is not None else []
+            created = None if audience.historical else _utc(audience.created_at)
+            if created is not None:
+                own.append(created)
+            if not own:
+                return None
+            bounds.append(max(own))
+        return min(bounds) if bounds else None
 
 
 class _ConditionCompiler:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 
 from activation_pipeline.compute import traits as trait_stage
-from activation_pipeline.compute.audiences import topological
+from activation_pipeline.compute.audiences import _Counts, topological
 from activation_pipeline.compute.engine import ComputeEngine
 from activation_pipeline.compute.identity import profile_id_for
 
@@ -179,3 +180,28 @@ def test_entered_exited_and_merges_do_not_reenter(
         (c["change"], c["profile_id"]) for c in pipeline.changes(at("2026-10-20T00:00")).to_pylist()
     } == second
     assert again.audiences.audiences == summary.audiences.audiences
+
+
+def test_event_counts_read_back_only_as_far_as_the_longest_window(tmp_path: Path) -> None:
+    """The count scan's lower bound (which lets it skip old row groups) is the earliest time any count includes;
+    one condition without a window, as `orders` below, means no bound."""
+    windowed = make_workspace(
+        tmp_path,
+        """
+audiences:
+  - {key: recent, where: {event: Order Completed, within: 7d}}
+  - {key: engaged, where: {event: Product Viewed, within: 30d, at_least: 2}}
+""",
+    )
+    as_of = at("2026-11-01T00:00").replace(tzinfo=None)
+    assert _Counts(windowed.audiences).earliest(as_of) == as_of - timedelta(days=30)
+    (tmp_path / "events").rmdir()
+    unbounded = make_workspace(
+        tmp_path,
+        """
+audiences:
+  - {key: recent, where: {event: Order Completed, within: 7d}}
+  - {key: orders, where: {event: Order Completed, at_least: 1}}
+""",
+    )
+    assert _Counts(unbounded.audiences).earliest(as_of) is None
