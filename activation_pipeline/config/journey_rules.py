@@ -18,6 +18,7 @@ from activation_pipeline.config.journeys import (
 )
 from activation_pipeline.config.models import AudienceCondition, TraitCondition
 from activation_pipeline.config.problems import Loc
+from activation_pipeline.config.rules import cycles
 
 if TYPE_CHECKING:
     from activation_pipeline.config.rules import _Checker
@@ -47,26 +48,7 @@ def _reachable(journey: Journey) -> set[str]:
 def find_cycle(journey: Journey) -> list[str] | None:
     """The first loop among the steps (keys, first repeated at the end), or None."""
     edges = {k: [t for _, t in v] for k, v in step_edges(journey).items()}
-    state: dict[str, int] = {}
-    for root in edges:
-        if root in state:
-            continue
-        path, pending = [root], [iter(edges[root])]
-        state[root] = 1
-        while pending:
-            nxt = next(pending[-1], None)
-            if nxt is None:
-                state[path.pop()] = 2
-                pending.pop()
-            elif nxt not in edges:
-                continue
-            elif state.get(nxt) == 1:
-                return [*path[path.index(nxt) :], nxt]
-            elif nxt not in state:
-                state[nxt] = 1
-                path.append(nxt)
-                pending.append(iter(edges[nxt]))
-    return None
+    return next(cycles(edges), None)
 
 
 def _check_condition(checker: _Checker, node: Any, loc: Loc, *, entry: bool) -> None:

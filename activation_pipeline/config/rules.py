@@ -391,16 +391,15 @@ def referenced_audiences(audience: Audience) -> set[str]:
     return {n.audience for _, n in walk_conditions(audience.where, ()) if isinstance(n, AudienceCondition)}
 
 
-def _audience_cycles(audiences: dict[str, Audience]) -> list[tuple[int, list[str]]]:
-    positions = {key: i for i, key in enumerate(audiences)}
-    edges = {key: sorted(referenced_audiences(a) & set(audiences)) for key, a in audiences.items()}
-    cycles: list[tuple[int, list[str]]] = []
+def cycles(edges: Mapping[str, Sequence[str]]) -> Iterator[list[str]]:
+    """Each loop of a directed graph once (keys, the first repeated at the end), in depth-first order; targets
+    that are not keys of `edges` are ignored."""
     reported: set[frozenset[str]] = set()
     state: dict[str, int] = {}  # 1: on the current path, 2: done
-    for root in audiences:
+    for root in edges:
         if root in state:
             continue
-        # Depth first without recursion: a chain of thousands of audiences must not overflow Python's stack.
+        # Depth first without recursion: a chain of thousands of nodes must not overflow Python's stack.
         path, pending = [root], [iter(edges[root])]
         state[root] = 1
         while pending:
@@ -408,16 +407,23 @@ def _audience_cycles(audiences: dict[str, Audience]) -> list[tuple[int, list[str
             if nxt is None:
                 state[path.pop()] = 2
                 pending.pop()
+            elif nxt not in edges:
+                continue
             elif state.get(nxt) == 1:
                 cycle = [*path[path.index(nxt) :], nxt]
                 if (members := frozenset(cycle)) not in reported:
                     reported.add(members)
-                    cycles.append((positions[nxt], cycle))
+                    yield cycle
             elif nxt not in state:
                 state[nxt] = 1
                 path.append(nxt)
                 pending.append(iter(edges[nxt]))
-    return cycles
+
+
+def _audience_cycles(audiences: dict[str, Audience]) -> list[tuple[int, list[str]]]:
+    positions = {key: i for i, key in enumerate(audiences)}
+    edges = {key: sorted(referenced_audiences(a) & set(audiences)) for key, a in audiences.items()}
+    return [(positions[cycle[0]], cycle) for cycle in cycles(edges)]
 
 
 def _duplicate_positions(values: list[str]) -> list[int]:
