@@ -38,7 +38,7 @@ PREVIOUS_ID = "previous_id"
 """Pseudo identifier type of an alias call's previousId: resolved to user_id or anonymous_id at merge time."""
 
 RAW_SCHEMA = pa.schema([("source", pa.string()), ("line", pa.int64()), ("raw", pa.string())])
-"""What a source hands to the parser: one message text per row, with where it came from."""
+"""What a source hands to the parser: one message text per row (its line ending may be kept), and where it came from."""
 
 # Python's str.strip() set (Unicode whitespace), so SQL trimming matches `activation_pipeline.identifiers`.
 _WHITESPACE = "".join(chr(c) for c in range(0x3001) if chr(c).isspace())
@@ -79,13 +79,16 @@ class _Fields:
 
     `m` holds the top-level Segment fields, `n` the nested paths the workspace reads (identifier traits,
     device fields, typed columns). Values are JSON texts: a string starts with `"`, an object with `{`.
-    Built twice: a first pass only collects the nested paths the expressions need.
+    Each top-level field used is read once into a column of its own, as JSON text (`j_<key>`) and unquoted
+    string (`u_<key>`), so the checks on it do not parse it again. Built twice: a first pass only collects
+    the paths the expressions need.
     """
 
     def __init__(self, nested: set[tuple[str, ...]] | None = None) -> None:
         """Collect paths (no `nested`), or render expressions for the collected `nested` paths."""
         self.collecting = nested is None
         self.wanted: set[tuple[str, ...]] = set()
+        self.top_used: set[str] = set()
         # A path under another requested path is read from that one's JSON (a struct leaf has no children).
         self.leaves = {
             p for p in nested or set() if not any(p[:i] in (nested or set()) for i in range(1, len(p)))
@@ -95,7 +98,8 @@ class _Fields:
         """SQL: the JSON text at the path (NULL when absent)."""
         key = tuple(parts)
         if len(key) == 1 and key[0] in _TOP:
-            return f"m[{_lit(key[0])}]::VARCHAR"
+            self.top_used.add(key[0])
+            return f"j_{key[0]}"
         if self.collecting:
             self.wanted.add(key)
             return "NULL"
@@ -107,27 +111,36 @@ class _Fields:
                 return f"json_extract({leaf}, {_lit(json_pointer(key[size:]))})::VARCHAR"
         raise KeyError(key)
 
+    def string(self, parts: Sequence[str]) -> str:
+        """SQL: the value when it is a JSON string (unquoted), else NULL."""
+        value = self.json(parts)
+        if value.startswith("j_"):  # a top-level field: unquoted once, in the layer `top_layer` adds
+            return "u_" + value.removeprefix("j_")
+        return f"CASE WHEN starts_with({value}, '\"') THEN json_extract_string({value}, '$') END"
+
     def text(self, parts: Sequence[str]) -> str:
         """SQL: the value as identifier text: strings trimmed, numbers as text; anything else or '' is NULL."""
-        value = self.json(parts)
-        unquoted = f"json_extract_string({value}, '$')"
+        value, unquoted = self.json(parts), self.string(parts)
         return (
             f"CASE WHEN starts_with({value}, '\"') THEN nullif({_trimmed(unquoted)}, '') "
             f"WHEN left({value}, 1) IN {_NUMBER_START} THEN {value} END"
         )
 
-    def string(self, parts: Sequence[str]) -> str:
-        """SQL: the value when it is a JSON string, else NULL."""
-        value = self.json(parts)
-        return f"CASE WHEN starts_with({value}, '\"') THEN json_extract_string({value}, '$') END"
-
     def value(self, parts: Sequence[str]) -> str:
         """SQL: the value as text, as `json_extract_string` gives it (strings unquoted, others as JSON)."""
         value = self.json(parts)
-        return (
-            f"CASE WHEN starts_with({value}, '\"') THEN json_extract_string({value}, '$') "
-            f"WHEN {value} <> 'null' THEN {value} END"
-        )
+        return f"CASE WHEN starts_with({value}, '\"') THEN {self.string(parts)} WHEN {value} <> 'null' THEN {value} END"
+
+    def top_layer(self) -> str:
+        """SQL select items: each top-level field used, as JSON text (`j_`) and unquoted string (`u_`)."""
+        items = []
+        for key in sorted(self.top_used):
+            value = f"m[{_lit(key)}]::VARCHAR"
+            items.append(
+                f"{value} AS j_{key}, "
+                f"CASE WHEN starts_with({value}, '\"') THEN json_extract_string({value}, '$') END AS u_{key}"
+            )
+        return ", ".join(items)
 
     def present(self, parts: Sequence[str]) -> str:
         """SQL: true when the path holds a value other than null."""
@@ -298,10 +311,11 @@ class MessageParser:
         typed = "".join(f", {self._typed(f, c)} AS {c.name}" for c in self.columns)
         order = self.workspace.identity.priority_order()
         identifiers = "".join(f", {self._identifier(f, name)} AS id_{i}" for i, name in enumerate(order))
-        with_fields = f"SELECT source, line, raw, hazard, m, n, {columns}{typed} FROM json_pass"
+        top = f"SELECT source, line, raw, root, hazard, n, {f.top_layer()} FROM json_pass"
+        with_fields = f"SELECT source, line, raw, hazard, n, {columns}{typed} FROM ({top})"
         with_ids = f"SELECT *{identifiers} FROM ({with_fields})"
         return (
-            f"SELECT * EXCLUDE (hazard, m, n{''.join(f', id_{i}' for i in range(len(order)))}), "
+            f"SELECT * EXCLUDE (hazard, n{''.join(f', id_{i}' for i in range(len(order)))}), "
             f"{_REASON_SQL} AS reason, {self._ids()} AS ids FROM ({with_ids})"
         )
 
@@ -328,7 +342,8 @@ class MessageParser:
             )
         typed = "".join(f", {c.name}" for c in self.columns)
         events = self.db.sql(
-            "SELECT CASE WHEN message_id IS NULL THEN 'gen-' || md5(raw) ELSE message_id END AS message_id, type, "
+            "SELECT CASE WHEN message_id IS NULL THEN 'gen-' || md5(rtrim(raw, chr(13) || chr(10))) "
+            "ELSE message_id END AS message_id, type, "
             "CASE WHEN type = 'track' THEN trim(event, ' \t\r\n') ELSE event END AS event, "
             "user_id, anonymous_id, group_id, previous_id, ts AS timestamp, "
             f"CASE WHEN received_at >= TIMESTAMP '{EARLIEST:%Y-%m-%d}' AND received_at < TIMESTAMP '{LATEST:%Y-%m-%d}' "
@@ -341,11 +356,11 @@ class MessageParser:
         set_keys = self.db.sql(
             "SELECT set_hash, pos::INTEGER AS pos, pairs[pos + 1][1] AS identifier_type, "
             "pairs[pos + 1][2] AS value FROM (SELECT set_hash, pairs, unnest(range(len(pairs))) AS pos "
-            "FROM (SELECT DISTINCT (md5_number_lower(ids) >> 1)::BIGINT AS set_hash, "
-            "from_json(ids, '[[\"VARCHAR\"]]') AS pairs FROM checked WHERE reason IS NULL AND ids IS NOT NULL))"
+            "FROM (SELECT (md5_number_lower(ids) >> 1)::BIGINT AS set_hash, from_json(ids, '[[\"VARCHAR\"]]') AS pairs "
+            "FROM (SELECT DISTINCT ids FROM checked WHERE reason IS NULL AND ids IS NOT NULL)))"
         ).to_arrow_table()
         quarantine = self.db.sql(
-            "SELECT source, line, reason, raw FROM checked WHERE reason IS NOT NULL"
+            "SELECT source, line, reason, rtrim(raw, chr(13) || chr(10)) AS raw FROM checked WHERE reason IS NOT NULL"
         ).to_arrow_table()
         return Parsed(events, set_keys, quarantine)
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -78,13 +79,24 @@ class LandingSummary:
 
 
 @dataclass
+class _Pending:
+    """A parse under way, with the removals and manifest rows to write in the same transaction."""
+
+    parsed: Future[Parsed] | None
+    forgets: list[tuple[str, int]]
+    records: list[tuple[str, bool, dict[str, Any]]]
+
+
+@dataclass
 class _Landing:
     """One landing in progress: its batch, the parser, the staging tables and what waits to be written.
 
     Raw chunks are buffered and parsed PARSE_ROWS at a time, so many small files (a day or an hour each, as
-    archives hold them) cost one parse, not one each. Each parse is written in a transaction of its own (memory
-    stays bounded however long the history), together with what the files it completes change: removing what a
-    changed file gave before, and the file's manifest row, written with its last lines.
+    archives hold them) cost one parse, not one each. A parse runs on a thread of its own while the one
+    before it is written and the next lines are read (DuckDB and numpy release the GIL, so the two cores
+    overlap). Each parse is written in a transaction of its own (memory stays bounded however long the
+    history), in order, together with what the files it completes change: removing what a changed file gave
+    before, and the file's manifest row, written with its last lines.
     """
 
     engine: ComputeEngine
@@ -93,9 +105,11 @@ class _Landing:
     staging: sa.Table
     staging_keys: sa.Table
     summary: LandingSummary
+    worker: ThreadPoolExecutor
     staged: int = 0
     buffer: list[pa.Table] = field(default_factory=list)
     buffered: int = 0
+    pending: _Pending | None = None
     counts: dict[str, list[int]] = field(default_factory=dict)
     forgets: list[tuple[str, int]] = field(default_factory=list)
     records: list[tuple[str, bool, dict[str, Any]]] = field(default_factory=list)
@@ -109,19 +123,38 @@ class _Landing:
             self.buffer.append(chunk)
             self.buffered += chunk.num_rows
             if self.buffered >= PARSE_ROWS:
-                self.flush()
+                self.flush(wait=False)
 
-    def flush(self) -> None:
-        """Parse what is queued and write it, with the queued removals and manifest rows, in one transaction."""
-        parsed = self.parser.parse(pa.concat_tables(self.buffer)) if self.buffer else None
+    def flush(self, *, wait: bool = True) -> None:
+        """Start parsing what is queued; write the parse before it (and, with `wait`, this one too).
+
+        A parse is written with the removals and manifest rows queued before it, in one transaction.
+        """
+        raw = pa.concat_tables(self.buffer) if self.buffer else None
         self.buffer, self.buffered = [], 0
+        started = _Pending(
+            None if raw is None else self.worker.submit(self.parser.parse, raw), self.forgets, self.records
+        )
+        self.forgets, self.records = [], []
+        self.finish_pending()
+        self.pending = started
+        if wait:
+            self.finish_pending()
+
+    def finish_pending(self) -> None:
+        """Write the parse under way, if any (also after a source fails to read: what was read is kept)."""
+        pending, self.pending = self.pending, None
+        if pending is not None:
+            self._finish(pending)
+
+    def _finish(self, pending: _Pending) -> None:
+        parsed = None if pending.parsed is None else pending.parsed.result()
         with self.engine.begin() as conn:
-            for source, landed_batch in self.forgets:
+            for source, landed_batch in pending.forgets:
                 _forget(conn, self.engine, _source_rows(self.engine, source), landed_batch)
-            self.forgets = []
             if parsed is not None:
                 self._write(conn, parsed)
-            self._write_records(conn)
+            self._write_records(conn, pending.records)
 
     def _write(self, conn: sa.Connection, parsed: Parsed) -> None:
         quarantine = parsed.quarantine.append_column(
@@ -163,9 +196,9 @@ class _Landing:
         """Queue removing what a source gave before (it changed)."""
         self.forgets.append((source, landed_batch))
 
-    def _write_records(self, conn: sa.Connection) -> None:
+    def _write_records(self, conn: sa.Connection, records: list[tuple[str, bool, dict[str, Any]]]) -> None:
         landed = self.engine.tables.landings
-        for source, appended, values in self.records:
+        for source, appended, values in records:
             previous = conn.execute(
                 sa.select(landed.c.events, landed.c.quarantined).where(landed.c.source == source)
             ).first()
@@ -182,7 +215,6 @@ class _Landing:
                     **values,
                 )
             )
-        self.records = []
 
 
 def _source_rows(engine: ComputeEngine, source: str) -> tuple[Any, Any]:
@@ -401,16 +433,22 @@ def land_events(engine: ComputeEngine, workspace: Workspace) -> LandingSummary:
         state.put(conn, tables, state.LANDING_BATCH, str(batch))
         staging, staging_keys = _staging_tables(conn, engine)
     parser = MessageParser(workspace, columns)
-    landing = _Landing(engine, parser, batch, staging, staging_keys, summary)
+    worker = ThreadPoolExecutor(1, thread_name_prefix="landing-parse")
+    landing = _Landing(engine, parser, batch, staging, staging_keys, summary, worker)
     with engine.begin() as conn:
         landing.newest = conn.execute(sa.select(sa.func.max(tables.events.c.timestamp))).scalar()
     try:
-        if isinstance(workspace.sources.events, WarehouseEventsSource):
-            _land_warehouse(landing, workspace)
-        else:
-            _land_files(landing, workspace)
+        try:
+            if isinstance(workspace.sources.events, WarehouseEventsSource):
+                _land_warehouse(landing, workspace)
+            else:
+                _land_files(landing, workspace)
+        except Exception:
+            landing.finish_pending()
+            raise
         landing.flush()
     finally:
+        worker.shutdown(cancel_futures=True)  # after an error, wait for a parse under way before closing
         parser.close()
     with engine.begin() as conn:
         events = tables.events

@@ -131,25 +131,58 @@ def file_digest(path: Path, prefix_size: int | None) -> FileDigest:
     return FileDigest(whole.hexdigest(), prefix_hash, last in (b"", b"\n"))
 
 
-def _lines(data: bytes) -> pa.Array:
-    """The lines of a block of whole lines (the last may lack its newline) as strings, without copying them.
+_BLANK_CANDIDATE = np.zeros(256, bool)
+_BLANK_CANDIDATE[[9, 10, 11, 12, 13, 28, 29, 30, 31, 32]] = True
+_BLANK_CANDIDATE[0x80:] = True  # a multi-byte character may be Unicode whitespace (U+00A0, U+3000, ...)
 
-    Arrow's own check finds bytes that are not UTF-8; such a block is decoded with replacement characters, as a
-    text editor would show it (the line is then quarantined as not valid JSON, not lost).
+
+def _lines(data: bytes | memoryview) -> tuple[pa.Array, np.ndarray]:
+    """The lines of a block of whole lines (the last may lack its newline), and which are not blank.
+
+    A line keeps its own line ending (JSON ignores it; the parser drops it where a line's text is kept), so
+    each string is a slice of the block as read, with no copy and no Python string per line. Arrow's own check
+    finds bytes that are not UTF-8; such a block is decoded with replacement characters, as a text editor would
+    show it (the line is then quarantined as not valid JSON, not lost).
     """
-    ends = np.flatnonzero(np.frombuffer(data, np.uint8) == ord("\n")) + 1
-    if not data.endswith(b"\n"):
-        ends = np.append(ends, len(data))
+    block = np.frombuffer(data, np.uint8)
+    ends = np.flatnonzero(block == ord("\n")) + 1
+    if len(block) and block[-1] != ord("\n"):
+        ends = np.append(ends, len(block))
     offsets = np.concatenate(([0], ends)).astype(np.int32)
     lines = pa.StringArray.from_buffers(len(ends), pa.py_buffer(offsets), pa.py_buffer(data))
     try:
         lines.validate(full=True)
     except pa.ArrowInvalid:
-        texts = data.decode("utf-8", errors="replace").split("\n")
-        if data.endswith(b"\n"):
+        texts = bytes(data).decode("utf-8", errors="replace").split("\n")
+        if bytes(data[-1:]) == b"\n":
             texts.pop()  # the empty piece after the last newline is not a line
-        return pa.array(texts, pa.string())
-    return lines
+        lines = pa.array([t + "\n" for t in texts], pa.string())
+        offsets, block = _layout(lines)
+    if (
+        not block.all()
+    ):  # a NUL byte (rare): never valid JSON, and PostgreSQL cannot store it in the quarantine
+        lines = pc.replace_substring(lines, "\x00", "\ufffd")
+        offsets, block = _layout(lines)
+    return lines, _not_blank(lines, block, offsets)
+
+
+def _layout(lines: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """The offsets and bytes of a fresh string array (offset 0)."""
+    offsets = np.frombuffer(lines.buffers()[1], np.int32)[: len(lines) + 1]
+    return offsets, np.frombuffer(lines.buffers()[2], np.uint8)[: offsets[-1]]
+
+
+def _not_blank(lines: pa.Array, block: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+    """Which lines hold more than whitespace: only lines starting with a space-like byte are looked at closely."""
+    starts = offsets[:-1]
+    lengths = np.diff(offsets)
+    first = block[np.minimum(starts, max(len(block) - 1, 0))] if len(block) else np.zeros(0, np.uint8)
+    keep = (lengths > 0) & ~_BLANK_CANDIDATE[first]
+    doubtful = np.flatnonzero((lengths > 0) & _BLANK_CANDIDATE[first])
+    if len(doubtful):
+        trimmed = pc.utf8_trim_whitespace(lines.take(pa.array(doubtful)))
+        keep[doubtful] = pc.greater(pc.utf8_length(trimmed), 0).to_numpy(zero_copy_only=False)
+    return keep
 
 
 def _raw_table(source: str, numbers: Any, texts: Any) -> pa.Table:
@@ -185,34 +218,29 @@ class JsonlReader:
         first = self.offset == 0
         while True:
             block = handle.read(CHUNK_BYTES)
-            if first and block.startswith(UTF8_BOM):
-                block = block[
-                    len(UTF8_BOM) :
-                ]  # editors on Windows write one; it is not part of the first line
+            if first and block.startswith(
+                UTF8_BOM
+            ):  # editors on Windows write one; not part of the first line
+                block = block[len(UTF8_BOM) :]
             first = False
-            data = tail + block
-            if block:
-                cut = data.rfind(b"\n") + 1
-                data, tail = data[:cut], data[cut:]
-            else:
-                tail = b""
+            joined = tail + block
+            cut = joined.rfind(b"\n") + 1 if block else len(joined)
+            data, tail = memoryview(joined)[:cut], joined[cut:]  # the block is not copied again
             if data:
-                chunk = self._numbered(_lines(data))
+                chunk = self._numbered(*_lines(data))
                 if chunk.num_rows:
                     yield chunk
             if not block:
                 return
 
-    def _numbered(self, texts: pa.Array) -> pa.Table:
+    def _numbered(self, texts: pa.Array, keep: np.ndarray) -> pa.Table:
         """The non-blank lines with their numbers (blank lines are counted, not kept)."""
-        lines = pc.utf8_rtrim(texts, characters="\r\n")
-        # A NUL byte makes a line invalid JSON; PostgreSQL cannot store it in the quarantine's text either.
-        if pc.any(pc.match_substring(lines, "\x00")).as_py():
-            lines = pc.replace_substring(lines, "\x00", "\ufffd")
-        numbers = pa.array(np.arange(self.last_line + 1, self.last_line + 1 + len(texts), dtype=np.int64))
+        numbers = np.arange(self.last_line + 1, self.last_line + 1 + len(texts), dtype=np.int64)
         self.last_line += len(texts)
-        keep = pc.greater(pc.utf8_length(pc.utf8_trim_whitespace(lines)), 0)
-        return _raw_table(self.file.name, pc.filter(numbers, keep), pc.filter(lines, keep))
+        if keep.all():
+            return _raw_table(self.file.name, pa.array(numbers), texts)
+        mask = pa.array(keep)
+        return _raw_table(self.file.name, pa.array(numbers[keep]), pc.filter(texts, mask))
 
 
 def read_parquet(file: SourceFile) -> Iterator[pa.Table]:

@@ -524,3 +524,43 @@ def test_repeated_message_ids_in_one_file_land_once_in_time_order(
     if compute_engine.is_duckdb:
         raw_order = pipeline.read(compute_engine.tables.events.select()).to_pylist()
         assert [e["timestamp"] for e in raw_order] == sorted(e["timestamp"] for e in raw_order)
+
+
+def test_line_endings_blank_lines_and_broken_bytes_are_read_as_written(
+    tmp_path: Path, compute_engine: ComputeEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """CRLF and LF, blank and whitespace-only lines (Unicode spaces too), a NUL, bytes that are not UTF-8 and a
+    last line without newline: every line keeps its number, quarantined text has no line ending, and a message
+    without messageId gets the same generated id whatever its line ending, also across small read blocks."""
+    monkeypatch.setattr(sources, "CHUNK_BYTES", 64)  # lines cross block boundaries
+    workspace = make_workspace(tmp_path, COUNTERS)
+    no_id = json.dumps({**GOOD, "userId": "u9"}).encode()
+    day = datetime(2026, 10, 1, tzinfo=UTC)
+    rows = [
+        message(1, day, "u1").encode() + b"\r\n",
+        b"\r\n",
+        b"  \t \n",
+        "\u3000\u00a0\n".encode(),
+        b"not json\r\n",
+        b'{"type": "tr\x00ack"}\n',
+        b'{"type": "track", "event": "\xff"}\n',
+        no_id + b"\r\n",
+        message(2, day, "u2").encode(),
+    ]
+    (tmp_path / "events" / "a.jsonl").write_bytes(b"".join(rows))
+    (tmp_path / "events" / "b.jsonl").write_bytes(no_id + b"\n")
+    pipeline = ComputePipeline(workspace, compute_engine)
+    summary = pipeline.land()
+    assert (summary.events, summary.quarantined, summary.duplicates) == (3, 3, 1)
+    quarantined = sorted(pipeline.quarantine().select(["line", "raw"]).to_pylist(), key=lambda r: r["line"])
+    assert [(r["line"], r["raw"]) for r in quarantined] == [
+        (5, "not json"),
+        (6, '{"type": "tr\ufffdack"}'),
+        (7, '{"type": "track", "event": "\ufffd"}'),
+    ]
+    stored = {e["message_id"]: e for e in _events(pipeline)}
+    assert {"m1", "m2"} < set(stored) and stored["m2"]["line"] == 9
+    generated = [e for key, e in stored.items() if key.startswith("gen-")]
+    assert [(e["source"], e["line"]) for e in generated] == [("a.jsonl", 8)]  # b.jsonl's copy is a duplicate
+    manifest = {r["source"]: r for r in pipeline.read(compute_engine.tables.landings.select()).to_pylist()}
+    assert manifest["a.jsonl"]["lines"] == 9 and not manifest["a.jsonl"]["complete"]
