@@ -378,9 +378,16 @@ def _commit_staged(
             .over(partition_by=staged.c.message_id, order_by=[staged.c.source, staged.c.line])
             .label("_rank"),
         ).subquery("ranked")
+    if landing.engine.is_duckdb:
+        # DuckDB builds a join's hash table on the subquery's side: find the few staged messageIds already
+        # landed first (hashing the staged ones, not every stored one), then leave those out.
+        landed = sa.select(events.c.message_id).where(events.c.message_id.in_(sa.select(staged.c.message_id)))
+        not_landed = ranked.c.message_id.not_in(landed)
+    else:  # PostgreSQL looks each up in its index
+        not_landed = ~sa.exists().where(events.c.message_id == ranked.c.message_id)
     fresh = sa.select(
         *[ranked.c[c] for c in columns], sa.literal(landing.batch, sa.BigInteger).label("batch")
-    ).where(~sa.exists().where(events.c.message_id == ranked.c.message_id))
+    ).where(not_landed)
     if not shape.unique_ids:
         fresh = fresh.where(ranked.c._rank == 1)
     if not shape.in_time_order:
