@@ -29,14 +29,17 @@ import sqlalchemy as sa
 
 from activation_pipeline.compute import state
 from activation_pipeline.compute.engine import ComputeEngine, load_arrow
-from activation_pipeline.compute.identity_components import rebuild_duckdb, rebuild_simple
+from activation_pipeline.compute.identity_components import (
+    blocked_pairs_table,
+    count_rows,
+    rebuild_duckdb,
+    rebuild_simple,
+    work_table,
+)
 from activation_pipeline.compute.ingest import PREVIOUS_ID
 from activation_pipeline.compute.schema import Tables
 from activation_pipeline.compute.scratch import scratch_table
-from activation_pipeline.compute.sqlutil import (
-    create_table_as,
-    drop_table,
-)
+from activation_pipeline.compute.sqlutil import create_table_as, drop_table, table_columns
 from activation_pipeline.config import Workspace
 from activation_pipeline.identifiers import canonical_identifier
 
@@ -225,8 +228,18 @@ def _window(tables: Tables, as_of: datetime, since: datetime | None, since_batch
     return condition
 
 
-def _set_query(tables: Tables, condition: Any) -> sa.Select[Any]:
-    e = tables.events.c
+def _incremental(
+    conn: sa.Connection, engine: ComputeEngine, resolver: Resolver, condition: Any
+) -> tuple[int, int, int]:
+    """Bring the graph up to date with the sets of `condition`; return (sets, new sets, blocked values).
+
+    A set resolved in an earlier run (known) only moves its identifiers' and its own first/last seen
+    times: that is done in SQL, whatever the number of such sets. Only new sets, and known sets holding an
+    alias (its previous id becomes a user or an anonymous id according to the graph at that point), go
+    through `Resolver`, which loads the part of the graph their identifiers reach.
+    """
+    tables, schema = engine.tables, engine.schema
+    e, s, k, i = tables.events.c, tables.identity_sets, tables.set_keys, tables.identities
     window = (
         sa.select(
             e.set_hash,
@@ -238,18 +251,173 @@ def _set_query(tables: Tables, condition: Any) -> sa.Select[Any]:
         .group_by(e.set_hash)
         .subquery("w")
     )
-    s = tables.identity_sets
-    return (
-        sa.select(window, s.c.profile_id.label("known_profile"), s.c.set_hash.label("known"))
-        .select_from(window.outerjoin(s, s.c.set_hash == window.c.set_hash))
-        .order_by(window.c.first_seen, window.c.ids)
+    # The window's sets, the stored rows of those already known (a semi-join whose lookup side is the
+    # window, not every set), then the two together.
+    create_table_as(conn, schema, "_inc_window", sa.select(window))
+    win = work_table(schema, "_inc_window", "set_hash", "ids", "first_seen", "last_seen")
+    create_table_as(
+        conn,
+        schema,
+        "_inc_known",
+        sa.select(s.c.set_hash, s.c.profile_id).where(s.c.set_hash.in_(sa.select(win.c.set_hash))),
     )
+    known = work_table(schema, "_inc_known", "set_hash", "profile_id")
+    create_table_as(
+        conn,
+        schema,
+        "_inc_sets",
+        sa.select(
+            win, known.c.profile_id.label("known_profile"), known.c.set_hash.label("known")
+        ).select_from(win.outerjoin(known, known.c.set_hash == win.c.set_hash)),
+    )
+    w = work_table(
+        schema, "_inc_sets", "set_hash", "ids", "first_seen", "last_seen", "known_profile", "known"
+    )
+    # The identifiers of the known sets: on DuckDB read from the sets' own `ids` (what `set_keys` holds,
+    # parsed from the few window rows instead of scanning every set's keys); elsewhere `set_keys`, by index.
+    if engine.is_duckdb:
+        pairs = (
+            sa.select(
+                w.c.set_hash,
+                w.c.first_seen,
+                w.c.last_seen,
+                sa.func.unnest(sa.func.json_transform(w.c.ids, sa.literal_column("'[[\"VARCHAR\"]]'"))).label(
+                    "pair"
+                ),
+            )
+            .where(w.c.known.isnot(None))
+            .subquery("u")
+        )
+        known_keys = sa.select(
+            pairs.c.set_hash,
+            sa.func.list_extract(pairs.c.pair, 1).label("identifier_type"),
+            sa.func.list_extract(pairs.c.pair, 2).label("value"),
+            pairs.c.first_seen,
+            pairs.c.last_seen,
+        ).subquery("kk")
+    else:
+        known_keys = (
+            sa.select(k.c.set_hash, k.c.identifier_type, k.c.value, w.c.first_seen, w.c.last_seen)
+            .select_from(k.join(w, w.c.set_hash == k.c.set_hash))
+            .where(w.c.known.isnot(None))
+            .subquery("kk")
+        )
+    blocked = blocked_pairs_table(conn, schema, resolver.blocked)
+    create_table_as(
+        conn,
+        schema,
+        "_inc_keys",
+        sa.select(
+            known_keys.c.set_hash,
+            known_keys.c.identifier_type,
+            known_keys.c.value,
+            blocked.c.value.isnot(None).label("blocked"),
+            known_keys.c.first_seen,
+            known_keys.c.last_seen,
+        ).select_from(
+            known_keys.outerjoin(
+                blocked,
+                sa.and_(
+                    blocked.c.identifier_type == known_keys.c.identifier_type,
+                    blocked.c.value == known_keys.c.value,
+                ),
+            )
+        ),
+    )
+    keys = work_table(
+        schema, "_inc_keys", "set_hash", "identifier_type", "value", "blocked", "first_seen", "last_seen"
+    )
+    aliased = sa.select(keys.c.set_hash).where(keys.c.identifier_type == PREVIOUS_ID)
+    plain = keys.c.set_hash.not_in(aliased)
+
+    # Known sets without an alias: times only, in SQL.
+    sql_blocked = int(
+        conn.execute(sa.select(sa.func.count()).select_from(keys).where(keys.c.blocked, plain)).scalar() or 0
+    )
+    create_table_as(
+        conn,
+        schema,
+        "_inc_seen",
+        sa.select(
+            keys.c.identifier_type,
+            keys.c.value,
+            sa.func.min(keys.c.first_seen).label("first_seen"),
+            sa.func.max(keys.c.last_seen).label("last_seen"),
+        )
+        .where(sa.not_(keys.c.blocked), plain)
+        .group_by(keys.c.identifier_type, keys.c.value),
+    )
+    seen = work_table(schema, "_inc_seen", "identifier_type", "value", "first_seen", "last_seen")
+    same_key = sa.and_(i.c.identifier_type == seen.c.identifier_type, i.c.value == seen.c.value)
+    matched = conn.execute(
+        sa.update(i)
+        .where(same_key)
+        .values(
+            first_seen=sa.func.least(i.c.first_seen, seen.c.first_seen),
+            last_seen=sa.func.greatest(i.c.last_seen, seen.c.last_seen),
+        )
+    ).rowcount
+    if matched != count_rows(conn, seen):
+        # Not expected (a known set's identifiers were stored when it was resolved), but a full run
+        # would hold them: add the missing ones without a profile, as `Resolver.seen_again` would.
+        conn.execute(
+            sa.insert(i).from_select(
+                ["identifier_type", "value", "profile_id", "first_seen", "last_seen"],
+                sa.select(
+                    seen.c.identifier_type,
+                    seen.c.value,
+                    sa.cast(sa.null(), sa.BigInteger),
+                    seen.c.first_seen,
+                    seen.c.last_seen,
+                ).where(~sa.exists().where(same_key)),
+            )
+        )
+    conn.execute(
+        sa.update(s)
+        .where(
+            s.c.set_hash == w.c.set_hash,
+            w.c.known.isnot(None),
+            sa.or_(w.c.first_seen < s.c.first_seen, w.c.last_seen > s.c.last_seen),
+        )
+        .values(
+            first_seen=sa.func.least(s.c.first_seen, w.c.first_seen),
+            last_seen=sa.func.greatest(s.c.last_seen, w.c.last_seen),
+        )
+    )
+    total = int(conn.execute(sa.select(sa.func.count()).select_from(w)).scalar() or 0)
+
+    # New sets and known sets with an alias: the sequential resolver, in order of first appearance.
+    sets = conn.execute(
+        sa.select(w)
+        .where(sa.or_(w.c.known.is_(None), w.c.set_hash.in_(aliased)))
+        .order_by(w.c.first_seen, w.c.ids)
+    ).all()
+    for name in ("_inc_seen", "_inc_keys", "_inc_sets", "_inc_known", "_inc_window", "_id_blocked"):
+        drop_table(conn, schema, name)
+    parsed = [json.loads(r.ids) for r in sets]
+    if sets:
+        _load_touched_graph(conn, engine, resolver, {(t, v) for pairs in parsed for t, v in pairs})
+    set_profiles: list[int | None] = []
+    new_sets = 0
+    for row, pairs in zip(sets, parsed, strict=True):
+        if row.known is not None:
+            resolver.seen_again(pairs, row.first_seen, row.last_seen)
+            set_profiles.append(row.known_profile)
+        else:
+            new_sets += 1
+            set_profiles.append(resolver.resolve(pairs, row.first_seen, row.last_seen))
+    aliases = {old: new for old, new, _ in resolver.merges}
+    set_profiles = [None if p is None else _final(aliases, p) for p in set_profiles]
+    if sets:
+        _write(conn, engine, resolver, sets, set_profiles, False)
+    return total, new_sets, sql_blocked + resolver.blocked_count
 
 
 def _load_touched_graph(
     conn: sa.Connection, engine: ComputeEngine, resolver: Resolver, keys: set[Key]
 ) -> None:
-    tables = engine.tables
+    """Load the identifiers `keys` (a previous id as both kinds) and every identifier of their profiles."""
+    tables, schema = engine.tables, engine.schema
     lookup: set[Key] = set()
     for kind, value in keys:
         if kind == PREVIOUS_ID:
@@ -258,32 +426,35 @@ def _load_touched_graph(
             lookup.add((kind, value))
     scratch = scratch_table(
         conn,
-        engine.schema,
+        schema,
         "_scratch_keys",
         pa.table(
             {"identifier_type": [k for k, _ in lookup], "value": [v for _, v in lookup]},
             schema=pa.schema([("identifier_type", pa.string()), ("value", pa.string())]),
         ),
     )
-    i = tables.identities
-    matched = sa.select(i.c.profile_id).join(
-        scratch, sa.and_(scratch.c.identifier_type == i.c.identifier_type, scratch.c.value == i.c.value)
+    i, p = tables.identities, tables.profiles
+    # The identifiers found, then their owners' identifiers: two joins, not one OR (which scans per row).
+    create_table_as(
+        conn,
+        schema,
+        "_scratch_found",
+        sa.select(i).join(
+            scratch, sa.and_(scratch.c.identifier_type == i.c.identifier_type, scratch.c.value == i.c.value)
+        ),
     )
-    owners = matched.where(i.c.profile_id.isnot(None)).distinct().subquery()
+    found = work_table(schema, "_scratch_found", *i.c.keys())
+    owners = sa.select(found.c.profile_id).where(found.c.profile_id.isnot(None)).distinct()
     rows = conn.execute(
-        sa.select(i).where(
-            sa.or_(
-                i.c.profile_id.in_(sa.select(owners.c.profile_id)),
-                sa.exists().where(
-                    scratch.c.identifier_type == i.c.identifier_type, scratch.c.value == i.c.value
-                ),
-            )
+        sa.union_all(
+            sa.select(i).where(i.c.profile_id.in_(owners)),
+            sa.select(found).where(found.c.profile_id.is_(None)),
         )
     ).all()
-    p = tables.profiles
-    created = conn.execute(sa.select(p).where(p.c.profile_id.in_(sa.select(owners.c.profile_id)))).all()
+    created = conn.execute(sa.select(p).where(p.c.profile_id.in_(owners))).all()
     resolver.load(rows, created)
-    conn.execute(sa.text(f"DROP TABLE {engine.name(conn, '_scratch_keys')}"))
+    drop_table(conn, schema, "_scratch_found")
+    drop_table(conn, schema, "_scratch_keys")
 
 
 def _identity_rows(resolver: Resolver, keys: Iterable[Key]) -> pa.Table:
@@ -343,31 +514,13 @@ def resolve_identities(engine: ComputeEngine, workspace: Workspace, as_of: datet
                           tables.profile_aliases, tables.pending_affected):  # fmt: skip
                 conn.execute(sa.delete(table))
             rebuilt = _rebuild(conn, engine, resolver, _window(tables, as_of, None, 0))
+            _account_users(conn, engine, _window(tables, as_of, None, 0))
             counts = (rebuilt.sets, rebuilt.sets, rebuilt.created, rebuilt.merges, rebuilt.blocked)
         else:
-            sets = conn.execute(_set_query(tables, _window(tables, as_of, last_as_of, last_batch))).all()
-            parsed = [json.loads(r.ids) for r in sets]
-            _load_touched_graph(conn, engine, resolver, {(k, v) for pairs in parsed for k, v in pairs})
-            set_profiles: list[int | None] = []
-            new_sets = 0
-            for row, pairs in zip(sets, parsed, strict=True):
-                if row.known is not None:
-                    resolver.seen_again(pairs, row.first_seen, row.last_seen)
-                    set_profiles.append(row.known_profile)
-                else:
-                    new_sets += 1
-                    set_profiles.append(resolver.resolve(pairs, row.first_seen, row.last_seen))
-            aliases = {old: new for old, new, _ in resolver.merges}
-            set_profiles = [None if p is None else _final(aliases, p) for p in set_profiles]
-            _write(conn, engine, resolver, sets, set_profiles, False)
-            counts = (
-                len(sets),
-                new_sets,
-                resolver.new_profiles,
-                len(resolver.merges),
-                resolver.blocked_count,
-            )
-        _account_users(conn, engine, as_of)
+            window = _window(tables, as_of, last_as_of, last_batch)
+            sets, new_sets, blocked = _incremental(conn, engine, resolver, window)
+            _account_users(conn, engine, window, resolver.merges)
+            counts = (sets, new_sets, resolver.new_profiles, len(resolver.merges), blocked)
         state.put_time(conn, tables, state.IDENTITY_AS_OF, as_of)
         state.put(conn, tables, state.IDENTITY_BATCH, str(max_batch))
         state.set_flag(conn, tables, state.IDENTITY_NEEDS_FULL, False)
@@ -397,17 +550,59 @@ def resolve_identities(engine: ComputeEngine, workspace: Workspace, as_of: datet
     )
 
 
-def _account_users(conn: sa.Connection, engine: ComputeEngine, as_of: datetime) -> None:
-    """`account_users(group_id, profile_id)`: users belong to the accounts of their group calls."""
-    tables = engine.tables
+def _account_users(
+    conn: sa.Connection,
+    engine: ComputeEngine,
+    condition: Any,
+    merges: Sequence[tuple[int, int, datetime]] | None = None,
+) -> None:
+    """`account_users(group_id, profile_id)`: users belong to the accounts of their group calls.
+
+    Rebuilt from every group call when `merges` is None; else the group calls of this run's window are
+    added and the rows of profiles merged in this run follow them to their survivors.
+    """
+    tables, schema = engine.tables, engine.schema
     e, s = tables.events.c, tables.identity_sets
-    query = (
+    fresh = (
         sa.select(e.group_id, s.c.profile_id)
         .select_from(tables.events.join(s, s.c.set_hash == e.set_hash))
-        .where(e.type == "group", e.timestamp <= as_of, s.c.profile_id.isnot(None))
-        .distinct()
+        .where(e.type == "group", e.group_id.isnot(None), condition, s.c.profile_id.isnot(None))
     )
-    create_table_as(conn, engine.schema, "account_users", query)
+    if merges is None or not table_columns(conn, schema, "account_users"):
+        create_table_as(conn, schema, "account_users", fresh.distinct())
+        return
+    au = work_table(schema, "account_users", "group_id", "profile_id")
+    parts: list[Any] = [fresh]
+    if merges:
+        aliases = {old: new for old, new, _ in merges}
+        mapping = scratch_table(
+            conn,
+            schema,
+            "_scratch_account_merged",
+            pa.table(
+                {"old_profile_id": list(aliases), "profile_id": [_final(aliases, old) for old in aliases]},
+                schema=pa.schema([("old_profile_id", pa.int64()), ("profile_id", pa.int64())]),
+            ),
+        )
+        parts.append(
+            sa.select(au.c.group_id, mapping.c.profile_id).select_from(
+                au.join(mapping, au.c.profile_id == mapping.c.old_profile_id)
+            )
+        )
+    create_table_as(conn, schema, "_inc_account_users", sa.union(*parts))
+    if merges:
+        conn.execute(sa.delete(au).where(au.c.profile_id.in_(sa.select(mapping.c.old_profile_id))))
+        drop_table(conn, schema, "_scratch_account_merged")
+    new = work_table(schema, "_inc_account_users", "group_id", "profile_id")
+    conn.execute(
+        sa.insert(au).from_select(
+            ["group_id", "profile_id"],
+            sa.select(new.c.group_id, new.c.profile_id).where(
+                ~sa.exists().where(au.c.group_id == new.c.group_id, au.c.profile_id == new.c.profile_id)
+            ),
+        )
+    )
+    drop_table(conn, schema, "_inc_account_users")
 
 
 def _write(
@@ -457,22 +652,6 @@ def _write(
             ]
         ),
     )
-    if not full and any(r.known is not None for r in sets):
-        scratch = scratch_table(
-            conn,
-            engine.schema,
-            "_scratch_sets",
-            set_rows.filter(pa.array([r.known is not None for r in sets])),
-        )
-        conn.execute(
-            sa.update(s)
-            .where(s.c.set_hash == scratch.c.set_hash)
-            .values(
-                first_seen=sa.func.least(s.c.first_seen, scratch.c.first_seen),
-                last_seen=sa.func.greatest(s.c.last_seen, scratch.c.last_seen),
-            )
-        )
-        conn.execute(sa.text(f"DROP TABLE {engine.name(conn, '_scratch_sets')}"))
     load_arrow(conn, s, set_rows.filter(pa.array([r.known is None for r in sets], type=pa.bool_())))
     if resolver.merges:
         merge_rows = pa.table(

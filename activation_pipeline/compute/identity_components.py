@@ -41,7 +41,7 @@ from activation_pipeline.compute.sqlutil import (
 _GRAPH = ("a", "b")
 
 
-def _blocked_table(conn: sa.Connection, schema: str, blocked: dict[str, frozenset[str]]) -> sa.Table:
+def blocked_pairs_table(conn: sa.Connection, schema: str, blocked: dict[str, frozenset[str]]) -> sa.Table:
     """A work table of the blocked (identifier type, value) pairs."""
     rows = [(kind, value) for kind, values in blocked.items() for value in sorted(values)]
     return scratch_table(
@@ -287,7 +287,7 @@ def rebuild_simple(
     # scipy wants dense node numbers; SQL propagation wants them in no particular order (set hashes).
     node = sets.c.ord if scipy_path else sets.c.set_hash
 
-    blocked_table = _blocked_table(conn, schema, blocked)
+    blocked_table = blocked_pairs_table(conn, schema, blocked)
     k = tables.set_keys
     is_blocked = sa.exists().where(
         blocked_table.c.identifier_type == k.c.identifier_type, blocked_table.c.value == k.c.value
@@ -636,7 +636,7 @@ def rebuild_duckdb(
     ordinal[order] = np.arange(n, dtype=np.int32)
     step("set order")
 
-    blocked_table = _blocked_table(conn, schema, blocked)
+    blocked_table = blocked_pairs_table(conn, schema, blocked)
     kinds = sorted(
         {r[0] for r in conn.execute(sa.select(k.c.identifier_type).distinct())} | {"user_id", "anonymous_id"}
     )
