@@ -88,6 +88,8 @@ class Resolver:
     merges: list[tuple[int, int, datetime]] = field(default_factory=list)
     touched: set[int] = field(default_factory=set)
     dirty: set[Key] = field(default_factory=set)
+    stored_owners: set[int] = field(default_factory=set)
+    stored_unowned: set[Key] = field(default_factory=set)
     new_profiles: int = 0
     limited: int = 0
     blocked_count: int = 0
@@ -121,6 +123,9 @@ class Resolver:
             self.ids[key] = _Known(r.profile_id, r.first_seen, r.last_seen)
             if r.profile_id is not None:
                 self.members.setdefault(r.profile_id, []).append(key)
+                self.stored_owners.add(r.profile_id)
+            else:
+                self.stored_unowned.add(key)
         for r in created:
             self.created[r.profile_id] = r.created_at
 
@@ -618,23 +623,39 @@ def _write(
     if full:
         load_arrow(conn, tables.identities, _identity_rows(resolver, resolver.ids))
     else:
-        dirty = set(resolver.dirty)
-        for pid in resolver.touched:
-            dirty.update(resolver.members.get(pid, []))
-        rows = _identity_rows(resolver, dirty)
-        scratch = scratch_table(
-            conn, engine.schema, "_scratch_dirty", rows.select(["identifier_type", "value"])
-        )
+        # Every identifier the resolver holds is stored again: it holds whole profiles (every identifier
+        # of each profile it loaded) and the unowned identifiers it loaded, so these are deleted by
+        # profile id (an integer join) and by key among the unowned rows only, never by key over all rows.
         i = tables.identities
-        conn.execute(
-            sa.delete(i).where(
-                sa.exists().where(
-                    scratch.c.identifier_type == i.c.identifier_type, scratch.c.value == i.c.value
+        if resolver.stored_owners:
+            owners = scratch_table(
+                conn,
+                engine.schema,
+                "_scratch_owners",
+                pa.table(
+                    {"profile_id": sorted(resolver.stored_owners)},
+                    schema=pa.schema([("profile_id", pa.int64())]),
+                ),
+            )
+            conn.execute(sa.delete(i).where(i.c.profile_id.in_(sa.select(owners.c.profile_id))))
+            drop_table(conn, engine.schema, "_scratch_owners")
+        if resolver.stored_unowned:
+            unowned = scratch_table(
+                conn,
+                engine.schema,
+                "_scratch_unowned",
+                _identity_rows(resolver, resolver.stored_unowned).select(["identifier_type", "value"]),
+            )
+            conn.execute(
+                sa.delete(i).where(
+                    i.c.profile_id.is_(None),
+                    sa.exists().where(
+                        unowned.c.identifier_type == i.c.identifier_type, unowned.c.value == i.c.value
+                    ),
                 )
             )
-        )
-        conn.execute(sa.text(f"DROP TABLE {engine.name(conn, '_scratch_dirty')}"))
-        load_arrow(conn, i, rows)
+            drop_table(conn, engine.schema, "_scratch_unowned")
+        load_arrow(conn, i, _identity_rows(resolver, resolver.ids))
     s = tables.identity_sets
     set_rows = pa.table(
         {
