@@ -519,12 +519,12 @@ def resolve_identities(engine: ComputeEngine, workspace: Workspace, as_of: datet
                           tables.profile_aliases, tables.pending_affected):  # fmt: skip
                 conn.execute(sa.delete(table))
             rebuilt = _rebuild(conn, engine, resolver, _window(tables, as_of, None, 0))
-            _account_users(conn, engine, _window(tables, as_of, None, 0))
+            _account_users(conn, engine, as_of)
             counts = (rebuilt.sets, rebuilt.sets, rebuilt.created, rebuilt.merges, rebuilt.blocked)
         else:
             window = _window(tables, as_of, last_as_of, last_batch)
             sets, new_sets, blocked = _incremental(conn, engine, resolver, window)
-            _account_users(conn, engine, window, resolver.merges)
+            _account_users(conn, engine, as_of, window, resolver.merges)
             counts = (sets, new_sets, resolver.new_profiles, len(resolver.merges), blocked)
         state.put_time(conn, tables, state.IDENTITY_AS_OF, as_of)
         state.put(conn, tables, state.IDENTITY_BATCH, str(max_batch))
@@ -558,24 +558,30 @@ def resolve_identities(engine: ComputeEngine, workspace: Workspace, as_of: datet
 def _account_users(
     conn: sa.Connection,
     engine: ComputeEngine,
-    condition: Any,
-    merges: Sequence[tuple[int, int, datetime]] | None = None,
+    as_of: datetime,
+    window: Any = None,
+    merges: Sequence[tuple[int, int, datetime]] = (),
 ) -> None:
     """`account_users(group_id, profile_id)`: users belong to the accounts of their group calls.
 
-    Rebuilt from every group call when `merges` is None; else the group calls of this run's window are
-    added and the rows of profiles merged in this run follow them to their survivors.
+    Rebuilt from every group call up to `as_of` without a `window`; with one, the group calls of the
+    window are added and the rows of profiles merged in this run follow them to their survivors.
     """
     tables, schema = engine.tables, engine.schema
     e, s = tables.events.c, tables.identity_sets
-    fresh = (
-        sa.select(e.group_id, s.c.profile_id)
-        .select_from(tables.events.join(s, s.c.set_hash == e.set_hash))
-        .where(e.type == "group", e.group_id.isnot(None), condition, s.c.profile_id.isnot(None))
-    )
-    if merges is None or not table_columns(conn, schema, "account_users"):
-        create_table_as(conn, schema, "account_users", fresh.distinct())
+
+    def group_calls(condition: Any) -> sa.Select[Any]:
+        return (
+            sa.select(e.group_id, s.c.profile_id)
+            .select_from(tables.events.join(s, s.c.set_hash == e.set_hash))
+            .where(e.type == "group", e.group_id.isnot(None), condition, s.c.profile_id.isnot(None))
+        )
+
+    if window is None or not table_columns(conn, schema, "account_users"):
+        full = group_calls(_window(tables, as_of, None, 0)).distinct()
+        create_table_as(conn, schema, "account_users", full)
         return
+    fresh = group_calls(window)
     au = work_table(schema, "account_users", "group_id", "profile_id")
     parts: list[Any] = [fresh]
     if merges:
