@@ -126,20 +126,28 @@ class ComputePipeline:
         with self.engine.begin() as conn:
             return _arrow(conn, query)
 
-    def table(self, name: str) -> pa.Table:
-        """A whole compute table (e.g. `custom_traits`, `computed_traits`, `sqlt_<key>`), ordered by its first column."""
+    def table_query(self, name: str) -> sa.Select[Any]:
+        """SELECT of a whole compute table, ordered by its first column."""
         with self.engine.begin() as conn:
             columns = table_columns(conn, self.engine.schema, name)
-            t = sa.table(name, *[sa.column(c) for c in columns], schema=self.engine.schema)
-            return _arrow(conn, sa.select(t).order_by(*[t.c[c] for c in columns[:1]]))
+        t = sa.table(name, *[sa.column(c) for c in columns], schema=self.engine.schema)
+        return sa.select(t).order_by(*[t.c[c] for c in columns[:1]])
 
-    def membership(self, audience_key: str | None = None) -> pa.Table:
-        """Current members (audience_key, profile_id, as_of)."""
+    def table(self, name: str) -> pa.Table:
+        """A whole compute table (e.g. `custom_traits`, `computed_traits`, `sqlt_<key>`), ordered by its first column."""
+        return self.read(self.table_query(name))
+
+    def membership_query(self, audience_key: str | None = None) -> sa.Select[Any]:
+        """SELECT of the current members (audience_key, profile_id, as_of)."""
         m = self.engine.tables.membership
         query = sa.select(m).order_by(m.c.audience_key, m.c.profile_id)
         if audience_key is not None:
             query = query.where(m.c.audience_key == audience_key)
-        return self.read(query)
+        return query
+
+    def membership(self, audience_key: str | None = None) -> pa.Table:
+        """Current members (audience_key, profile_id, as_of)."""
+        return self.read(self.membership_query(audience_key))
 
     def changes(self, as_of: datetime | None = None, audience_key: str | None = None) -> pa.Table:
         """Entered/exited changes (audience_key, profile_id, change, as_of), optionally of one run or audience."""
@@ -151,14 +159,18 @@ class ComputePipeline:
             query = query.where(c.c.audience_key == audience_key)
         return self.read(query)
 
-    def identities(self) -> pa.Table:
-        """The identity graph (profile_id, identifier_type, value, first_seen, last_seen) of attached identifiers."""
+    def identities_query(self) -> sa.Select[Any]:
+        """SELECT of the identity graph (profile_id, identifier_type, value, first_seen, last_seen)."""
         i = self.engine.tables.identities
-        return self.read(
+        return (
             sa.select(i.c.profile_id, i.c.identifier_type, i.c.value, i.c.first_seen, i.c.last_seen)
             .where(i.c.profile_id.isnot(None))
             .order_by(i.c.profile_id, i.c.identifier_type, i.c.first_seen, i.c.value)
         )
+
+    def identities(self) -> pa.Table:
+        """The identity graph (profile_id, identifier_type, value, first_seen, last_seen) of attached identifiers."""
+        return self.read(self.identities_query())
 
     def quarantine(self) -> pa.Table:
         """Quarantined lines (source, line, reason, raw, batch)."""

@@ -45,26 +45,39 @@ def export_results(pipeline: ComputePipeline, directory: Path, as_of: datetime) 
     with pipeline.engine.begin() as conn:
         present = table_names(conn, pipeline.engine.schema)
     a = pipeline.engine.tables.profile_aliases
-    tables: dict[str, pa.Table] = {
-        "membership": pipeline.membership(),
-        "identities": pipeline.identities(),
-        "aliases": pipeline.read(sa.select(a.c.old_profile_id, a.c.profile_id)),
+    queries: dict[str, sa.Select[Any]] = {
+        "membership": pipeline.membership_query(),
+        "identities": pipeline.identities_query(),
+        "aliases": sa.select(a.c.old_profile_id, a.c.profile_id),
     }
     if "journey_transitions" in present:
-        tables[STEP_MEMBERS_FILE] = pipeline.read(step_members_query(pipeline.engine.schema, workspace))
+        queries[STEP_MEMBERS_FILE] = step_members_query(pipeline.engine.schema, workspace)
     trait_tables = [*USER_TRAIT_TABLES, *ACCOUNT_TRAIT_TABLES, "account_users"]
     trait_tables += [f"sqlt_{t.key}" for t in workspace.traits.sql]
     for name in trait_tables:
         if name in present:
-            tables[name] = pipeline.table(name)
-    counts = {}
-    for name, table in tables.items():
-        pq.write_table(table, staging / f"{name}.parquet")
-        counts[name] = table.num_rows
+            queries[name] = pipeline.table_query(name)
+    counts = {
+        name: _write_parquet(pipeline, query, staging / f"{name}.parquet") for name, query in queries.items()
+    }
     (staging / "as_of.txt").write_text(as_of.isoformat())
     shutil.rmtree(directory, ignore_errors=True)
     staging.rename(directory)
     return counts
+
+
+def _write_parquet(pipeline: ComputePipeline, query: sa.Select[Any], path: Path) -> int:
+    """Write a query's rows as a Parquet file; the row count. DuckDB writes it itself, in parallel."""
+    if not pipeline.engine.is_duckdb:
+        table = pipeline.read(query)
+        pq.write_table(table, path)
+        return table.num_rows
+    with pipeline.engine.begin() as conn:
+        sql = str(query.compile(dialect=conn.dialect, compile_kwargs={"literal_binds": True}))
+        target = "'" + str(path).replace("'", "''") + "'"
+        # COPY has no SQLAlchemy construct: the SELECT is compiled by SQLAlchemy, the path is our own.
+        [(rows,)] = conn.exec_driver_sql(f"COPY ({sql}) TO {target} (FORMAT parquet)").fetchall()
+    return int(rows)
 
 
 def results_directory(state_dir: Path) -> Path:
