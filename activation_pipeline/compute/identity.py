@@ -5,7 +5,10 @@ Messages are reduced to their distinct identifier sets, which are processed in o
 one, unless a per-identifier limit would be exceeded; then the set's least trusted identifier is dropped and
 the set is tried again. Blocked values never match or merge. Profiles only grow, so a set seen again later
 would resolve the same way: an incremental run only resolves sets that are new since the last run, which
-gives the same graph as a full rebuild as long as events arrive in time order.
+gives the same graph as a full rebuild as long as events arrive in time order. In that run the sets seen
+before (most of them) only move first/last seen times, in SQL; `Resolver` gets the new sets (and known
+ones holding an alias) and loads only the profiles their identifiers reach, so its work follows the
+size of the change, not of the graph.
 
 A full rebuild first groups the sets into connected components (`identity_components`): a component that
 breaks no limit and holds no ambiguous alias ends as one profile, written at once (numpy on DuckDB, SQL
