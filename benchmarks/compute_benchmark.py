@@ -567,9 +567,10 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument(
         "--memory-limit",
-        default="1400MB",
+        default="1200MB",
         help="DuckDB memory_limit of the in-process product phases and the reference on the typed copy "
-        "(the black-box run and the reference from files use DuckDB's default, 80%% of RAM)",
+        "(the black-box run uses the product's default compute.memory_limit, the reference from files "
+        "DuckDB's default, 80%% of RAM)",
     )
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "out")
     parser.add_argument(

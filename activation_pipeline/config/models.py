@@ -186,7 +186,7 @@ class Compute(Model):
         default=None, alias="schema", pattern=r"^[a-z_][a-z0-9_]*$", description="default: the workspace name"
     )
     memory_limit: str = Field(
-        default="1.5GB",
+        default="1.2GB",
         pattern=r"^[0-9]+(\.[0-9]+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)$",
         description="DuckDB's memory limit; larger work spills to disk next to the DuckDB file",
     )
