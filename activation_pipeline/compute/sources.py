@@ -158,9 +158,8 @@ def _lines(data: bytes | memoryview) -> tuple[pa.Array, np.ndarray]:
             texts.pop()  # the empty piece after the last newline is not a line
         lines = pa.array([t + "\n" for t in texts], pa.string())
         offsets, block = _layout(lines)
-    if (
-        not block.all()
-    ):  # a NUL byte (rare): never valid JSON, and PostgreSQL cannot store it in the quarantine
+    # A NUL byte (rare) is never valid JSON, and PostgreSQL cannot store it in the quarantine's text.
+    if not block.all():
         lines = pc.replace_substring(lines, "\x00", "\ufffd")
         offsets, block = _layout(lines)
     return lines, _not_blank(lines, block, offsets)
@@ -173,15 +172,16 @@ def _layout(lines: pa.Array) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _not_blank(lines: pa.Array, block: np.ndarray, offsets: np.ndarray) -> np.ndarray:
-    """Which lines hold more than whitespace: only lines starting with a space-like byte are looked at closely."""
-    starts = offsets[:-1]
-    lengths = np.diff(offsets)
-    first = block[np.minimum(starts, max(len(block) - 1, 0))] if len(block) else np.zeros(0, np.uint8)
-    keep = (lengths > 0) & ~_BLANK_CANDIDATE[first]
-    doubtful = np.flatnonzero((lengths > 0) & _BLANK_CANDIDATE[first])
-    if len(doubtful):
-        trimmed = pc.utf8_trim_whitespace(lines.take(pa.array(doubtful)))
-        keep[doubtful] = pc.greater(pc.utf8_length(trimmed), 0).to_numpy(zero_copy_only=False)
+    """Which lines hold more than whitespace: only lines starting with a space-like byte are looked at closely.
+
+    Every line holds at least one byte (its line ending, or the last line's text).
+    """
+    doubtful = _BLANK_CANDIDATE[block[offsets[:-1]]]
+    keep = ~doubtful
+    if doubtful.any():
+        rows = np.flatnonzero(doubtful)
+        trimmed = pc.utf8_trim_whitespace(lines.take(pa.array(rows)))
+        keep[rows] = pc.greater(pc.utf8_length(trimmed), 0).to_numpy(zero_copy_only=False)
     return keep
 
 
@@ -218,9 +218,8 @@ class JsonlReader:
         first = self.offset == 0
         while True:
             block = handle.read(CHUNK_BYTES)
-            if first and block.startswith(
-                UTF8_BOM
-            ):  # editors on Windows write one; not part of the first line
+            # Editors on Windows write a byte-order mark; it is not part of the first line.
+            if first and block.startswith(UTF8_BOM):
                 block = block[len(UTF8_BOM) :]
             first = False
             joined = tail + block
