@@ -88,11 +88,15 @@ TYPED_COLUMNS = (
 )
 
 
-def synth_sql(profiles: int, events: int) -> str:
-    """SQL for the typed, time-sorted events: one identify per profile, `events - profiles` tracks."""
+def synth_sql(profiles: int, events: int) -> list[str]:
+    """SQL for the typed, time-sorted events: one identify per profile, `events - profiles` tracks.
+
+    Generated unsorted first, then sorted into `events` in a statement of its own: at 100M events the two in
+    one statement ran out of memory where the sort alone spills to disk.
+    """
     span = 180 * 86_400_000_000
-    return f"""
-    CREATE OR REPLACE TABLE events AS
+    generate = f"""
+    CREATE OR REPLACE TABLE events_unsorted AS
     WITH base AS (
         SELECT i, (hash(i) % {profiles})::BIGINT AS p, hash(i * 31 + 7) % 1000 AS r,
                TIMESTAMP '{AS_OF}' - to_microseconds((hash(i * 17 + 3) % {span})::BIGINT) AS ts
@@ -125,8 +129,14 @@ def synth_sql(profiles: int, events: int) -> str:
     SELECT message_id, type, event, user_id, anonymous_id, email, ts,
            hash(user_id, anonymous_id, email) AS set_hash, revenue, price, category, campaign, plan
     FROM (SELECT * FROM shaped UNION ALL SELECT * FROM identifies)
-    ORDER BY ts
     """
+    return [
+        "SET preserve_insertion_order = false",
+        generate,
+        "SET preserve_insertion_order = true",  # keep the copy time-sorted
+        "CREATE OR REPLACE TABLE events AS SELECT * FROM events_unsorted ORDER BY ts",
+        "DROP TABLE events_unsorted",
+    ]
 
 
 def new_events_sql(profiles: int, start: datetime, batch: int) -> str:
@@ -332,9 +342,9 @@ def _write_jsonl(con: Any, where: str, path: Path) -> None:
 def _phase_synth(out: str, profiles: int, events: int, memory_limit: str | None) -> dict[str, Any]:
     paths = _paths(Path(out))
     con = _connect(str(paths["ref"]), None)  # not timed: DuckDB's default memory limit
-    con.execute("SET preserve_insertion_order = true")  # keep the copy time-sorted
     start = time.perf_counter()
-    con.execute(synth_sql(profiles, events))
+    for statement in synth_sql(profiles, events):
+        con.execute(statement)
     generated = time.perf_counter() - start
     total = int(con.execute("SELECT count(*) FROM events").fetchall()[0][0])
     paths["events"].mkdir(parents=True, exist_ok=True)
