@@ -13,6 +13,7 @@ rounds grow with log n, not with the diameter of a component.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import resource
 import time
@@ -22,6 +23,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
+import duckdb
 import numpy as np
 import pyarrow as pa
 import sqlalchemy as sa
@@ -85,8 +87,12 @@ def arrow_view(conn: sa.Connection, data: pa.Table) -> Iterator[sa.TableClause]:
     raw.register(name, data)
     try:
         yield sa.table(name, *[sa.column(c) for c in data.column_names])
-    finally:
-        raw.unregister(name)
+    except BaseException:
+        # After a failed statement DuckDB refuses even the unregister: keep the statement's own error.
+        with contextlib.suppress(duckdb.Error):
+            raw.unregister(name)
+        raise
+    raw.unregister(name)
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ landing share a batch number, so an incremental evaluation picks up late events 
 
 from __future__ import annotations
 
+import contextlib
 import time
 import uuid
 from collections.abc import Iterable, Iterator
@@ -19,6 +20,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 import sqlalchemy as sa
@@ -334,8 +336,12 @@ def _arrow_view(conn: sa.Connection, like: sa.Table, data: pa.Table) -> Iterator
     raw.register(name, data.select([c.name for c in like.columns]))  # type: ignore[union-attr]
     try:
         yield sa.table(name, *[sa.column(c.name, c.type) for c in like.columns])
-    finally:
-        raw.unregister(name)  # type: ignore[union-attr]
+    except BaseException:
+        # After a failed statement DuckDB refuses even the unregister: keep the statement's own error.
+        with contextlib.suppress(duckdb.Error):
+            raw.unregister(name)  # type: ignore[union-attr]
+        raise
+    raw.unregister(name)  # type: ignore[union-attr]
 
 
 @dataclass(frozen=True)

@@ -358,3 +358,21 @@ def test_an_alias_from_an_anonymous_id_stays_simple_on_duckdb(
     assert all(["user_id", "u1"] not in pairs for pairs in resolved) and resolved
     owner = {(r[0], r[1]): r[2] for r in got["identities"]}
     assert owner["anonymous_id", "a1"] == owner["user_id", "u1"] == owner["device_id", "d1"]
+
+
+def test_a_failed_statement_over_an_arrow_view_keeps_its_own_error(tmp_path: Path) -> None:
+    """DuckDB refuses the view's unregister once a statement failed; the statement's error is what is raised."""
+    import pyarrow as pa
+    import sqlalchemy as sa
+
+    from activation_pipeline.compute.engine import ComputeEngine
+    from activation_pipeline.compute.identity_components import arrow_view
+
+    engine = ComputeEngine(f"duckdb:///{tmp_path / 'c.duckdb'}", "s")
+    with (
+        pytest.raises(sa.exc.DBAPIError, match="boom"),
+        engine.begin() as conn,
+        arrow_view(conn, pa.table({"a": [1]})) as view,
+    ):
+        conn.execute(sa.select(sa.func.error("boom")).select_from(view))
+    engine.dispose()
