@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import re
 import time
@@ -12,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import pyarrow as pa
 import pyarrow.csv as pa_csv
 import sqlalchemy as sa
@@ -152,6 +154,27 @@ class ComputeBusyError(ComputeError):
 _LOCK_HOLDER = re.compile(r"Could not set lock on file .*?\(PID (\d+)\)", re.S)
 
 
+@contextmanager
+def arrow_view(
+    conn: sa.Connection, data: pa.Table, types: dict[str, Any] | None = None
+) -> Iterator[sa.TableClause]:
+    """An Arrow table as a DuckDB view (read in place, not copied) for the length of the block.
+
+    `types` gives its columns SQL types where a statement needs them.
+    """
+    raw: Any = conn.connection.driver_connection
+    name = f"_arrow_{uuid.uuid4().hex}"
+    raw.register(name, data)
+    try:
+        yield sa.table(name, *[sa.column(c, (types or {}).get(c)) for c in data.column_names])
+    except BaseException:
+        # After a failed statement DuckDB refuses even the unregister: keep the statement's own error.
+        with contextlib.suppress(duckdb.Error):
+            raw.unregister(name)
+        raise
+    raw.unregister(name)
+
+
 def load_arrow(conn: sa.Connection, table: sa.Table, data: pa.Table) -> int:
     """Append an Arrow table to `table` (columns by name): DuckDB reads it in place, PostgreSQL via COPY."""
     if data.num_rows == 0:
@@ -166,13 +189,8 @@ def load_arrow(conn: sa.Connection, table: sa.Table, data: pa.Table) -> int:
     )
     column_list = ", ".join(preparer.quote(c) for c in columns)
     if conn.dialect.name == "duckdb":
-        raw = conn.connection.driver_connection
-        view = f"_arrow_{uuid.uuid4().hex}"
-        raw.register(view, data)  # type: ignore[union-attr]
-        try:
-            conn.execute(sa.text(f"INSERT INTO {target} ({column_list}) SELECT {column_list} FROM {view}"))  # noqa: S608 (quoted identifiers)
-        finally:
-            raw.unregister(view)  # type: ignore[union-attr]
+        with arrow_view(conn, data) as view:
+            conn.execute(sa.insert(table).from_select(columns, sa.select(*[view.c[c] for c in columns])))
         return data.num_rows
     buffer = io.BytesIO()
     pa_csv.write_csv(

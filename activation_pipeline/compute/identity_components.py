@@ -13,24 +13,19 @@ rounds grow with log n, not with the diameter of a component.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import resource
 import time
-import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-import duckdb
 import numpy as np
 import pyarrow as pa
 import sqlalchemy as sa
 from scipy.sparse import coo_array, csr_array
 from scipy.sparse.csgraph import connected_components
 
-from activation_pipeline.compute.engine import load_arrow
+from activation_pipeline.compute.engine import arrow_view, load_arrow
 from activation_pipeline.compute.scratch import scratch_table
 from activation_pipeline.compute.sqlutil import (
     PickBy,
@@ -77,22 +72,6 @@ def duckdb_arrow(conn: sa.Connection, query: Any) -> pa.Table:
         raw.complete()
     result: pa.Table = raw.sql(str(compiled), params=params or None).to_arrow_table()
     return result
-
-
-@contextmanager
-def arrow_view(conn: sa.Connection, data: pa.Table) -> Iterator[sa.TableClause]:
-    """An Arrow table as a DuckDB view (read in place) for the length of the block."""
-    raw: Any = conn.connection.driver_connection
-    name = f"_arrow_{uuid.uuid4().hex}"
-    raw.register(name, data)
-    try:
-        yield sa.table(name, *[sa.column(c) for c in data.column_names])
-    except BaseException:
-        # After a failed statement DuckDB refuses even the unregister: keep the statement's own error.
-        with contextlib.suppress(duckdb.Error):
-            raw.unregister(name)
-        raise
-    raw.unregister(name)
 
 
 @dataclass(frozen=True)

@@ -10,23 +10,19 @@ landing share a batch number, so an incremental evaluation picks up late events 
 
 from __future__ import annotations
 
-import contextlib
 import time
-import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 import sqlalchemy as sa
 
 from activation_pipeline.compute import state
-from activation_pipeline.compute.engine import ComputeEngine, load_arrow
+from activation_pipeline.compute.engine import ComputeEngine, arrow_view, load_arrow
 from activation_pipeline.compute.event_columns import ensure_event_columns
 from activation_pipeline.compute.ingest import MessageParser, Parsed
 from activation_pipeline.compute.sources import (
@@ -165,8 +161,8 @@ class _Landing:
         load_arrow(conn, self.engine.tables.quarantine, quarantine)
         if self.engine.is_duckdb:  # DuckDB reads the parsed Arrow tables in place: no staging copy
             with (
-                _arrow_view(conn, self.staging, parsed.events) as events,
-                _arrow_view(conn, self.staging_keys, parsed.set_keys) as keys,
+                _typed_view(conn, self.staging, parsed.events) as events,
+                _typed_view(conn, self.staging_keys, parsed.set_keys) as keys,
             ):
                 _commit_staged(conn, self, events, keys, _Shape.of(parsed.events))
         else:
@@ -328,20 +324,11 @@ def _land_warehouse(landing: _Landing, workspace: Workspace) -> None:
         landing.record(unit, appended=True, watermark=newest)
 
 
-@contextmanager
-def _arrow_view(conn: sa.Connection, like: sa.Table, data: pa.Table) -> Iterator[sa.TableClause]:
-    """An Arrow table as a DuckDB view with the columns of `like` (read in place, not copied)."""
-    name = f"_arrow_{uuid.uuid4().hex}"
-    raw = conn.connection.driver_connection
-    raw.register(name, data.select([c.name for c in like.columns]))  # type: ignore[union-attr]
-    try:
-        yield sa.table(name, *[sa.column(c.name, c.type) for c in like.columns])
-    except BaseException:
-        # After a failed statement DuckDB refuses even the unregister: keep the statement's own error.
-        with contextlib.suppress(duckdb.Error):
-            raw.unregister(name)  # type: ignore[union-attr]
-        raise
-    raw.unregister(name)  # type: ignore[union-attr]
+def _typed_view(conn: sa.Connection, like: sa.Table, data: pa.Table) -> Any:
+    """Parsed rows as a DuckDB view with the columns and types of `like`."""
+    return arrow_view(
+        conn, data.select([c.name for c in like.columns]), {c.name: c.type for c in like.columns}
+    )
 
 
 @dataclass(frozen=True)

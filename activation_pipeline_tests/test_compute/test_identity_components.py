@@ -365,8 +365,7 @@ def test_a_failed_statement_over_an_arrow_view_keeps_its_own_error(tmp_path: Pat
     import pyarrow as pa
     import sqlalchemy as sa
 
-    from activation_pipeline.compute.engine import ComputeEngine
-    from activation_pipeline.compute.identity_components import arrow_view
+    from activation_pipeline.compute.engine import ComputeEngine, arrow_view
 
     engine = ComputeEngine(f"duckdb:///{tmp_path / 'c.duckdb'}", "s")
     with (
