@@ -35,6 +35,7 @@ from activation_pipeline.compute.engine import ComputeEngine, load_arrow
 from activation_pipeline.compute.identity_components import (
     blocked_pairs_table,
     count_rows,
+    fits_in_memory,
     rebuild_duckdb,
     rebuild_simple,
     work_table,
@@ -771,9 +772,10 @@ class _RebuildStats:
 def _rebuild(conn: sa.Connection, engine: ComputeEngine, resolver: Resolver, condition: Any) -> _RebuildStats:
     """Rebuild the graph: simple components at once (see `identity_components`), the others sequentially."""
     args = (conn, engine, resolver.limits, resolver.blocked, condition, PREVIOUS_ID)
-    rebuilt = rebuild_duckdb(*args) if engine.is_duckdb else None
+    in_numpy = engine.is_duckdb and fits_in_memory(conn, engine)
+    rebuilt = rebuild_duckdb(*args) if in_numpy else None
     if rebuilt is None:
-        rebuilt = rebuild_simple(*args)
+        rebuilt = rebuild_simple(*args, use_scipy=in_numpy)
     hard = rebuilt.hard
     profiles = [resolver.resolve(r.pairs, r.first_seen, r.last_seen) for r in hard]
     aliases = {old: new for old, new, _ in resolver.merges}

@@ -14,6 +14,7 @@ rounds grow with log n, not with the diameter of a component.
 from __future__ import annotations
 
 import logging
+import re
 import resource
 import time
 from dataclasses import dataclass
@@ -578,6 +579,32 @@ def _set_order(conn: sa.Connection, tables: Any, condition: Any, times: pa.Table
     rank = np.zeros(len(order), dtype=np.int64)
     rank[np.asarray(ranks.column("i").to_numpy(), dtype=np.int64)] = ranks.column("r").to_numpy()
     return np.lexsort((rank, first))
+
+
+# Bytes `rebuild_duckdb` holds in Python per (set, identifier) link at its peak, the per-set and per-identifier
+# arrays spread over the links (measured: 106 in numpy at 100k profiles, plus the Arrow results).
+_BYTES_PER_LINK = 128
+_SIZE = re.compile(r"^([0-9.]+)\s*(bytes|KiB|MiB|GiB|TiB|KB|MB|GB|TB)$")
+_UNITS = {"bytes": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12}
+_UNITS.update({"KiB": 2**10, "MiB": 2**20, "GiB": 2**30, "TiB": 2**40})
+
+
+def duckdb_memory_limit(conn: sa.Connection) -> int | None:
+    """DuckDB's `memory_limit` in bytes (None if it reads as something else)."""
+    text = str(conn.execute(sa.text("SELECT current_setting('memory_limit')")).scalar() or "")
+    match = _SIZE.match(text.strip())
+    return None if match is None else int(float(match.group(1)) * _UNITS[match.group(2)])
+
+
+def fits_in_memory(conn: sa.Connection, engine: Any) -> bool:
+    """True if `rebuild_duckdb`'s arrays fit in DuckDB's memory limit, so the process stays near twice it.
+
+    Larger graphs (beyond some 9M links, 1.4M profiles of the benchmark's shape, with the default 1.2GB) are rebuilt in SQL
+    (`rebuild_simple` with `label_sql`), where DuckDB spills to disk: slower, but bounded.
+    """
+    limit = duckdb_memory_limit(conn)
+    links = count_rows(conn, engine.tables.set_keys)
+    return limit is None or links * _BYTES_PER_LINK <= limit
 
 
 def rebuild_duckdb(

@@ -307,15 +307,27 @@ def test_duckdb_and_postgres_build_the_same_graph(tmp_path: Path, messages: Mess
 def test_numpy_rebuild_equals_the_sql_rebuild_merges_included(
     tmp_path: Path, messages: Messages, monkeypatch: pytest.MonkeyPatch, seed: int
 ) -> None:
-    """DuckDB's numpy rebuild writes what the SQL rebuild (its fallback on a hash clash) writes, merges too."""
+    """DuckDB's numpy rebuild writes what the SQL rebuilds write, merges too: its fallback on a hash clash
+    (scipy labels) and the one for graphs too large for memory (SQL labels, spilled by DuckDB)."""
     workspace = _workspace(tmp_path)
     _random_messages(messages, seed, count=400)
     messages.write()
-    graphs, merge_rows = [], []
-    for name in ("numpy", "sql"):
+    graphs, merge_rows, rounds = [], [], []
+    for name in ("numpy", "hash_clash", "too_large"):
         pipeline = ComputePipeline(workspace, ComputeEngine(f"duckdb:///{tmp_path / name}.duckdb", "c"))
-        if name == "sql":
+        if name == "hash_clash":
             monkeypatch.setattr(identity, "rebuild_duckdb", lambda *args: None)
+        if name == "too_large":  # as if each link needed a GB of arrays
+            monkeypatch.setattr(identity_components, "_BYTES_PER_LINK", 10**9)
+
+            def counting(
+                *args: Any, real: Any = identity_components.label_sql
+            ) -> identity_components.Components:
+                result = real(*args)
+                rounds.append(result.rounds)
+                return result
+
+            monkeypatch.setattr(identity_components, "label_sql", counting)
         pipeline.land()
         pipeline.resolve_identities(at("2026-10-12T00:00"))
         graphs.append(_graph_table(pipeline))
@@ -323,8 +335,20 @@ def test_numpy_rebuild_equals_the_sql_rebuild_merges_included(
             sorted(pipeline.read(sa.select(pipeline.engine.tables.profile_merges)).to_pylist(), key=repr)
         )
         pipeline.close()
-    assert graphs[0] == graphs[1]
-    assert merge_rows[0] == merge_rows[1] and merge_rows[0]
+    assert graphs[0] == graphs[1] == graphs[2]
+    assert merge_rows[0] == merge_rows[1] == merge_rows[2] and merge_rows[0]
+    assert rounds and rounds[0] > 0  # labelled in SQL
+
+
+def test_duckdb_memory_limit_is_read_in_bytes(tmp_path: Path) -> None:
+    """The rebuild's choice reads DuckDB's own setting, whatever unit it was given in."""
+    for given, expected in (("1.2GB", 1.1 * 2**30), ("512MB", 488.2 * 2**20), ("4GiB", 4 * 2**30)):
+        engine = ComputeEngine(
+            f"duckdb:///{tmp_path / 'm.duckdb'}", "s", duckdb_settings={"memory_limit": given}
+        )
+        with engine.begin() as conn:
+            assert identity_components.duckdb_memory_limit(conn) == int(expected)
+        engine.dispose()
 
 
 def test_an_alias_from_an_anonymous_id_stays_simple_on_duckdb(
