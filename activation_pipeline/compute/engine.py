@@ -18,7 +18,7 @@ import pyarrow as pa
 import pyarrow.csv as pa_csv
 import sqlalchemy as sa
 
-from activation_pipeline.compute.schema import Tables, build_tables
+from activation_pipeline.compute.schema import Tables, build_tables, upgrade_tables
 from activation_pipeline.compute.sqlutil import quoted_name
 from activation_pipeline.config import Workspace
 from activation_pipeline.config.secrets import SecretRef
@@ -133,6 +133,7 @@ class ComputeEngine:
                     )
                 )
                 self.tables.metadata.create_all(conn)
+                upgrade_tables(conn, self.tables)
                 self._ready = True
             yield conn
 

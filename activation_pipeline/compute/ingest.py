@@ -29,6 +29,7 @@ from duckdb.sqltypes import VARCHAR
 
 from activation_pipeline.compute.event_columns import EventColumn
 from activation_pipeline.compute.message_hazards import MAX_DEPTH, SUSPECT_PATTERN, hazard
+from activation_pipeline.compute.schema import MESSAGE_HASH_SQL
 from activation_pipeline.compute.sqlutil import json_pointer
 from activation_pipeline.config import Workspace
 from activation_pipeline.identifiers import canonical_email, canonical_phone
@@ -342,6 +343,7 @@ class MessageParser:
             )
         typed = "".join(f", {c.name}" for c in self.columns)
         events = self.db.sql(
+            f"SELECT message_id, {MESSAGE_HASH_SQL} AS message_hash, * EXCLUDE (message_id) FROM ("
             "SELECT CASE WHEN message_id IS NULL THEN 'gen-' || md5(rtrim(raw, chr(13) || chr(10))) "
             "ELSE message_id END AS message_id, type, "
             "CASE WHEN type = 'track' THEN trim(event, ' \t\r\n') ELSE event END AS event, "
@@ -351,7 +353,7 @@ class MessageParser:
             "ids, CASE WHEN ids IS NOT NULL THEN (md5_number_lower(ids) >> 1)::BIGINT END AS set_hash, "
             "coalesce(traits, '{}') AS traits, coalesce(properties, '{}') AS properties, "
             f"coalesce(context, '{{}}') AS context{typed} "
-            "FROM checked WHERE reason IS NULL"
+            "FROM checked WHERE reason IS NULL)"
         ).to_arrow_table()
         set_keys = self.db.sql(
             "SELECT set_hash, pos::INTEGER AS pos, pairs[pos + 1][1] AS identifier_type, "

@@ -372,9 +372,12 @@ def _commit_staged(
             .label("_rank"),
         ).subquery("ranked")
     if landing.engine.is_duckdb:
-        # DuckDB builds a join's hash table on the subquery's side: find the few staged messageIds already
-        # landed first (hashing the staged ones, not every stored one), then leave those out.
-        landed = sa.select(events.c.message_id).where(events.c.message_id.in_(sa.select(staged.c.message_id)))
+        # DuckDB builds a join's hash table on the subquery's side: find the few stored events whose message
+        # hash is a staged one first (a scan of integers, not of every stored id's text), then leave out the
+        # staged messageIds among them.
+        landed = sa.select(events.c.message_id).where(
+            events.c.message_hash.in_(sa.select(staged.c.message_hash))
+        )
         not_landed = ranked.c.message_id.not_in(landed)
     else:  # PostgreSQL looks each up in its index
         not_landed = ~sa.exists().where(events.c.message_id == ranked.c.message_id)

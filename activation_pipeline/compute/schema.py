@@ -11,6 +11,8 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB
 
+from activation_pipeline.compute.sqlutil import table_columns
+
 JsonType = sa.JSON().with_variant(JSONB(), "postgresql")
 PREDICTIVE_TABLE = "predictive_traits"
 """The trait table of predictive traits: profile_id, then each trait's score and `<key>_percentile`."""
@@ -45,6 +47,8 @@ def build_tables(schema: str | None) -> Tables:
         "events",
         md,
         sa.Column("message_id", sa.Text, nullable=False),
+        # A 63-bit hash of message_id: DuckDB's duplicate check scans it instead of every stored id's text.
+        sa.Column("message_hash", sa.BigInteger),
         sa.Column("type", sa.Text, nullable=False),
         sa.Column("event", sa.Text),
         sa.Column("user_id", sa.Text),
@@ -205,3 +209,20 @@ def build_tables(schema: str | None) -> Tables:
         changes=changes,
         audience_runs=audience_runs,
     )
+
+
+MESSAGE_HASH_SQL = "(md5_number_lower(message_id) >> 1)::BIGINT"
+"""DuckDB SQL for `events.message_hash` (md5: stable across DuckDB versions, unlike its `hash`)."""
+
+
+def upgrade_tables(conn: sa.Connection, tables: Tables) -> None:
+    """Add the columns tables created by an earlier version lack (filled where the code relies on them)."""
+    events = tables.events
+    if "message_hash" in table_columns(conn, str(events.schema), events.name):
+        return
+    preparer = conn.dialect.identifier_preparer
+    target = f"{preparer.quote_schema(str(events.schema))}.{preparer.quote(events.name)}"
+    conn.execute(sa.text(f"ALTER TABLE {target} ADD COLUMN message_hash BIGINT"))
+    if conn.dialect.name == "duckdb":  # PostgreSQL's duplicate check looks message_id up in its index instead
+        digest = sa.func.md5_number_lower(events.c.message_id).op(">>")(1)
+        conn.execute(sa.update(events).values(message_hash=sa.cast(digest, sa.BigInteger)))

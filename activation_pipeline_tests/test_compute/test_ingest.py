@@ -12,6 +12,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+import sqlalchemy as sa
 
 from activation_pipeline.compute import landing, sources
 from activation_pipeline.compute.engine import ComputeEngine
@@ -564,3 +565,36 @@ def test_line_endings_blank_lines_and_broken_bytes_are_read_as_written(
     assert [(e["source"], e["line"]) for e in generated] == [("a.jsonl", 8)]  # b.jsonl's copy is a duplicate
     manifest = {r["source"]: r for r in pipeline.read(compute_engine.tables.landings.select()).to_pylist()}
     assert manifest["a.jsonl"]["lines"] == 9 and not manifest["a.jsonl"]["complete"]
+
+
+def test_events_of_an_earlier_version_get_their_message_hash_and_still_catch_duplicates(
+    tmp_path: Path, compute_engine: ComputeEngine
+) -> None:
+    """A compute file whose events have no `message_hash` (before the duplicate check used it) is upgraded when
+    opened: the hashes are filled as landing computes them, so a copy of an old message is still a duplicate."""
+    workspace = make_workspace(tmp_path, COUNTERS)
+    day = datetime(2026, 10, 1, tzinfo=UTC)
+    (tmp_path / "events" / "a.jsonl").write_text("\n".join(message(i, day, "u1") for i in range(5)) + "\n")
+    pipeline = ComputePipeline(workspace, compute_engine)
+    pipeline.land()
+    hashes = {e["message_id"]: e["message_hash"] for e in _events(pipeline)}
+    assert len(set(hashes.values())) == 5 and None not in hashes.values()
+    events = compute_engine.tables.events
+    with compute_engine.begin() as conn:
+        conn.execute(
+            sa.text(f"ALTER TABLE {compute_engine.name(conn, events.name)} DROP COLUMN message_hash")
+        )
+    pipeline.close()
+
+    reopened = ComputeEngine(compute_engine.url, compute_engine.schema)
+    pipeline = ComputePipeline(workspace, reopened)
+    stored = {e["message_id"]: e["message_hash"] for e in _events(pipeline)}
+    if reopened.is_duckdb:
+        assert stored == hashes
+    else:  # PostgreSQL finds duplicates by message_id in its index: the old rows' hashes stay empty
+        assert set(stored) == set(hashes) and set(stored.values()) == {None}
+    (tmp_path / "events" / "b.jsonl").write_text(message(2, day, "u1") + "\n" + message(7, day, "u1") + "\n")
+    summary = pipeline.land()
+    assert (summary.events, summary.duplicates) == (1, 1)
+    assert sorted(e["message_id"] for e in _events(pipeline)) == ["m0", "m1", "m2", "m3", "m4", "m7"]
+    pipeline.close()
