@@ -330,8 +330,10 @@ def test_numpy_rebuild_equals_the_sql_rebuild_merges_included(
             monkeypatch.setattr(identity_components, "label_sql", counting)
         pipeline.land()
         pipeline.resolve_identities(at("2026-10-12T00:00"))
-        with pipeline.engine.begin() as conn:  # landing relies on it: the SQL rebuild turns it off for a while
-            assert conn.execute(sa.text("SELECT current_setting('preserve_insertion_order')")).scalar() is True
+        # Landing relies on insertion order: the SQL rebuild turns it off for a while.
+        with pipeline.engine.begin() as conn:
+            order = conn.execute(sa.text("SELECT current_setting('preserve_insertion_order')")).scalar()
+        assert order is True
         graphs.append(_graph_table(pipeline))
         merge_rows.append(
             sorted(pipeline.read(sa.select(pipeline.engine.tables.profile_merges)).to_pylist(), key=repr)
