@@ -33,6 +33,7 @@ import sqlalchemy as sa
 from activation_pipeline.compute import state
 from activation_pipeline.compute.engine import ComputeEngine, load_arrow
 from activation_pipeline.compute.identity_components import (
+    any_row_order,
     blocked_pairs_table,
     count_rows,
     fits_in_memory,
@@ -788,7 +789,8 @@ def _rebuild(conn: sa.Connection, engine: ComputeEngine, resolver: Resolver, con
     in_numpy = engine.is_duckdb and fits_in_memory(conn, engine)
     rebuilt = rebuild_duckdb(*args) if in_numpy else None
     if rebuilt is None:
-        rebuilt = rebuild_simple(*args, use_scipy=in_numpy)
+        with any_row_order(conn):
+            rebuilt = rebuild_simple(*args, use_scipy=in_numpy)
     hard = rebuilt.hard
     profiles = [resolver.resolve(r.pairs, r.first_seen, r.last_seen) for r in hard]
     aliases = {old: new for old, new, _ in resolver.merges}

@@ -219,9 +219,9 @@ _WORK = ("_id_times", "_id_tie_ids", "_id_sets", "_id_blocked", "_id_keys", "_id
 
 
 @contextmanager
-def _any_row_order(conn: sa.Connection) -> Iterator[None]:
-    """On DuckDB, let statements write work tables in any row order: keeping it holds rows in memory (at 10M
-    profiles numbering the identifiers ran out of 1.2GB with it)."""
+def any_row_order(conn: sa.Connection) -> Iterator[None]:
+    """On DuckDB, let statements write tables in any row order (`rebuild_simple`'s work tables need none, and
+    keeping it holds rows in memory); the setting is restored after."""
     if conn.dialect.name != "duckdb":
         yield
         return
@@ -236,20 +236,6 @@ def _any_row_order(conn: sa.Connection) -> Iterator[None]:
 
 
 def rebuild_simple(
-    conn: sa.Connection,
-    engine: Any,
-    limits: dict[str, int | None],
-    blocked: dict[str, frozenset[str]],
-    condition: Any,
-    previous_id: str,
-    use_scipy: bool | None = None,
-) -> Rebuilt:
-    """`_rebuild_simple`, its work tables written in any row order."""
-    with _any_row_order(conn):
-        return _rebuild_simple(conn, engine, limits, blocked, condition, previous_id, use_scipy)
-
-
-def _rebuild_simple(
     conn: sa.Connection,
     engine: Any,
     limits: dict[str, int | None],
