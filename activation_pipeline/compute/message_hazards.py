@@ -21,8 +21,13 @@ NOT_FINITE = "number is NaN or infinite"
 HAS_NUL = "contains a NUL character (\\u0000)"
 NOT_JSON = "not valid JSON"
 
-SUSPECT_PATTERN = r"(?i)[:\[,]\s*[-+]?(nan|inf)|[0-9][eE]\+?[0-9]{3}|[0-9]{300}|\\u0000"
-"""Lines that may hold a non-finite number or a NUL (a superset: the Python check decides)."""
+SUSPECT_PATTERN = r"(?i)[:\[,]\s*[-+]?(nan|inf|[0-9.]*[0-9]e\+?[0-9]{3}|[0-9]{200})|\\u0000"
+"""Lines that may hold a non-finite number or a NUL (a superset: the Python check decides).
+
+Numbers are only looked for where a JSON value starts (after `:`, `[` or `,`), so identifiers inside strings
+(a UUID such as `...-4e123...`) do not send ordinary lines to Python: a number overflows a double only with
+an exponent of three digits or more, or with some 200 digits or more before any exponent of two.
+"""
 
 _STRING = re.compile(r'"(?:[^"\\]|\\.)*"', re.DOTALL)
 _BRACKET = re.compile(r"[\[\]{}]")

@@ -5,6 +5,9 @@ from __future__ import annotations
 import gzip
 import json
 import os
+import random
+import re
+import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -20,6 +23,7 @@ from activation_pipeline.compute.event_columns import referenced_columns
 from activation_pipeline.compute.identity import profile_id_for
 from activation_pipeline.compute.ingest import RAW_SCHEMA, MessageParser, Parsed
 from activation_pipeline.compute.landing import LegacySchemaError
+from activation_pipeline.compute.message_hazards import SUSPECT_PATTERN
 from activation_pipeline.compute.pipeline import ComputePipeline
 from activation_pipeline.config import Workspace
 from activation_pipeline.identifiers import canonical_identifier
@@ -91,6 +95,9 @@ def message(i: int, when: datetime, user: str, event: str = "Order Completed", *
         (json.dumps(GOOD)[:-1] + ', "properties": {"items": [1, inf]}}', "number is NaN or infinite"),
         (json.dumps(GOOD)[:-1] + ', "properties": {"revenue": 1e400}}', "number is NaN or infinite"),
         (json.dumps(GOOD)[:-1] + ', "properties": {"n": ' + "9" * 400 + "}}", "number is NaN or infinite"),
+        (json.dumps(GOOD)[:-1] + ', "properties": {"n": [0.5,\n\t-1.5E+400]}}', "number is NaN or infinite"),
+        (json.dumps(GOOD)[:-1] + ', "properties": {"n": ' + "1" * 250 + "e99}}", "number is NaN or infinite"),
+        (json.dumps(GOOD)[:-1] + ', "properties": {"n" :  -nAn}}', "number is NaN or infinite"),
         (
             json.dumps(GOOD)[:-1] + ', "properties": {"a": ' + "[" * 100_000 + "]" * 100_000 + "}}",
             "nested deeper than 64 levels",
@@ -130,6 +137,18 @@ def test_lookalikes_of_poison_are_kept(tmp_path: Path) -> None:
     assert parsed.quarantine.num_rows == 0
     revenue = next(c.name for c in referenced_columns(workspace) if c.kind == "number")
     assert parsed.events.column(revenue).to_pylist() == [None, 1e300, None]
+
+
+def test_identifiers_inside_strings_do_not_look_suspect() -> None:
+    """UUIDs and hex ids (`...-4e123...`) are strings: the SQL filter sends no ordinary line to Python's check."""
+    pattern = re.compile(SUSPECT_PATTERN)
+    ids = [str(uuid.UUID(int=random.Random(n).getrandbits(128))) for n in range(2_000)]
+    lines = [
+        json.dumps({**GOOD, "messageId": i, "anonymousId": i.upper(), "properties": {"sku": "9E999"}})
+        for i in ids
+    ]
+    assert sum(bool(re.search(r"[0-9][eE][0-9]{3}", line)) for line in lines) > 100  # the old filter's trap
+    assert not [line for line in lines if pattern.search(line)]
 
 
 def test_fields_timestamps_and_fallbacks(tmp_path: Path) -> None:
