@@ -1,7 +1,7 @@
 """Parse Segment-spec messages with DuckDB: raw JSON texts in, typed event rows and quarantined lines out.
 
-Every message is read by DuckDB's JSON functions, no Python per line: validated, then read into two structs (the
-top-level Segment fields, and the nested paths the workspace uses); emails and phones get their canonical form
+Every message is read by DuckDB's JSON functions, no Python per line: one `json_extract` parse reads every path
+the parser uses (the top-level Segment fields and the nested paths the workspace uses) and tells valid JSON; emails and phones get their canonical form
 in Python once per distinct written value (`activation_pipeline.identifiers`). A message that cannot be used is
 quarantined with the first reason that applies, in this order: not valid JSON, not a JSON object, a hazard
 (nested too deep, a NaN or infinite number, a NUL character: `message_hazards`), no type, unknown type, no
@@ -14,12 +14,10 @@ message is its `ids` (JSON, most trusted first) and `set_hash`.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 import duckdb
 import pyarrow as pa
@@ -28,7 +26,13 @@ from duckdb.func import FunctionNullHandling, PythonUDFType
 from duckdb.sqltypes import VARCHAR
 
 from activation_pipeline.compute.event_columns import EventColumn
-from activation_pipeline.compute.message_hazards import MAX_DEPTH, SUSPECT_PATTERN, hazard
+from activation_pipeline.compute.message_hazards import (
+    ESCAPED_NUL,
+    MAX_DEPTH,
+    OBJECT_VALUE_PATTERN,
+    SUSPECT_PATTERN,
+    hazard,
+)
 from activation_pipeline.compute.schema import MESSAGE_HASH_SQL
 from activation_pipeline.compute.sqlutil import json_pointer
 from activation_pipeline.config import Workspace
@@ -63,61 +67,49 @@ def _lit(text: str) -> str:
 EARLIEST = datetime(1900, 1, 1)
 LATEST = datetime(2200, 1, 1)
 """Event times are accepted from EARLIEST (inclusive) to LATEST (exclusive), in UTC."""
+# Lines without `[` (most) take a pattern that starts with a literal `:` and a bracket count of `{` alone.
 _SUSPECT_SQL = (
-    f"regexp_matches(raw, {_lit(SUSPECT_PATTERN)}) "
-    f"OR length(raw) - length(replace(replace(raw, '{{', ''), '[', '')) > {MAX_DEPTH}"
+    f"CASE WHEN contains(raw, '[') THEN regexp_matches(raw, {_lit(SUSPECT_PATTERN)}) "
+    f"OR strlen(raw) - strlen(replace(replace(raw, '{{', ''), '[', '')) > {MAX_DEPTH} "
+    f"ELSE regexp_matches(raw, {_lit(OBJECT_VALUE_PATTERN)}) OR contains(raw, {_lit(ESCAPED_NUL)}) "
+    f"OR strlen(raw) - strlen(replace(raw, '{{', '')) > {MAX_DEPTH} END"
 )
 
-_TOP = (
-    "type", "event", "name", "userId", "anonymousId", "groupId", "previousId", "messageId", "timestamp",
-    "originalTimestamp", "receivedAt", "traits", "properties", "context",
-)  # fmt: skip
+_JSON_WHITESPACE = " \t\r\n"
 _NUMBER_START = "('-', '0', '1', '2', '3', '4', '5', '6', '7', '8', '9')"
 
 
 class _Fields:
-    """The JSON values read from each message, by two `json_transform` calls into structs (one parse each).
+    """The JSON values read from each message: every path the parser uses, by one `json_extract` (one parse).
 
-    `m` holds the top-level Segment fields, `n` the nested paths the workspace reads (identifier traits,
-    device fields, typed columns). Values are JSON texts: a string starts with `"`, an object with `{`.
-    Each top-level field used is read once into a column of its own, as JSON text (`j_<key>`) and unquoted
-    string (`u_<key>`), so the checks on it do not parse it again. Built twice: a first pass only collects
-    the paths the expressions need.
+    Each path is read once into a column of its own, as JSON text (`j<i>`) and, where a check wants it as a
+    string, unquoted (`u<i>`), so the checks on it do not parse it again. Built twice: a first pass only
+    collects the paths the expressions need (and which of them are read as strings).
     """
 
-    def __init__(self, nested: set[tuple[str, ...]] | None = None) -> None:
-        """Collect paths (no `nested`), or render expressions for the collected `nested` paths."""
-        self.collecting = nested is None
+    def __init__(self, collected: _Fields | None = None) -> None:
+        """Collect paths (no `collected`), or render expressions for the paths `collected` found."""
+        self.collecting = collected is None
+        self.paths: list[tuple[str, ...]] = [] if collected is None else sorted(collected.wanted)
+        self.index = {path: i for i, path in enumerate(self.paths)}
         self.wanted: set[tuple[str, ...]] = set()
-        self.top_used: set[str] = set()
-        # A path under another requested path is read from that one's JSON (a struct leaf has no children).
-        self.leaves = {
-            p for p in nested or set() if not any(p[:i] in (nested or set()) for i in range(1, len(p)))
-        }
+        self.unquoted: set[tuple[str, ...]] = set() if collected is None else collected.unquoted
 
     def json(self, parts: Sequence[str]) -> str:
         """SQL: the JSON text at the path (NULL when absent)."""
         key = tuple(parts)
-        if len(key) == 1 and key[0] in _TOP:
-            self.top_used.add(key[0])
-            return f"j_{key[0]}"
         if self.collecting:
             self.wanted.add(key)
             return "NULL"
-        for size in range(1, len(key) + 1):
-            if key[:size] in self.leaves:
-                leaf = "n" + "".join(f"[{_lit(p)}]" for p in key[:size])
-                if size == len(key):
-                    return f"{leaf}::VARCHAR"
-                return f"json_extract({leaf}, {_lit(json_pointer(key[size:]))})::VARCHAR"
-        raise KeyError(key)
+        return f"j{self.index[key]}"
 
     def string(self, parts: Sequence[str]) -> str:
         """SQL: the value when it is a JSON string (unquoted), else NULL."""
         value = self.json(parts)
-        if value.startswith("j_"):  # a top-level field: unquoted once, in the layer `top_layer` adds
-            return "u_" + value.removeprefix("j_")
-        return f"CASE WHEN starts_with({value}, '\"') THEN json_extract_string({value}, '$') END"
+        if self.collecting:
+            self.unquoted.add(tuple(parts))
+            return "NULL"
+        return "u" + value.removeprefix("j")
 
     def text(self, parts: Sequence[str]) -> str:
         """SQL: the value as identifier text: strings trimmed, numbers as text; anything else or '' is NULL."""
@@ -132,16 +124,28 @@ class _Fields:
         value = self.json(parts)
         return f"CASE WHEN starts_with({value}, '\"') THEN {self.string(parts)} WHEN {value} <> 'null' THEN {value} END"
 
-    def top_layer(self) -> str:
-        """SQL select items: each top-level field used, as JSON text (`j_`) and unquoted string (`u_`)."""
-        items = []
-        for key in sorted(self.top_used):
-            value = f"m[{_lit(key)}]::VARCHAR"
-            items.append(
-                f"{value} AS j_{key}, "
-                f"CASE WHEN starts_with({value}, '\"') THEN json_extract_string({value}, '$') END AS u_{key}"
-            )
-        return ", ".join(items)
+    def extract(self) -> str:
+        """SQL: every path's JSON value in one parse of `raw` (a list; NULL when `raw` is not valid JSON)."""
+        pointers = ", ".join(_lit(json_pointer(p)) for p in self.paths) or "'/_'"
+        # Not `try(...)`: an error makes DuckDB redo the whole vector row by row, and exports do hold bad lines.
+        return f"CASE WHEN json_valid(raw) THEN json_extract(raw, [{pointers}]) END"
+
+    def layers(self, source: str, keep: str) -> str:
+        """SQL: `keep` and each path's JSON text (`j<i>`), then the unquoted strings (`u<i>`), from `source`."""
+        texts = "".join(
+            f", CASE WHEN is_object THEN x[{i + 1}]::VARCHAR END AS j{i}" for i in range(len(self.paths))
+        )
+        strings = "".join(
+            f", CASE WHEN starts_with(j{i}, '\"') THEN json_extract_string(j{i}, '$') END AS u{i}"
+            for i, path in enumerate(self.paths)
+            if path in self.unquoted
+        )
+        return f"SELECT *{strings} FROM (SELECT {keep}{texts} FROM {source})"
+
+    def names(self) -> list[str]:
+        """The columns `layers` adds."""
+        texts = [f"j{i}" for i in range(len(self.paths))]
+        return texts + [f"u{i}" for i, path in enumerate(self.paths) if path in self.unquoted]
 
     def present(self, parts: Sequence[str]) -> str:
         """SQL: true when the path holds a value other than null."""
@@ -151,16 +155,6 @@ class _Fields:
         """SQL: true when the path is absent, null, or an object."""
         value = self.json(parts)
         return f"coalesce({value} = 'null' OR starts_with({value}, '{{'), true)"
-
-    def nested_spec(self) -> str:
-        """The `json_transform` structure of the nested paths (every leaf read as JSON)."""
-        spec: dict[str, Any] = {}
-        for path in sorted(self.leaves):
-            node = spec
-            for part in path[:-1]:
-                node = node.setdefault(part, {})
-            node[path[-1]] = "JSON"
-        return json.dumps(spec or {"_": "JSON"})
 
 
 def _per_distinct(values: pa.Array, canonical: Callable[[str], str]) -> pa.Array:
@@ -271,22 +265,20 @@ class MessageParser:
         return value
 
     def _queries(self) -> tuple[str, str]:
-        """SQL: one pass reading each message into structs, then the checked rows.
+        """SQL: one pass reading each message's values (one JSON parse), then the checked rows.
 
         The checked rows carry the message's fields, its quarantine reason (NULL when usable) and identifiers.
         """
         collected = _Fields()
         self._checked(collected)
-        fields = _Fields(collected.wanted)
+        fields = _Fields(collected)
         checked = self._checked(fields)
-        top = json.dumps(dict.fromkeys(_TOP, "JSON"))
+        # A valid JSON text is an object when its first character (after whitespace) is a brace.
         json_pass = (
-            "SELECT source, line, raw, root, "
-            f"CASE WHEN root IS NOT NULL AND ({_SUSPECT_SQL}) THEN message_hazard(raw) END AS hazard, "
-            f"CASE WHEN root = 'OBJECT' THEN json_transform(raw, {_lit(top)}) END AS m, "
-            f"CASE WHEN root = 'OBJECT' THEN json_transform(raw, {_lit(fields.nested_spec())}) END AS n "
-            "FROM (SELECT source, line, raw, CASE WHEN json_valid(raw) THEN json_type(raw) END AS root "
-            "FROM raw_input)"
+            "SELECT source, line, raw, x, x IS NOT NULL AS valid, "
+            f"x IS NOT NULL AND starts_with(ltrim(raw, {_lit(_JSON_WHITESPACE)}), '{{') AS is_object, "
+            f"CASE WHEN x IS NOT NULL AND ({_SUSPECT_SQL}) THEN message_hazard(raw) END AS hazard "
+            f"FROM (SELECT source, line, raw, {fields.extract()} AS x FROM raw_input)"
         )
         return json_pass, checked
 
@@ -298,7 +290,7 @@ class MessageParser:
             f"CASE WHEN starts_with({f.json([n])}, '{{') THEN {f.json([n])} END AS {n}" for n in _NESTED
         )
         columns = (
-            f"root IS NOT NULL AS valid, coalesce(root = 'OBJECT', false) AS is_object, {kind} AS type, "
+            f"valid, is_object, {kind} AS type, "
             f"CASE WHEN {kind} = 'track' THEN {f.string(['event'])} ELSE {f.string(['name'])} END AS event, "
             f"{f.text(['userId'])} AS user_id, {f.text(['anonymousId'])} AS anonymous_id, "
             f"{f.text(['groupId'])} AS group_id, {f.text(['previousId'])} AS previous_id, "
@@ -312,11 +304,13 @@ class MessageParser:
         typed = "".join(f", {self._typed(f, c)} AS {c.name}" for c in self.columns)
         order = self.workspace.identity.priority_order()
         identifiers = "".join(f", {self._identifier(f, name)} AS id_{i}" for i, name in enumerate(order))
-        top = f"SELECT source, line, raw, root, hazard, n, {f.top_layer()} FROM json_pass"
-        with_fields = f"SELECT source, line, raw, hazard, n, {columns}{typed} FROM ({top})"
+        values = f.layers("json_pass", "source, line, raw, valid, is_object, hazard")
+        read = "".join(f"{name}, " for name in f.names())  # the identifiers read them too
+        with_fields = f"SELECT source, line, raw, hazard, {read}{columns}{typed} FROM ({values})"
         with_ids = f"SELECT *{identifiers} FROM ({with_fields})"
+        dropped = ["hazard", *f.names(), *(f"id_{i}" for i in range(len(order)))]
         return (
-            f"SELECT * EXCLUDE (hazard, n{''.join(f', id_{i}' for i in range(len(order)))}), "
+            f"SELECT * EXCLUDE ({', '.join(dropped)}), "
             f"{_REASON_SQL} AS reason, {self._ids()} AS ids FROM ({with_ids})"
         )
 
@@ -339,7 +333,10 @@ class MessageParser:
         json_pass, checked = self._queries()
         with self._registered("raw_input", raw):  # one statement: the JSON structs are never stored
             self.db.execute(
-                f"CREATE OR REPLACE TEMP TABLE checked AS WITH json_pass AS ({json_pass}) {checked}"
+                # The raw text is kept only where it is read again: quarantined lines, and ids for lines without one.
+                "CREATE OR REPLACE TEMP TABLE checked AS SELECT * REPLACE ("
+                "CASE WHEN reason IS NOT NULL OR message_id IS NULL THEN raw END AS raw) "
+                f"FROM (WITH json_pass AS ({json_pass}) {checked})"
             )
         typed = "".join(f", {c.name}" for c in self.columns)
         events = self.db.sql(

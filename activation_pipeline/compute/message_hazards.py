@@ -3,7 +3,7 @@
 DuckDB's JSON reader accepts `NaN`, `Infinity` and `1e400` (an infinite double) and nesting of any depth;
 PostgreSQL refuses such numbers and a `\\u0000` in JSON, Python's `json` stops at about 1,000 levels, and no
 destination takes a non-finite number. The parser quarantines these lines. The check runs in Python only on
-lines a cheap SQL filter (`SUSPECT_SQL`) picks out, so ordinary lines never reach it.
+lines a cheap SQL filter (`ingest._SUSPECT_SQL`) picks out, so ordinary lines never reach it.
 """
 
 from __future__ import annotations
@@ -21,12 +21,20 @@ NOT_FINITE = "number is NaN or infinite"
 HAS_NUL = "contains a NUL character (\\u0000)"
 NOT_JSON = "not valid JSON"
 
-SUSPECT_PATTERN = r"(?i)[:\[,]\s*[-+]?(nan|inf|[0-9.]*[0-9]e\+?[0-9]{3}|[0-9]{200})|\\u0000"
-"""Lines that may hold a non-finite number or a NUL (a superset: the Python check decides).
+NON_FINITE_VALUE = r"\s*[-+]?(nan|inf|[0-9.]*[0-9]e\+?[0-9]{3}|[0-9]{200})"
+"""What may follow the start of a JSON value when it is a non-finite number (case-insensitive; a superset).
 
-Numbers are only looked for where a JSON value starts (after `:`, `[` or `,`), so identifiers inside strings
-(a UUID such as `...-4e123...`) do not send ordinary lines to Python: a number overflows a double only with
-an exponent of three digits or more, or with some 200 digits or more before any exponent of two.
+A number overflows a double only with an exponent of three digits or more, or with some 200 digits or more
+before any exponent of two. Only looked for where a value starts (after `:`, `[` or `,`), so identifiers inside
+strings (a UUID such as `...-4e123...`) do not send ordinary lines to Python.
+"""
+ESCAPED_NUL = "\\u0000"
+SUSPECT_PATTERN = rf"(?i)[:\[,]{NON_FINITE_VALUE}|\\u0000"
+"""Lines that may hold a non-finite number or a NUL (a superset: the Python check decides)."""
+OBJECT_VALUE_PATTERN = rf"(?i):{NON_FINITE_VALUE}"
+"""SUSPECT_PATTERN's non-finite part for a line without `[`: every value then follows a `:`.
+
+A pattern that starts with one literal character is searched much faster (2.0 -> 0.7 us for a 670-byte line).
 """
 
 _STRING = re.compile(r'"(?:[^"\\]|\\.)*"', re.DOTALL)

@@ -211,18 +211,41 @@ def build_tables(schema: str | None) -> Tables:
     )
 
 
-MESSAGE_HASH_SQL = "(md5_number_lower(message_id) >> 1)::BIGINT"
-"""DuckDB SQL for `events.message_hash` (md5: stable across DuckDB versions, unlike its `hash`)."""
+MESSAGE_HASH_SQL = "(hash(message_id) >> 1)::BIGINT"
+"""DuckDB SQL for `events.message_hash`: DuckDB's own hash (0.02 us where md5 takes 0.56 per message).
+
+DuckDB does not promise that `hash` stays the same across its versions, so the hash of a fixed text is kept
+in the state table (`MESSAGE_HASH_PROBE`): when the running DuckDB hashes it differently, every stored
+message hash is computed again before anything compares with it.
+"""
+MESSAGE_HASH_PROBE = "message_hash_probe"
+_PROBE_TEXT = "activation-pipeline message hash"
 
 
 def upgrade_tables(conn: sa.Connection, tables: Tables) -> None:
     """Add the columns tables created by an earlier version lack (filled where the code relies on them)."""
     events = tables.events
-    if "message_hash" in table_columns(conn, str(events.schema), events.name):
-        return
-    preparer = conn.dialect.identifier_preparer
-    target = f"{preparer.quote_schema(str(events.schema))}.{preparer.quote(events.name)}"
-    conn.execute(sa.text(f"ALTER TABLE {target} ADD COLUMN message_hash BIGINT"))
+    added = "message_hash" not in table_columns(conn, str(events.schema), events.name)
+    if added:
+        preparer = conn.dialect.identifier_preparer
+        target = f"{preparer.quote_schema(str(events.schema))}.{preparer.quote(events.name)}"
+        conn.execute(sa.text(f"ALTER TABLE {target} ADD COLUMN message_hash BIGINT"))
     if conn.dialect.name == "duckdb":  # PostgreSQL's duplicate check looks message_id up in its index instead
-        digest = sa.func.md5_number_lower(events.c.message_id).op(">>")(1)
-        conn.execute(sa.update(events).values(message_hash=sa.cast(digest, sa.BigInteger)))
+        _refresh_message_hashes(conn, tables, fill=added)
+
+
+def _refresh_message_hashes(conn: sa.Connection, tables: Tables, *, fill: bool) -> None:
+    """Compute the stored message hashes (again) when `fill`, or when the running DuckDB hashes differently."""
+    state = tables.state
+    probe = str(
+        conn.execute(
+            sa.text("SELECT " + MESSAGE_HASH_SQL.replace("message_id", ":text")), {"text": _PROBE_TEXT}
+        ).scalar()
+    )
+    stored = conn.execute(sa.select(state.c.value).where(state.c.key == MESSAGE_HASH_PROBE)).scalar()
+    if stored == probe and not fill:
+        return
+    events = tables.events
+    conn.execute(sa.update(events).values(message_hash=sa.text(MESSAGE_HASH_SQL)))
+    conn.execute(sa.delete(state).where(state.c.key == MESSAGE_HASH_PROBE))
+    conn.execute(sa.insert(state).values(key=MESSAGE_HASH_PROBE, value=probe))

@@ -25,6 +25,7 @@ from activation_pipeline.compute.ingest import RAW_SCHEMA, MessageParser, Parsed
 from activation_pipeline.compute.landing import LegacySchemaError
 from activation_pipeline.compute.message_hazards import SUSPECT_PATTERN
 from activation_pipeline.compute.pipeline import ComputePipeline
+from activation_pipeline.compute.schema import MESSAGE_HASH_PROBE
 from activation_pipeline.config import Workspace
 from activation_pipeline.identifiers import canonical_identifier
 
@@ -98,6 +99,10 @@ def message(i: int, when: datetime, user: str, event: str = "Order Completed", *
         (json.dumps(GOOD)[:-1] + ', "properties": {"n": [0.5,\n\t-1.5E+400]}}', "number is NaN or infinite"),
         (json.dumps(GOOD)[:-1] + ', "properties": {"n": ' + "1" * 250 + "e99}}", "number is NaN or infinite"),
         (json.dumps(GOOD)[:-1] + ', "properties": {"n" :  -nAn}}', "number is NaN or infinite"),
+        (
+            json.dumps(GOOD)[:-1] + ', "properties": ' + '{"a": ' * 70 + "1" + "}" * 71,
+            "nested deeper than 64 levels",
+        ),
         (
             json.dumps(GOOD)[:-1] + ', "properties": {"a": ' + "[" * 100_000 + "]" * 100_000 + "}}",
             "nested deeper than 64 levels",
@@ -584,6 +589,31 @@ def test_line_endings_blank_lines_and_broken_bytes_are_read_as_written(
     assert [(e["source"], e["line"]) for e in generated] == [("a.jsonl", 8)]  # b.jsonl's copy is a duplicate
     manifest = {r["source"]: r for r in pipeline.read(compute_engine.tables.landings.select()).to_pylist()}
     assert manifest["a.jsonl"]["lines"] == 9 and not manifest["a.jsonl"]["complete"]
+
+
+def test_message_hashes_from_another_duckdb_hash_are_computed_again(tmp_path: Path) -> None:
+    """DuckDB does not promise its `hash` across versions: when the stored probe differs, every stored message
+    hash is computed again on opening, so duplicates of old messages are still caught."""
+    workspace = make_workspace(tmp_path, COUNTERS)
+    day = datetime(2026, 10, 1, tzinfo=UTC)
+    (tmp_path / "events" / "a.jsonl").write_text("\n".join(message(i, day, "u1") for i in range(5)) + "\n")
+    engine = ComputeEngine(f"duckdb:///{tmp_path / 'compute.duckdb'}", "bench")
+    pipeline = ComputePipeline(workspace, engine)
+    pipeline.land()
+    hashes = {e["message_id"]: e["message_hash"] for e in _events(pipeline)}
+    tables = engine.tables
+    with engine.begin() as conn:  # as an earlier DuckDB with another hash function would have left them
+        conn.execute(sa.update(tables.events).values(message_hash=tables.events.c.message_hash + 1))
+        conn.execute(
+            sa.update(tables.state).where(tables.state.c.key == MESSAGE_HASH_PROBE).values(value="0")
+        )
+    pipeline.close()
+
+    pipeline = ComputePipeline(workspace, ComputeEngine(engine.url, engine.schema))
+    assert {e["message_id"]: e["message_hash"] for e in _events(pipeline)} == hashes
+    (tmp_path / "events" / "b.jsonl").write_text(message(2, day, "u1") + "\n")
+    assert (pipeline.land().duplicates, len(_events(pipeline))) == (1, 5)
+    pipeline.close()
 
 
 def test_events_of_an_earlier_version_get_their_message_hash_and_still_catch_duplicates(
