@@ -1,14 +1,14 @@
 """Parse Segment-spec messages with DuckDB: raw JSON texts in, typed event rows and quarantined lines out.
 
-Every message is read by DuckDB's JSON functions, no Python per line: one `json_extract` parse reads every path
-the parser uses (the top-level Segment fields and the nested paths the workspace uses) and tells valid JSON; emails and phones get their canonical form
-in Python once per distinct written value (`activation_pipeline.identifiers`). A message that cannot be used is
-quarantined with the first reason that applies, in this order: not valid JSON, not a JSON object, a hazard
-(nested too deep, a NaN or infinite number, a NUL character: `message_hazards`), no type, unknown type, no
+Every message is read by DuckDB's JSON functions, no Python per line: one `json_extract` parse reads every path the
+parser uses (the top-level Segment fields and the nested paths the workspace uses); emails and phones get their
+canonical form in Python once per distinct written value (`activation_pipeline.identifiers`). A message that cannot
+be used is quarantined with the first reason that applies, in this order: not valid JSON, not a JSON object, a
+hazard (nested too deep, a NaN or infinite number, a NUL character: `message_hazards`), no type, unknown type, no
 userId or anonymousId, track without event, group without groupId, alias without previousId, no timestamp
-(`timestamp`, else `originalTimestamp`, else `receivedAt`), timestamp not ISO-8601, timestamp out of range,
-traits / properties / context not an object. Identifiers are read per the workspace's identity settings and
-canonicalised (emails trimmed and lowercased, phones in E.164 where they parse); the identifier set of a
+(`timestamp`, else `originalTimestamp`, else `receivedAt`), timestamp not ISO-8601, timestamp out of range, traits
+/ properties / context not an object. Identifiers are read per the workspace's identity settings and canonicalised
+(emails trimmed and lowercased, phones in E.164 where they parse); the identifier set of a
 message is its `ids` (JSON, most trusted first) and `set_hash`.
 """
 
@@ -331,9 +331,9 @@ class MessageParser:
     def parse(self, raw: pa.Table) -> Parsed:
         """Validate raw messages (RAW_SCHEMA): usable ones become event rows, the rest quarantine rows."""
         json_pass, checked = self._queries()
-        with self._registered("raw_input", raw):  # one statement: the JSON structs are never stored
+        with self._registered("raw_input", raw):  # one statement: the extracted values are never stored
             self.db.execute(
-                # The raw text is kept only where it is read again: quarantined lines, and ids for lines without one.
+                # The raw text is kept only where it is read again: quarantined lines, ids of lines without one.
                 "CREATE OR REPLACE TEMP TABLE checked AS SELECT * REPLACE ("
                 "CASE WHEN reason IS NOT NULL OR message_id IS NULL THEN raw END AS raw) "
                 f"FROM (WITH json_pass AS ({json_pass}) {checked})"

@@ -377,6 +377,31 @@ def test_appended_and_changed_files(tmp_path: Path, compute_engine: ComputeEngin
     assert orders == {profile_id_for(("user_id", "u1")): 1, profile_id_for(("user_id", "u2")): 1}
 
 
+def test_many_small_files_in_one_parse_each_get_their_manifest_row(
+    tmp_path: Path, compute_engine: ComputeEngine
+) -> None:
+    """An archive of hourly files: many files share one parse; each keeps its own counts, appends add to them."""
+    workspace = make_workspace(tmp_path, COUNTERS)
+    day = datetime(2025, 6, 1, tzinfo=UTC)
+    for hour in range(40):
+        lines = [message(hour * 10 + k, day + timedelta(hours=hour), "u1") for k in range(hour % 3 + 1)]
+        folder = tmp_path / "events" / "src" / f"2025-06-{1 + hour // 24:02d}"
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / f"{hour:02d}.jsonl").write_text("\n".join(lines + ["bad"] * (hour % 2)) + "\n")
+    pipeline = ComputePipeline(workspace, compute_engine)
+    first = pipeline.land()
+    assert (first.new_sources, first.events, first.quarantined) == (40, 79, 20)
+    with (tmp_path / "events" / "src" / "2025-06-01" / "05.jsonl").open("a") as handle:
+        handle.write(message(999, day, "u1") + "\nbad\n")
+    assert pipeline.land().appended_sources == 1
+    manifest = {r["source"]: r for r in pipeline.read(compute_engine.tables.landings.select()).to_pylist()}
+    assert len(manifest) == 40
+    for hour in range(40):
+        row = manifest[f"src/2025-06-{1 + hour // 24:02d}/{hour:02d}.jsonl"]
+        extra = hour == 5
+        assert (row["events"], row["quarantined"]) == (hour % 3 + 1 + extra, hour % 2 + extra), hour
+
+
 def test_an_unchanged_file_with_a_new_mtime_is_not_landed_again(
     tmp_path: Path, compute_engine: ComputeEngine
 ) -> None:
