@@ -133,18 +133,31 @@ class ServingQueries:
         entry = json_object(self.dialect, [(name, other), ("created_at", iso_text(self.dialect, since))])
         return sa.select(key, json_group_array(self.dialect, entry).label("doc")).group_by(key)
 
-    def profiles(self) -> sa.Select[Any]:
-        """One row per profile: its document (traits by class, audiences, external ids, accounts) as JSON text."""
+    def profile_parts(self) -> dict[str, sa.Select[Any]]:
+        """The per-profile sub-documents (audiences, external ids, accounts): `doc` (and more) by profile_id.
+
+        Each is an aggregation over all profiles; publishing builds them one at a time into tables of their
+        own, so their aggregate states (which DuckDB cannot spill) are never all in memory at once.
+        """
+        joined = self._memberships()
+        accounts = self._grouped(joined.c.profile_id, joined.c.group_id, joined.c.since, "group_id")
+        return {
+            "audiences": sa.select(self._audiences()),
+            "external_ids": sa.select(self._external_ids()),
+            "accounts": accounts,
+        }
+
+    def profiles(self, parts: dict[str, sa.TableClause]) -> sa.Select[Any]:
+        """One row per profile: its document (traits by class, audiences, external ids, accounts) as JSON text.
+
+        `parts` holds the tables `profile_parts` was written to, by the same names.
+        """
         p = self.engine.tables.profiles
         custom = self._trait_tables(["custom_traits"], "profile_id")
         computed = self._trait_tables(["computed_traits"], "profile_id")
         sql = self._trait_tables(self._sql_tables("user"), "profile_id")
         predictive = self._trait_tables([PREDICTIVE_TABLE], "profile_id")
-        audiences, ids = self._audiences(), self._external_ids()
-        joined = self._memberships()
-        accounts = self._grouped(
-            joined.c.profile_id, joined.c.group_id, joined.c.since, "group_id"
-        ).subquery()
+        audiences, ids, accounts = parts["audiences"], parts["external_ids"], parts["accounts"]
         source: Any = p
         for t in [*custom, *computed, *sql, *predictive]:
             source = source.outerjoin(t, t.c.profile_id == p.c.profile_id)

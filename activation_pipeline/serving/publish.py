@@ -14,6 +14,7 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -33,6 +34,8 @@ from activation_pipeline.serving.layout import (
 KEEP_PREVIOUS = 2
 VERSION_TABLE = re.compile(r"^srv(\d+)_")
 ATTACH_ALIAS = "serving_new"
+PART_PREFIX = "_serving_part_"
+"""Work tables in the compute schema holding the per-profile sub-documents while a version is built."""
 
 
 @dataclass(frozen=True)
@@ -86,13 +89,32 @@ def create_indexes(conn: sa.Connection, tables: ServingTables) -> None:
         sa.Index(f"{table.name}_{column}", table.c[column]).create(conn)
 
 
+def _write_parts(conn: sa.Connection, queries: ServingQueries) -> dict[str, sa.TableClause]:
+    """Write the per-profile sub-documents to work tables in the compute schema, one at a time."""
+    parts: dict[str, sa.TableClause] = {}
+    for name, query in queries.profile_parts().items():
+        create_table_as(conn, queries.engine.schema, PART_PREFIX + name, query)
+        columns: list[sa.ColumnClause[Any]] = [sa.column(c.name) for c in query.selected_columns]
+        parts[name] = sa.table(PART_PREFIX + name, *columns, schema=queries.engine.schema)
+    return parts
+
+
+def _drop_parts(conn: sa.Connection, engine: ComputeEngine, parts: dict[str, sa.TableClause]) -> None:
+    for table in parts.values():
+        drop_table(conn, engine.schema, table.name)
+
+
 def _build(
-    conn: sa.Connection, queries: ServingQueries, tables: ServingTables, published_at: datetime
+    conn: sa.Connection,
+    queries: ServingQueries,
+    parts: dict[str, sa.TableClause],
+    tables: ServingTables,
+    published_at: datetime,
 ) -> Publication:
     schema = tables.lookup.schema
     for table, query in (
         (tables.lookup, queries.lookup()),
-        (tables.profiles, queries.profiles()),
+        (tables.profiles, queries.profiles(parts)),
         (tables.accounts, queries.accounts()),
         (tables.events, queries.events()),
     ):
@@ -135,14 +157,20 @@ def _publish_duckdb(
         conn.execute(sa.text(f"ATTACH :path AS {ATTACH_ALIAS}"), {"path": str(target)})
         # Point reads of uncompressed columns cost half as much; the file is written (checkpointed) at DETACH.
         conn.execute(sa.text("SET force_compression = 'uncompressed'"))
+    parts: dict[str, sa.TableClause] = {}
     try:
+        # A DuckDB transaction writes to one database: the work tables first, then the new file.
+        with engine.begin() as conn:
+            parts = _write_parts(conn, ServingQueries(conn, engine, workspace, as_of))
         with engine.begin() as conn:
             queries = ServingQueries(conn, engine, workspace, as_of)
-            publication = _build(conn, queries, serving_tables(version, ATTACH_ALIAS, ""), published_at)
+            tables = serving_tables(version, ATTACH_ALIAS, "")
+            publication = _build(conn, queries, parts, tables, published_at)
     finally:
         with engine.begin() as conn:
             conn.execute(sa.text(f"DETACH {ATTACH_ALIAS}"))
             conn.execute(sa.text("RESET force_compression"))
+            _drop_parts(conn, engine, parts)
     pointer = {
         "version": version,
         "file": target.name,
@@ -168,7 +196,9 @@ def _publish_postgres(
         tables = serving_tables(version, engine.schema, table_prefix(version, on_duckdb=False))
         for table in tables.lookup.metadata.sorted_tables:
             drop_table(conn, engine.schema, table.name)
-        publication = _build(conn, queries, tables, published_at)
+        parts = _write_parts(conn, queries)
+        publication = _build(conn, queries, parts, tables, published_at)
+        _drop_parts(conn, engine, parts)
     pointer = pointer_table(engine.schema)
     with engine.begin() as conn:
         conn.execute(sa.delete(pointer))

@@ -10,7 +10,12 @@ import pytest
 import requests
 
 from activation_pipeline.compute.sqlutil import table_names
-from activation_pipeline.serving.publish import publish_serving_copy, read_pointer_file, serving_directory
+from activation_pipeline.serving.publish import (
+    PART_PREFIX,
+    publish_serving_copy,
+    read_pointer_file,
+    serving_directory,
+)
 from activation_pipeline.serving.store import NotPublishedError, open_reader
 from activation_pipeline_tests.test_compute.conftest import PG_URL, at, drop_schemas
 from activation_pipeline_tests.test_serving.conftest import (
@@ -56,6 +61,8 @@ def test_versions_are_kept_two_back_and_the_pointer_names_the_last(tmp_path: Pat
         if engine == "duckdb":
             pointer = read_pointer_file(serving_directory(workspace))
             assert pointer is not None and pointer["file"] == "v5.duckdb"
+        with pipeline.engine.begin() as conn:  # the sub-documents' work tables are gone
+            assert not [n for n in table_names(conn, pipeline.engine.schema) if n.startswith(PART_PREFIX)]
     finally:
         pipeline.close()
         if schema is not None:
