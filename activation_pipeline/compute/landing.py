@@ -406,11 +406,14 @@ def _commit_staged(
     if not shape.in_time_order:
         fresh = fresh.order_by(ranked.c.timestamp)
     conn.execute(sa.insert(events).from_select([*columns, "batch"], fresh))
-    keys = staged_keys
+    keys, stored = staged_keys, tables.set_keys
+    if landing.engine.is_duckdb:  # as for events: the hash table on the staged side, not on every stored set
+        known = sa.select(stored.c.set_hash).where(stored.c.set_hash.in_(sa.select(keys.c.set_hash)))
+        unknown = keys.c.set_hash.not_in(known)
+    else:
+        unknown = ~sa.exists().where(stored.c.set_hash == keys.c.set_hash)
     new_keys = (
-        sa.select(keys.c.set_hash, keys.c.pos, keys.c.identifier_type, keys.c.value)
-        .distinct()
-        .where(~sa.exists().where(tables.set_keys.c.set_hash == keys.c.set_hash))
+        sa.select(keys.c.set_hash, keys.c.pos, keys.c.identifier_type, keys.c.value).distinct().where(unknown)
     )
     conn.execute(
         sa.insert(tables.set_keys).from_select(["set_hash", "pos", "identifier_type", "value"], new_keys)
