@@ -501,6 +501,28 @@ def test_landed_identifiers_have_the_canonical_form(tmp_path: Path, kind: str, w
     assert ids[kind] == canonical_identifier(kind, written, workspace.normalisation.default_region)
 
 
+def test_large_messages_are_parsed_a_bounded_number_of_bytes_at_a_time(
+    tmp_path: Path, compute_engine: ComputeEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Big messages fill a parse by size before they fill it by lines: the same events, in several parses."""
+    monkeypatch.setattr(landing, "PARSE_BYTES", 3_000)
+    monkeypatch.setattr(sources, "CHUNK_BYTES", 1_500)
+    workspace = make_workspace(tmp_path, COUNTERS)
+    day = datetime(2025, 5, 1, tzinfo=UTC)
+    lines = [
+        message(i, day + timedelta(minutes=i), f"u{i % 3}", revenue=i, note="x" * 400) for i in range(30)
+    ]
+    (tmp_path / "events" / "a.jsonl").write_text("\n".join(lines) + "\n")
+    pipeline = ComputePipeline(workspace, compute_engine)
+    parses = []
+    real_finish = landing._Landing._finish
+    monkeypatch.setattr(landing._Landing, "_finish", lambda self, p: (parses.append(1), real_finish(self, p)))
+    summary = pipeline.land()
+    assert (summary.events, summary.quarantined, summary.duplicates) == (30, 0, 0)
+    assert len(parses) >= 5
+    assert [e["message_id"] for e in _events(pipeline)] == [f"m{i}" for i in range(30)]
+
+
 def test_an_interrupted_landing_is_finished_by_the_next_without_counting_twice(
     tmp_path: Path, compute_engine: ComputeEngine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
