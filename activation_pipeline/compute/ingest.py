@@ -347,16 +347,25 @@ class MessageParser:
             "user_id, anonymous_id, group_id, previous_id, ts AS timestamp, "
             f"CASE WHEN received_at >= TIMESTAMP '{EARLIEST:%Y-%m-%d}' AND received_at < TIMESTAMP '{LATEST:%Y-%m-%d}' "
             "THEN received_at END AS received_at, source, line, "
-            "ids, CASE WHEN ids IS NOT NULL THEN (md5_number_lower(ids) >> 1)::BIGINT END AS set_hash, "
+            "ids, "
             "coalesce(traits, '{}') AS traits, coalesce(properties, '{}') AS properties, "
             f"coalesce(context, '{{}}') AS context{typed} "
             "FROM checked WHERE reason IS NULL)"
         ).to_arrow_table()
+        # Each distinct identifier set is hashed and decoded once; events get its hash by a vectorised lookup.
+        self.db.execute(
+            "CREATE OR REPLACE TEMP TABLE sets AS SELECT ids, (md5_number_lower(ids) >> 1)::BIGINT AS set_hash "
+            "FROM (SELECT DISTINCT ids FROM checked WHERE reason IS NULL AND ids IS NOT NULL)"
+        )
+        sets = self.db.sql("SELECT ids, set_hash FROM sets").to_arrow_table()
+        found = pc.index_in(events.column("ids"), value_set=sets.column("ids"))
+        events = events.add_column(
+            events.schema.get_field_index("ids") + 1, "set_hash", pc.take(sets.column("set_hash"), found)
+        )
         set_keys = self.db.sql(
             "SELECT set_hash, pos::INTEGER AS pos, pairs[pos + 1][1] AS identifier_type, "
             "pairs[pos + 1][2] AS value FROM (SELECT set_hash, pairs, unnest(range(len(pairs))) AS pos "
-            "FROM (SELECT (md5_number_lower(ids) >> 1)::BIGINT AS set_hash, from_json(ids, '[[\"VARCHAR\"]]') AS pairs "
-            "FROM (SELECT DISTINCT ids FROM checked WHERE reason IS NULL AND ids IS NOT NULL)))"
+            "FROM (SELECT set_hash, from_json(ids, '[[\"VARCHAR\"]]') AS pairs FROM sets))"
         ).to_arrow_table()
         quarantine = self.db.sql(
             "SELECT source, line, reason, rtrim(raw, chr(13) || chr(10)) AS raw FROM checked WHERE reason IS NOT NULL"
