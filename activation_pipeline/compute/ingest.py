@@ -68,7 +68,7 @@ EARLIEST = datetime(1900, 1, 1)
 LATEST = datetime(2200, 1, 1)
 """Event times are accepted from EARLIEST (inclusive) to LATEST (exclusive), in UTC."""
 # Lines without `[` (most) take a pattern that starts with a literal `:` and a bracket count of `{` alone.
-_SUSPECT_SQL = (
+SUSPECT_SQL = (
     f"CASE WHEN contains(raw, '[') THEN regexp_matches(raw, {_lit(SUSPECT_PATTERN)}) "
     f"OR strlen(raw) - strlen(replace(replace(raw, '{{', ''), '[', '')) > {MAX_DEPTH} "
     f"ELSE regexp_matches(raw, {_lit(OBJECT_VALUE_PATTERN)}) OR contains(raw, {_lit(ESCAPED_NUL)}) "
@@ -126,7 +126,7 @@ class _Fields:
 
     def extract(self) -> str:
         """SQL: every path's JSON value in one parse of `raw` (a list; NULL when `raw` is not valid JSON)."""
-        pointers = ", ".join(_lit(json_pointer(p)) for p in self.paths) or "'/_'"
+        pointers = ", ".join(_lit(json_pointer(p)) for p in self.paths)
         # Not `try(...)`: an error makes DuckDB redo the whole vector row by row, and exports do hold bad lines.
         return f"CASE WHEN json_valid(raw) THEN json_extract(raw, [{pointers}]) END"
 
@@ -277,7 +277,7 @@ class MessageParser:
         json_pass = (
             "SELECT source, line, raw, x, x IS NOT NULL AS valid, "
             f"x IS NOT NULL AND starts_with(ltrim(raw, {_lit(_JSON_WHITESPACE)}), '{{') AS is_object, "
-            f"CASE WHEN x IS NOT NULL AND ({_SUSPECT_SQL}) THEN message_hazard(raw) END AS hazard "
+            f"CASE WHEN x IS NOT NULL AND ({SUSPECT_SQL}) THEN message_hazard(raw) END AS hazard "
             f"FROM (SELECT source, line, raw, {fields.extract()} AS x FROM raw_input)"
         )
         return json_pass, checked

@@ -40,8 +40,6 @@ from activation_pipeline.errors import ComputeError
 STAGING = "_landing_events"
 STAGING_KEYS = "_landing_set_keys"
 SORTED = "_events_by_time"
-_MANIFEST_FIELDS = ("size", "mtime_ns", "content_hash", "lines", "complete", "watermark")
-"""The manifest fields a source's record may leave out (files have no watermark, tables no size)."""
 PARSE_ROWS = 250_000
 """Raw lines parsed at once: large enough to amortise a parse, small enough to bound its memory."""
 PARSE_BYTES = 256 * 1024 * 1024
@@ -223,7 +221,7 @@ class _Landing:
             events, quarantined = self.counts.get(source, [0, 0])
             rows.append(
                 {
-                    **dict.fromkeys(_MANIFEST_FIELDS),
+                    **dict.fromkeys(landed.c.keys()),  # files have no watermark, tables no size
                     "source": source,
                     "batch": self.batch,
                     "events": kept[0] + events,

@@ -3,7 +3,7 @@
 DuckDB's JSON reader accepts `NaN`, `Infinity` and `1e400` (an infinite double) and nesting of any depth;
 PostgreSQL refuses such numbers and a `\\u0000` in JSON, Python's `json` stops at about 1,000 levels, and no
 destination takes a non-finite number. The parser quarantines these lines. The check runs in Python only on
-lines a cheap SQL filter (`ingest._SUSPECT_SQL`) picks out, so ordinary lines never reach it.
+lines a cheap SQL filter (`ingest.SUSPECT_SQL`) picks out, so ordinary lines never reach it.
 """
 
 from __future__ import annotations
