@@ -176,6 +176,18 @@ def arrow_view(
     raw.unregister(name)
 
 
+def duckdb_arrow(conn: sa.Connection, query: Any) -> pa.Table:
+    """Run a SELECT on DuckDB and return its result as Arrow, without a row-by-row fetch."""
+    compiled = query.compile(dialect=conn.dialect, compile_kwargs={"render_postcompile": True})
+    params = [compiled.params[name] for name in compiled.positiontup or []]
+    raw: Any = conn.connection.driver_connection
+    if hasattr(raw, "complete"):
+        # DuckDB 2 refuses new work while the previous statement's (already read) result is open.
+        raw.complete()
+    result: pa.Table = raw.sql(str(compiled), params=params or None).to_arrow_table()
+    return result
+
+
 def load_arrow(conn: sa.Connection, table: sa.Table, data: pa.Table) -> int:
     """Append an Arrow table to `table` (columns by name): DuckDB reads it in place, PostgreSQL via COPY."""
     if data.num_rows == 0:

@@ -28,7 +28,7 @@ import sqlalchemy as sa
 from scipy.sparse import coo_array, csr_array
 from scipy.sparse.csgraph import connected_components
 
-from activation_pipeline.compute.engine import arrow_view, load_arrow
+from activation_pipeline.compute.engine import arrow_view, duckdb_arrow, load_arrow
 from activation_pipeline.compute.scratch import scratch_table
 from activation_pipeline.compute.sqlutil import (
     PickBy,
@@ -63,18 +63,6 @@ def work_table(schema: str | None, name: str, *columns: str) -> sa.TableClause:
 def count_rows(conn: sa.Connection, table: Any) -> int:
     """The number of rows of a table or subquery."""
     return int(conn.execute(sa.select(sa.func.count()).select_from(table)).scalar() or 0)
-
-
-def duckdb_arrow(conn: sa.Connection, query: Any) -> pa.Table:
-    """Run a SELECT on DuckDB and return its result as Arrow, without a row-by-row fetch."""
-    compiled = query.compile(dialect=conn.dialect, compile_kwargs={"render_postcompile": True})
-    params = [compiled.params[name] for name in compiled.positiontup or []]
-    raw: Any = conn.connection.driver_connection
-    if hasattr(raw, "complete"):
-        # DuckDB 2 refuses new work while the previous statement's (already read) result is open.
-        raw.complete()
-    result: pa.Table = raw.sql(str(compiled), params=params or None).to_arrow_table()
-    return result
 
 
 @dataclass(frozen=True)

@@ -331,45 +331,49 @@ class MessageParser:
     def parse(self, raw: pa.Table) -> Parsed:
         """Validate raw messages (RAW_SCHEMA): usable ones become event rows, the rest quarantine rows."""
         json_pass, checked = self._queries()
-        with self._registered("raw_input", raw):  # one statement: the extracted values are never stored
-            self.db.execute(
-                # The raw text is kept only where it is read again: quarantined lines, ids of lines without one.
-                "CREATE OR REPLACE TEMP TABLE checked AS SELECT * REPLACE ("
-                "CASE WHEN reason IS NOT NULL OR message_id IS NULL THEN raw END AS raw) "
-                f"FROM (WITH json_pass AS ({json_pass}) {checked})"
-            )
         typed = "".join(f", {c.name}" for c in self.columns)
-        events = self.db.sql(
+        # One statement streamed to Arrow: nothing is stored in between (the raw text only travels on for
+        # quarantined lines); most parses quarantine nothing, and then the rows are the events as they come.
+        rows_sql = (
+            f"WITH json_pass AS ({json_pass}), checked AS ({checked}) "
             f"SELECT message_id, {MESSAGE_HASH_SQL} AS message_hash, * EXCLUDE (message_id) FROM ("
-            "SELECT CASE WHEN message_id IS NULL THEN 'gen-' || md5(rtrim(raw, chr(13) || chr(10))) "
-            "ELSE message_id END AS message_id, type, "
+            "SELECT CASE WHEN message_id IS NULL AND reason IS NULL "
+            "THEN 'gen-' || md5(rtrim(raw, chr(13) || chr(10))) ELSE message_id END AS message_id, type, "
             "CASE WHEN type = 'track' THEN trim(event, ' \t\r\n') ELSE event END AS event, "
             "user_id, anonymous_id, group_id, previous_id, ts AS timestamp, "
             f"CASE WHEN received_at >= TIMESTAMP '{EARLIEST:%Y-%m-%d}' AND received_at < TIMESTAMP '{LATEST:%Y-%m-%d}' "
-            "THEN received_at END AS received_at, source, line, "
-            "ids, "
+            "THEN received_at END AS received_at, source, line, ids, "
             "coalesce(traits, '{}') AS traits, coalesce(properties, '{}') AS properties, "
-            f"coalesce(context, '{{}}') AS context{typed} "
-            "FROM checked WHERE reason IS NULL)"
-        ).to_arrow_table()
-        # Each distinct identifier set is hashed and decoded once; events get its hash by a vectorised lookup.
-        self.db.execute(
-            "CREATE OR REPLACE TEMP TABLE sets AS SELECT ids, (md5_number_lower(ids) >> 1)::BIGINT AS set_hash "
-            "FROM (SELECT DISTINCT ids FROM checked WHERE reason IS NULL AND ids IS NOT NULL)"
+            f"coalesce(context, '{{}}') AS context{typed}, reason, "
+            "CASE WHEN reason IS NOT NULL THEN rtrim(raw, chr(13) || chr(10)) END AS raw "
+            "FROM checked)"
         )
-        sets = self.db.sql("SELECT ids, set_hash FROM sets").to_arrow_table()
+        with self._registered("raw_input", raw):
+            rows = self.db.sql(rows_sql).to_arrow_table()
+        reasons = rows.column("reason")
+        if reasons.null_count == len(reasons):
+            events, bad = rows, rows.slice(0, 0)
+        else:
+            usable = pc.is_null(reasons)
+            events, bad = rows.filter(usable), rows.filter(pc.invert(usable))
+        events = events.drop_columns(["reason", "raw"])
+        quarantine = bad.select(["source", "line", "reason", "raw"])
+        # Each distinct identifier set is hashed and decoded once; events get its hash by a vectorised lookup.
+        distinct = pa.table({"ids": pc.drop_null(pc.unique(events.column("ids")))})
+        with self._registered("distinct_sets", distinct):
+            sets = self.db.sql(
+                "SELECT ids, (md5_number_lower(ids) >> 1)::BIGINT AS set_hash FROM distinct_sets"
+            ).to_arrow_table()
         found = pc.index_in(events.column("ids"), value_set=sets.column("ids"))
         events = events.add_column(
             events.schema.get_field_index("ids") + 1, "set_hash", pc.take(sets.column("set_hash"), found)
         )
-        set_keys = self.db.sql(
-            "SELECT set_hash, pos::INTEGER AS pos, pairs[pos + 1][1] AS identifier_type, "
-            "pairs[pos + 1][2] AS value FROM (SELECT set_hash, pairs, unnest(range(len(pairs))) AS pos "
-            "FROM (SELECT set_hash, from_json(ids, '[[\"VARCHAR\"]]') AS pairs FROM sets))"
-        ).to_arrow_table()
-        quarantine = self.db.sql(
-            "SELECT source, line, reason, rtrim(raw, chr(13) || chr(10)) AS raw FROM checked WHERE reason IS NOT NULL"
-        ).to_arrow_table()
+        with self._registered("sets", sets):
+            set_keys = self.db.sql(
+                "SELECT set_hash, pos::INTEGER AS pos, pairs[pos + 1][1] AS identifier_type, "
+                "pairs[pos + 1][2] AS value FROM (SELECT set_hash, pairs, unnest(range(len(pairs))) AS pos "
+                "FROM (SELECT set_hash, from_json(ids, '[[\"VARCHAR\"]]') AS pairs FROM sets))"
+            ).to_arrow_table()
         return Parsed(events, set_keys, quarantine)
 
 

@@ -521,7 +521,9 @@ def test_large_messages_are_parsed_a_bounded_number_of_bytes_at_a_time(
     pipeline = ComputePipeline(workspace, compute_engine)
     parses = []
     real_finish = landing._Landing._finish
-    monkeypatch.setattr(landing._Landing, "_finish", lambda self, p: (parses.append(1), real_finish(self, p)))
+    monkeypatch.setattr(
+        landing._Landing, "_finish", lambda self, *a: (parses.append(1), real_finish(self, *a))
+    )
     summary = pipeline.land()
     assert (summary.events, summary.quarantined, summary.duplicates) == (30, 0, 0)
     assert len(parses) >= 5
@@ -549,6 +551,83 @@ def test_an_interrupted_landing_is_finished_by_the_next_without_counting_twice(
     assert (summary.events, summary.quarantined, summary.new_sources) == (39, 1, 2)
     assert pipeline.quarantine().num_rows == 1
     assert sorted(e["message_id"] for e in _events(pipeline)) == sorted(f"m{i}" for i in range(1, 40))
+
+
+class _Crash(BaseException):
+    """A landing killed from outside (not an error the landing handles)."""
+
+
+def test_events_go_in_by_whole_row_groups_and_a_file_is_recorded_with_its_last_event(
+    tmp_path: Path, compute_engine: ComputeEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """DuckDB appends whole row groups and holds the rest back: a held-back file is not in the manifest yet,
+    a copy of a held-back message is still a duplicate, and a landing killed half way loses nothing."""
+    monkeypatch.setattr(landing, "PARSE_ROWS", 3)  # a parse per file
+    monkeypatch.setattr(landing, "ROW_GROUP", 16)
+    workspace = make_workspace(tmp_path)
+    day = datetime(2025, 5, 1, tzinfo=UTC)
+    files = {
+        "a.jsonl": [message(i, day + timedelta(minutes=i), "u1") for i in range(1, 6)],
+        "b.jsonl": [
+            message(5, day, "u9"),
+            *(message(i, day + timedelta(minutes=i), "u2") for i in range(6, 9)),
+        ],
+        "c.jsonl": ["not json", *(message(i, day + timedelta(minutes=i), "u3") for i in range(9, 16))],
+    }
+    for name, lines in files.items():
+        (tmp_path / "events" / name).write_text("\n".join(lines) + "\n")
+    pipeline = ComputePipeline(workspace, compute_engine)
+    tables = compute_engine.tables
+    commits: list[tuple[list[str], dict[str, int]]] = []
+    real_finish = landing._Landing._finish
+
+    def watched(self: landing._Landing, pending: Any, last: bool) -> None:
+        real_finish(self, pending, last)
+        stored = pipeline.read(sa.select(tables.events.c.message_id, tables.events.c.source)).to_pylist()
+        recorded = pipeline.read(sa.select(tables.landings.c.source, tables.landings.c.events)).to_pylist()
+        commits.append(
+            (sorted(r["message_id"] for r in stored), {r["source"]: r["events"] for r in recorded})
+        )
+        if not last and compute_engine.is_duckdb:
+            assert len(stored) % 16 == 0
+        for source in commits[-1][1]:  # a recorded file has all its events stored (b's copy of m5 is not)
+            assert (
+                sum(r["source"] == source for r in stored)
+                == {"a.jsonl": 5, "b.jsonl": 3, "c.jsonl": 7}[source]
+            )
+
+    monkeypatch.setattr(landing._Landing, "_finish", watched)
+    summary = pipeline.land()
+    assert (summary.events, summary.duplicates, summary.quarantined) == (15, 1, 1)
+    assert sorted(e["message_id"] for e in _events(pipeline)) == sorted(f"m{i}" for i in range(1, 16))
+    assert commits[-1][1] == {"a.jsonl": 5, "b.jsonl": 4, "c.jsonl": 7}
+    if compute_engine.is_duckdb:
+        assert any(len(c[0]) < 15 and "a.jsonl" not in c[1] for c in commits[:-1])  # a was held back once
+
+    # Killed after its second commit: the next landing removes what files without a manifest row gave.
+    for k, first in enumerate(range(16, 30, 4)):  # four files, a parse each: the third commit never happens
+        later = (
+            message(i, day + timedelta(hours=1, minutes=i), "u4") for i in range(first, min(first + 4, 30))
+        )
+        (tmp_path / "events" / f"d{k}.jsonl").write_text("\n".join(later) + "\n")
+    done: list[int] = []
+
+    def killed(self: landing._Landing, pending: Any, last: bool) -> None:
+        if len(done) == 2:
+            raise _Crash
+        real_finish(self, pending, last)
+        done.append(1)
+
+    monkeypatch.setattr(landing._Landing, "_finish", killed)
+    with pytest.raises(_Crash):
+        pipeline.land()
+    monkeypatch.setattr(landing._Landing, "_finish", real_finish)
+    kept = {r["source"] for r in pipeline.read(sa.select(tables.landings.c.source)).to_pylist()}
+    recorded = kept - set(files)
+    assert len(recorded) < 4 and len(_events(pipeline)) > 15 + 4 * len(recorded)  # rows of unrecorded files
+    again = pipeline.land()
+    assert again.new_sources == 4 - len(recorded)
+    assert sorted(e["message_id"] for e in _events(pipeline)) == sorted(f"m{i}" for i in range(1, 30))
 
 
 def test_odd_files_keys_and_names_land_and_evaluate(tmp_path: Path, compute_engine: ComputeEngine) -> None:

@@ -16,9 +16,8 @@ import pyarrow as pa
 import pyarrow.csv as pa_csv
 import sqlalchemy as sa
 
-from activation_pipeline.compute.engine import ComputeEngine
+from activation_pipeline.compute.engine import ComputeEngine, duckdb_arrow
 from activation_pipeline.compute.event_columns import property_number, trait_text
-from activation_pipeline.compute.identity_components import duckdb_arrow
 from activation_pipeline.compute.sqlutil import CountIf, PickBy, agg_where, literal_sql
 from activation_pipeline.compute.traits import computed_query, property_filter
 from activation_pipeline.config import Workspace
