@@ -2,7 +2,8 @@
 
 Every message is read by DuckDB's JSON functions, no Python per line: one `json_extract` parse reads every path the
 parser uses (the top-level Segment fields and the nested paths the workspace uses); emails and phones get their
-canonical form in Python once per distinct written value (`activation_pipeline.identifiers`). A message that cannot
+canonical form in Python once per distinct written value (`activation_pipeline.identifiers`), except ASCII emails,
+which SQL's `lower` gives the same form. A message that cannot
 be used is quarantined with the first reason that applies, in this order: not valid JSON, not a JSON object, a
 hazard (nested too deep, a NaN or infinite number, a NUL character: `message_hazards`), no type, unknown type, no
 userId or anonymousId, track without event, group without groupId, alias without previousId, no timestamp
@@ -232,7 +233,11 @@ class MessageParser:
         if name in ("user_id", "anonymous_id"):
             return name
         if name == "email":
-            return f"canonical_email({self._trait(fields, 'email')})"
+            # ASCII text (as many bytes as characters) lower-cases the same in SQL: Python only for the rest.
+            return (
+                "CASE WHEN strlen(written_email) = length(written_email) THEN lower(written_email) "
+                "ELSE canonical_email(written_email) END"
+            )
         if name == "phone":
             return f"canonical_phone({self._trait(fields, 'phone')})"
         if name in ("ios.idfa", "android.id"):
@@ -306,9 +311,15 @@ class MessageParser:
         identifiers = "".join(f", {self._identifier(f, name)} AS id_{i}" for i, name in enumerate(order))
         values = f.layers("json_pass", "source, line, raw, valid, is_object, hazard")
         read = "".join(f"{name}, " for name in f.names())  # the identifiers read them too
-        with_fields = f"SELECT source, line, raw, hazard, {read}{columns}{typed} FROM ({values})"
+        written = f", {self._trait(f, 'email')} AS written_email" if "email" in order else ""
+        with_fields = f"SELECT source, line, raw, hazard, {read}{columns}{typed}{written} FROM ({values})"
         with_ids = f"SELECT *{identifiers} FROM ({with_fields})"
-        dropped = ["hazard", *f.names(), *(f"id_{i}" for i in range(len(order)))]
+        dropped = [
+            "hazard",
+            *f.names(),
+            *(f"id_{i}" for i in range(len(order))),
+            *(["written_email"] if written else []),
+        ]
         return (
             f"SELECT * EXCLUDE ({', '.join(dropped)}), "
             f"{_REASON_SQL} AS reason, {self._ids()} AS ids FROM ({with_ids})"
