@@ -250,20 +250,23 @@ def _incremental(
     """
     tables, schema = engine.tables, engine.schema
     e, s, k, i = tables.events.c, tables.identity_sets, tables.set_keys, tables.identities
-    window = (
+    times = (
         sa.select(
             e.set_hash,
-            sa.func.min(e.ids).label("ids"),
             sa.func.min(e.timestamp).label("first_seen"),
             sa.func.max(e.timestamp).label("last_seen"),
         )
         .where(condition)
         .group_by(e.set_hash)
-        .subquery("w")
+        .subquery("t")
+    )
+    texts = tables.identifier_sets
+    window = sa.select(times.c.set_hash, texts.c.ids, times.c.first_seen, times.c.last_seen).select_from(
+        times.outerjoin(texts, texts.c.set_hash == times.c.set_hash)
     )
     # The window's sets, the stored rows of those already known (a semi-join whose lookup side is the
     # window, not every set), then the two together.
-    create_table_as(conn, schema, "_inc_window", sa.select(window))
+    create_table_as(conn, schema, "_inc_window", window)
     win = work_table(schema, "_inc_window", "set_hash", "ids", "first_seen", "last_seen")
     create_table_as(
         conn,

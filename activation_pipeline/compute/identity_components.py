@@ -258,13 +258,14 @@ def rebuild_simple(
     times = work_table(schema, "_id_times", "set_hash", "first_seen", "last_seen")
     # Sets first seen at the same moment are ordered by their identifier text: read it for those only.
     tied = sa.select(times.c.first_seen).group_by(times.c.first_seen).having(sa.func.count() > 1)
+    texts = tables.identifier_sets
     create_table_as(
         conn,
         schema,
         "_id_tie_ids",
-        sa.select(e.set_hash, sa.func.min(e.ids).label("ids"))
-        .where(condition, e.set_hash.in_(sa.select(times.c.set_hash).where(times.c.first_seen.in_(tied))))
-        .group_by(e.set_hash),
+        sa.select(texts.c.set_hash, texts.c.ids).where(
+            texts.c.set_hash.in_(sa.select(times.c.set_hash).where(times.c.first_seen.in_(tied)))
+        ),
     )
     ties = work_table(schema, "_id_tie_ids", "set_hash", "ids")
     order = sa.func.row_number().over(order_by=[times.c.first_seen, ties.c.ids])
@@ -555,7 +556,7 @@ def _micros(column: Any) -> np.ndarray[Any, Any]:
     return np.asarray(column.cast(pa.int64()).to_numpy(), dtype=np.int64)
 
 
-def _set_order(conn: sa.Connection, tables: Any, condition: Any, times: pa.Table) -> np.ndarray[Any, Any]:
+def _set_order(conn: sa.Connection, tables: Any, times: pa.Table) -> np.ndarray[Any, Any]:
     """The sets' resolution order (time first seen, then identifier text): positions into `times`."""
     first = _micros(times.column("first_seen"))
     order = np.argsort(first, kind="stable")
@@ -569,14 +570,8 @@ def _set_order(conn: sa.Connection, tables: Any, condition: Any, times: pa.Table
     tied[:-1] |= tie
     at = order[tied]
     view_data = pa.table({"i": pa.array(at), "set_hash": times.column("set_hash").take(pa.array(at))})
-    e = tables.events.c
+    ids = tables.identifier_sets
     with arrow_view(conn, view_data) as view:
-        ids = (
-            sa.select(e.set_hash, sa.func.min(e.ids).label("ids"))
-            .where(condition, e.set_hash.in_(sa.select(view.c.set_hash)))
-            .group_by(e.set_hash)
-            .subquery("ids")
-        )
         ranks = duckdb_arrow(
             conn,
             sa.select(view.c.i, sa.func.dense_rank().over(order_by=ids.c.ids).label("r")).select_from(
@@ -645,7 +640,7 @@ def rebuild_duckdb(
         .group_by(e.set_hash),
     )
     step("set times")
-    order = _set_order(conn, tables, condition, times)
+    order = _set_order(conn, tables, times)
     n = len(order)
     hashes = np.asarray(times.column("set_hash").to_numpy(), dtype=np.int64)[order]
     firsts = _micros(times.column("first_seen"))[order]

@@ -10,7 +10,7 @@ userId or anonymousId, track without event, group without groupId, alias without
 (`timestamp`, else `originalTimestamp`, else `receivedAt`), timestamp not ISO-8601, timestamp out of range, traits
 / properties / context not an object. Identifiers are read per the workspace's identity settings and canonicalised
 (emails trimmed and lowercased, phones in E.164 where they parse); the identifier set of a
-message is its `ids` (JSON, most trusted first) and `set_hash`.
+message is its `set_hash`, and each set's text (`ids`, JSON, most trusted first) and keys are given once.
 """
 
 from __future__ import annotations
@@ -177,9 +177,11 @@ def _canonical_emails(written: pa.Array) -> pa.Array:
 
 @dataclass(frozen=True)
 class Parsed:
-    """The outcome of parsing: event rows, the identifiers of their identifier sets, and quarantined lines."""
+    """The outcome of parsing: event rows, their identifier sets (text and keys), and quarantined lines."""
 
     events: pa.Table
+    sets: pa.Table
+    """One row per identifier set: `set_hash` and `ids` (JSON `[[type, value], ...]`, most trusted first)."""
     set_keys: pa.Table
     quarantine: pa.Table
 
@@ -376,16 +378,15 @@ class MessageParser:
                 "SELECT ids, (md5_number_lower(ids) >> 1)::BIGINT AS set_hash FROM distinct_sets"
             ).to_arrow_table()
         found = pc.index_in(events.column("ids"), value_set=sets.column("ids"))
-        events = events.add_column(
-            events.schema.get_field_index("ids") + 1, "set_hash", pc.take(sets.column("set_hash"), found)
-        )
+        where = events.schema.get_field_index("ids")  # the set's text is kept once, with the set
+        events = events.set_column(where, "set_hash", pc.take(sets.column("set_hash"), found))
         with self._registered("sets", sets):
             set_keys = self.db.sql(
                 "SELECT set_hash, pos::INTEGER AS pos, pairs[pos + 1][1] AS identifier_type, "
                 "pairs[pos + 1][2] AS value FROM (SELECT set_hash, pairs, unnest(range(len(pairs))) AS pos "
                 "FROM (SELECT set_hash, from_json(ids, '[[\"VARCHAR\"]]') AS pairs FROM sets))"
             ).to_arrow_table()
-        return Parsed(events, set_keys, quarantine)
+        return Parsed(events, sets.select(["set_hash", "ids"]), set_keys, quarantine)
 
 
 _REASON_SQL = (

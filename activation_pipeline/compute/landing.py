@@ -39,7 +39,8 @@ from activation_pipeline.config.models import WarehouseEventsSource
 from activation_pipeline.errors import ComputeError
 
 STAGING = "_landing_events"
-STAGING_KEYS = "_landing_set_keys"
+STAGING_SETS = {"identifier_sets": "_landing_identifier_sets", "set_keys": "_landing_set_keys"}
+"""Staging table of each table describing identifier sets (each set is stored once, by its first landing)."""
 SORTED = "_events_by_time"
 PARSE_ROWS = 250_000
 """Raw lines parsed at once: large enough to amortise a parse, small enough to bound its memory."""
@@ -106,7 +107,7 @@ class _Landing:
     parser: MessageParser
     batch: int
     staging: sa.Table
-    staging_keys: sa.Table
+    staging_sets: dict[str, sa.Table]
     summary: LandingSummary
     worker: ThreadPoolExecutor
     staged: int = 0
@@ -173,6 +174,8 @@ class _Landing:
                 self._write(conn, parsed)
             if self.engine.is_duckdb and (parsed is not None or last):
                 self._store_duckdb(conn, parsed, last)
+            if parsed is not None:
+                self._add_sets(conn, {"identifier_sets": parsed.sets, "set_keys": parsed.set_keys})
             # A source's manifest row goes in with its last events: not while some are held back.
             held = set() if self.carry is None else set(pc.unique(self.carry.column("source")).to_pylist())
             records = self.deferred + pending.records
@@ -186,10 +189,8 @@ class _Landing:
         load_arrow(conn, self.engine.tables.quarantine, quarantine)
         if not self.engine.is_duckdb:
             load_arrow(conn, self.staging, parsed.events)
-            load_arrow(conn, self.staging_keys, parsed.set_keys)
-            _commit_staged(conn, self, self.staging, self.staging_keys, _Shape.of(parsed.events))
+            _commit_staged(conn, self, self.staging, _Shape.of(parsed.events))
             conn.execute(sa.delete(self.staging))
-            conn.execute(sa.delete(self.staging_keys))
         self._follow_time_order(parsed.events.column("timestamp"))
         self.summary.count(parsed)
         self.staged += parsed.events.num_rows
@@ -198,7 +199,7 @@ class _Landing:
                 self.counts.setdefault(entry["values"], [0, 0])[position] += entry["counts"]
 
     def _store_duckdb(self, conn: sa.Connection, parsed: Parsed | None, last: bool) -> None:
-        """Add a parse's fresh events (and identifier sets) to DuckDB's tables, in whole row groups.
+        """Add a parse's fresh events to DuckDB's events table, in whole row groups.
 
         DuckDB writes a transaction's rows straight to the file in row groups of ROW_GROUP rows; a part-filled
         one at the end of each commit made the checkpoint rewrite all that followed it (2.8 s of a 14 s
@@ -224,9 +225,24 @@ class _Landing:
                     conn.execute(sa.insert(self.engine.tables.events).from_select([*columns, "batch"], rows))
             self.stored += count
             self.carry = pending.slice(count) if count < pending.num_rows else None
-        if parsed is not None:
-            with _typed_view(conn, self.staging_keys, parsed.set_keys) as keys:
-                _commit_keys(conn, self.engine, keys)
+
+    def _add_sets(self, conn: sa.Connection, parsed: dict[str, pa.Table]) -> None:
+        """Store the identifier sets (texts and keys) of a parse that are not stored yet."""
+        for name, data in parsed.items():
+            stored, staging = getattr(self.engine.tables, name), self.staging_sets[name]
+            if (
+                self.engine.is_duckdb
+            ):  # read in place; the hash table on the staged side, not every stored set
+                with _typed_view(conn, staging, data) as view:
+                    known = sa.select(stored.c.set_hash).where(
+                        stored.c.set_hash.in_(sa.select(view.c.set_hash))
+                    )
+                    _insert_distinct(conn, stored, view, view.c.set_hash.not_in(known))
+            else:
+                load_arrow(conn, staging, data)
+                unknown = ~sa.exists().where(stored.c.set_hash == staging.c.set_hash)
+                _insert_distinct(conn, stored, staging, unknown)
+                conn.execute(sa.delete(staging))
 
     def _follow_time_order(self, timestamps: pa.ChunkedArray) -> None:
         if len(timestamps) == 0:
@@ -306,17 +322,20 @@ def _recover(conn: sa.Connection, engine: ComputeEngine, interrupted: int) -> No
     _forget(conn, engine, rows, interrupted)
 
 
-def _staging_tables(conn: sa.Connection, engine: ComputeEngine) -> tuple[sa.Table, sa.Table]:
+def _staging_tables(conn: sa.Connection, engine: ComputeEngine) -> tuple[sa.Table, dict[str, sa.Table]]:
     tables = engine.tables
     md = sa.MetaData(schema=engine.schema)
     events = sa.Table(
         STAGING, md, *[sa.Column(c.name, c.type) for c in tables.events.columns if c.name != "batch"]
     )
-    keys = sa.Table(STAGING_KEYS, md, *[sa.Column(c.name, c.type) for c in tables.set_keys.columns])
-    for table in (events, keys):
+    sets = {
+        name: sa.Table(staging, md, *[sa.Column(c.name, c.type) for c in getattr(tables, name).columns])
+        for name, staging in STAGING_SETS.items()
+    }
+    for table in (events, *sets.values()):
         table.drop(conn, checkfirst=True)
         table.create(conn)
-    return events, keys
+    return events, sets
 
 
 def _land_files(landing: _Landing, workspace: Workspace) -> None:
@@ -466,9 +485,7 @@ def _fresh_positions(
     return duckdb_arrow(conn, fresh).column("_pos").combine_chunks()
 
 
-def _commit_staged(
-    conn: sa.Connection, landing: _Landing, staged: Any, staged_keys: Any, shape: _Shape
-) -> None:
+def _commit_staged(conn: sa.Connection, landing: _Landing, staged: Any, shape: _Shape) -> None:
     """PostgreSQL: add staged events to `events` (first of each messageId, never one already landed).
 
     Runs after every parse, so what is staged is one parse's rows at most (bounded memory).
@@ -485,21 +502,13 @@ def _commit_staged(
     if not shape.in_time_order:
         fresh = fresh.order_by(ranked.c.timestamp)
     conn.execute(sa.insert(events).from_select([*columns, "batch"], fresh))
-    _commit_keys(conn, landing.engine, staged_keys)
 
 
-def _commit_keys(conn: sa.Connection, engine: ComputeEngine, keys: Any) -> None:
-    """Add the staged identifier sets' keys not stored yet."""
-    stored = engine.tables.set_keys
-    if engine.is_duckdb:  # as for events: the hash table on the staged side, not on every stored set
-        known = sa.select(stored.c.set_hash).where(stored.c.set_hash.in_(sa.select(keys.c.set_hash)))
-        unknown = keys.c.set_hash.not_in(known)
-    else:
-        unknown = ~sa.exists().where(stored.c.set_hash == keys.c.set_hash)
-    new_keys = (
-        sa.select(keys.c.set_hash, keys.c.pos, keys.c.identifier_type, keys.c.value).distinct().where(unknown)
-    )
-    conn.execute(sa.insert(stored).from_select(["set_hash", "pos", "identifier_type", "value"], new_keys))
+def _insert_distinct(conn: sa.Connection, stored: sa.Table, staged: Any, condition: Any) -> None:
+    """Insert the distinct staged rows meeting `condition` into `stored` (same columns)."""
+    columns = [c.name for c in stored.columns]
+    rows = sa.select(*[staged.c[c] for c in columns]).distinct().where(condition)
+    conn.execute(sa.insert(stored).from_select(columns, rows))
 
 
 def _keep_time_order(conn: sa.Connection, engine: ComputeEngine, landing: _Landing, landed: int) -> None:
@@ -536,10 +545,10 @@ def land_events(engine: ComputeEngine, workspace: Workspace) -> LandingSummary:
         landed_max = conn.execute(sa.select(sa.func.max(tables.landings.c.batch))).scalar() or 0
         batch = max(landed_max, interrupted) + 1
         state.put(conn, tables, state.LANDING_BATCH, str(batch))
-        staging, staging_keys = _staging_tables(conn, engine)
+        staging, staging_sets = _staging_tables(conn, engine)
     parser = MessageParser(workspace, columns)
     worker = ThreadPoolExecutor(1, thread_name_prefix="landing-parse")
-    landing = _Landing(engine, parser, batch, staging, staging_keys, summary, worker)
+    landing = _Landing(engine, parser, batch, staging, staging_sets, summary, worker)
     with engine.begin() as conn:
         landing.newest = conn.execute(sa.select(sa.func.max(tables.events.c.timestamp))).scalar()
         landing.stored = int(
@@ -568,8 +577,8 @@ def land_events(engine: ComputeEngine, workspace: Workspace) -> LandingSummary:
         summary.duplicates = landing.staged - summary.events
         if engine.is_duckdb:
             _keep_time_order(conn, engine, landing, summary.events)
-        drop_table(conn, engine.schema, STAGING)
-        drop_table(conn, engine.schema, STAGING_KEYS)
+        for name in (STAGING, *STAGING_SETS.values()):
+            drop_table(conn, engine.schema, name)
         state.put(conn, tables, state.LANDING_BATCH, None)
         summary.batch = batch if not summary.unchanged or summary.quarantined else None
         summary.events_total = int(conn.execute(sa.select(sa.func.count()).select_from(events)).scalar() or 0)

@@ -29,6 +29,7 @@ class Tables:
     state: sa.Table
     identities: sa.Table
     identity_sets: sa.Table
+    identifier_sets: sa.Table
     set_keys: sa.Table
     profiles: sa.Table
     profile_merges: sa.Table
@@ -61,7 +62,6 @@ def build_tables(schema: str | None) -> Tables:
         sa.Column("line", sa.BigInteger, nullable=False),
         sa.Column("batch", sa.BigInteger, nullable=False),
         sa.Column("set_hash", sa.BigInteger),
-        sa.Column("ids", sa.Text),
         sa.Column("traits", JsonType),
         sa.Column("properties", JsonType),
         sa.Column("context", JsonType),
@@ -120,6 +120,14 @@ def build_tables(schema: str | None) -> Tables:
         sa.Column("last_seen", sa.DateTime, nullable=False),
         sa.Index("identity_sets_hash", "set_hash").ddl_if(dialect="postgresql"),
         sa.Index("identity_sets_profile", "profile_id").ddl_if(dialect="postgresql"),
+    )
+    identifier_sets = sa.Table(
+        "identifier_sets",
+        md,
+        sa.Column("set_hash", sa.BigInteger, nullable=False),
+        # The set as landed, JSON `[[type, value], ...]` most trusted first: ties in resolution order break on it.
+        sa.Column("ids", sa.Text, nullable=False),
+        sa.Index("identifier_sets_hash", "set_hash").ddl_if(dialect="postgresql"),
     )
     set_keys = sa.Table(
         "set_keys",
@@ -199,6 +207,7 @@ def build_tables(schema: str | None) -> Tables:
         state=state,
         identities=identities,
         identity_sets=identity_sets,
+        identifier_sets=identifier_sets,
         set_keys=set_keys,
         profiles=profiles,
         profile_merges=profile_merges,
@@ -232,6 +241,24 @@ def upgrade_tables(conn: sa.Connection, tables: Tables) -> None:
         conn.execute(sa.text(f"ALTER TABLE {target} ADD COLUMN message_hash BIGINT"))
     if conn.dialect.name == "duckdb":  # PostgreSQL's duplicate check looks message_id up in its index instead
         _refresh_message_hashes(conn, tables, fill=added)
+    if "ids" in table_columns(conn, str(events.schema), events.name):
+        _move_set_texts(conn, tables)
+
+
+def _move_set_texts(conn: sa.Connection, tables: Tables) -> None:
+    """Keep each identifier set's text once in `identifier_sets`, not on every event (earlier versions)."""
+    events, sets = tables.events, tables.identifier_sets
+    stored = sa.table(events.name, sa.column("set_hash"), sa.column("ids"), schema=events.schema)
+    known = sa.select(sets.c.set_hash)
+    texts = (
+        sa.select(stored.c.set_hash, sa.func.min(stored.c.ids))
+        .where(stored.c.set_hash.isnot(None), stored.c.set_hash.not_in(known))
+        .group_by(stored.c.set_hash)
+    )
+    conn.execute(sa.insert(sets).from_select(["set_hash", "ids"], texts))
+    preparer = conn.dialect.identifier_preparer
+    target = f"{preparer.quote_schema(str(events.schema))}.{preparer.quote(events.name)}"
+    conn.execute(sa.text(f"ALTER TABLE {target} DROP COLUMN ids"))
 
 
 def _refresh_message_hashes(conn: sa.Connection, tables: Tables, *, fill: bool) -> None:

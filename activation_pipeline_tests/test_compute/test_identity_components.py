@@ -54,15 +54,15 @@ def _sequential(
     pipeline: ComputePipeline, workspace: Workspace, as_of: str
 ) -> dict[str, list[tuple[Any, ...]]]:
     """The graph the all-sequential resolver builds from the same events (the behaviour before components)."""
-    e = pipeline.engine.tables.events.c
+    e, texts = pipeline.engine.tables.events.c, pipeline.engine.tables.identifier_sets.c
     rows = pipeline.read(
         sa.select(
             e.set_hash,
-            sa.func.min(e.ids).label("ids"),
+            sa.func.min(texts.ids).label("ids"),
             sa.func.min(e.timestamp).label("first_seen"),
             sa.func.max(e.timestamp).label("last_seen"),
         )
-        .where(e.timestamp <= at(as_of).replace(tzinfo=None), e.set_hash.isnot(None))
+        .where(e.timestamp <= at(as_of).replace(tzinfo=None), e.set_hash == texts.set_hash)
         .group_by(e.set_hash)
     ).to_pylist()
     rows.sort(key=lambda r: (r["first_seen"], r["ids"]))

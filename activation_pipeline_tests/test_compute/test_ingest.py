@@ -25,6 +25,7 @@ from activation_pipeline.compute.ingest import RAW_SCHEMA, SUSPECT_SQL, MessageP
 from activation_pipeline.compute.landing import LegacySchemaError
 from activation_pipeline.compute.pipeline import ComputePipeline
 from activation_pipeline.compute.schema import MESSAGE_HASH_PROBE
+from activation_pipeline.compute.sqlutil import table_columns
 from activation_pipeline.config import Workspace
 from activation_pipeline.identifiers import canonical_identifier
 
@@ -51,6 +52,14 @@ def parse(workspace: Workspace, *messages: Any) -> Parsed:
         return parser.parse(raw)
     finally:
         parser.close()
+
+
+def set_texts(parsed: Parsed) -> list[Any]:
+    """Each event's identifier set, as its text decodes (from the parse's one row per set)."""
+    texts = dict(
+        zip(parsed.sets.column("set_hash").to_pylist(), parsed.sets.column("ids").to_pylist(), strict=True)
+    )
+    return [json.loads(texts[h]) for h in parsed.events.column("set_hash").to_pylist()]
 
 
 def message(i: int, when: datetime, user: str, event: str = "Order Completed", **props: Any) -> str:
@@ -214,8 +223,9 @@ identity:
         {"type": "alias", "userId": "u9", "previousId": "a9", "timestamp": "2026-10-01T10:00:00Z"},
         {"type": "alias", "userId": "u9", "previousId": "u9", "timestamp": "2026-10-01T10:00:00Z"},
     )
-    rows = parsed.events.to_pylist()
-    assert json.loads(rows[0]["ids"]) == [
+    rows, ids = parsed.events.to_pylist(), set_texts(parsed)
+    assert "ids" not in rows[0]  # kept once per set, not on every event
+    assert ids[0] == [
         ["user_id", "42"],
         ["email", "ann@example.com"],
         ["phone", "+12125550101"],
@@ -225,9 +235,9 @@ identity:
     ]
     assert rows[0]["timestamp"] == datetime(2026, 10, 1, 10)
     assert json.loads(rows[0]["traits"])["email"] == "  Ann@Example.COM "  # raw value kept for activation
-    assert json.loads(rows[1]["ids"]) == [["user_id", "u1"], ["email", "b@x.com"], ["android.id", "g"]]
-    assert json.loads(rows[2]["ids"]) == [["user_id", "u9"], ["previous_id", "a9"]]
-    assert json.loads(rows[3]["ids"]) == [["user_id", "u9"]]
+    assert ids[1] == [["user_id", "u1"], ["email", "b@x.com"], ["android.id", "g"]]
+    assert ids[2] == [["user_id", "u9"], ["previous_id", "a9"]]
+    assert ids[3] == [["user_id", "u9"]]
     keys = parsed.set_keys.to_pylist()
     first = [k for k in keys if k["set_hash"] == rows[0]["set_hash"]]
     assert sorted((k["pos"], k["identifier_type"], k["value"]) for k in first)[:2] == [
@@ -241,7 +251,7 @@ def test_group_traits_are_not_user_identifiers(tmp_path: Path) -> None:
         make_workspace(tmp_path),
         {**GOOD, "type": "group", "groupId": "g1", "traits": {"email": "billing@acme.example"}},
     )
-    assert json.loads(parsed.events.to_pylist()[0]["ids"]) == [["user_id", "u1"]]
+    assert set_texts(parsed) == [[["user_id", "u1"]]]
 
 
 def test_typed_columns_hold_the_referenced_properties_and_traits(tmp_path: Path) -> None:
@@ -503,8 +513,8 @@ def test_landed_identifiers_have_the_canonical_form(tmp_path: Path, kind: str, w
         msg["userId"] = written
     else:
         msg["traits"][kind] = written
-    [row] = parse(workspace, msg).events.to_pylist()
-    ids = dict(map(tuple, json.loads(row["ids"])))
+    [pairs] = set_texts(parse(workspace, msg))
+    ids = dict(map(tuple, pairs))
     assert ids[kind] == canonical_identifier(kind, written, workspace.normalisation.default_region)
 
 
@@ -779,4 +789,43 @@ def test_events_of_an_earlier_version_get_their_message_hash_and_still_catch_dup
     summary = pipeline.land()
     assert (summary.events, summary.duplicates) == (1, 1)
     assert sorted(e["message_id"] for e in _events(pipeline)) == ["m0", "m1", "m2", "m3", "m4", "m7"]
+    pipeline.close()
+
+
+def test_events_of_an_earlier_version_give_their_set_texts_to_identifier_sets(
+    tmp_path: Path, compute_engine: ComputeEngine
+) -> None:
+    """Earlier versions kept each event's identifier set text on the event: opening such a file moves the
+    texts to `identifier_sets` (once per set) and drops the column."""
+    workspace = make_workspace(tmp_path, COUNTERS)
+    day = datetime(2026, 10, 1, tzinfo=UTC)
+    lines = [message(i, day + timedelta(minutes=i), f"u{i % 3}") for i in range(9)]
+    (tmp_path / "events" / "a.jsonl").write_text("\n".join(lines) + "\n")
+    pipeline = ComputePipeline(workspace, compute_engine)
+    pipeline.land()
+    tables = compute_engine.tables
+    texts = sorted(map(tuple, pipeline.read(sa.select(tables.identifier_sets)).to_pylist()), key=repr)
+    assert len(texts) == 3
+    with compute_engine.begin() as conn:  # the layout of earlier versions
+        name = compute_engine.name(conn, tables.events.name)
+        conn.execute(sa.text(f"ALTER TABLE {name} ADD COLUMN ids TEXT"))
+        texts_table = compute_engine.name(conn, tables.identifier_sets.name)
+        conn.execute(
+            sa.text(
+                f"UPDATE {name} SET ids = (SELECT t.ids FROM {texts_table} t WHERE t.set_hash = {name}.set_hash)"
+            )
+        )
+        conn.execute(sa.delete(tables.identifier_sets))
+    pipeline.close()
+
+    reopened = ComputeEngine(compute_engine.url, compute_engine.schema)
+    pipeline = ComputePipeline(workspace, reopened)
+    assert (
+        sorted(map(tuple, pipeline.read(sa.select(reopened.tables.identifier_sets)).to_pylist()), key=repr)
+        == texts
+    )
+    with reopened.begin() as conn:
+        assert "ids" not in table_columns(conn, reopened.schema, "events")
+    pipeline.evaluate(at("2026-10-05T00:00"))
+    assert by_profile(pipeline, "computed_traits")[profile_id_for(("user_id", "u1"))]["orders"] == 3
     pipeline.close()
