@@ -355,15 +355,24 @@ def _land_files(landing: _Landing, workspace: Workspace) -> None:
         if previous is not None and (previous.size, previous.mtime_ns) == (file.size, file.mtime_ns):
             summary.unchanged_sources += 1  # same size and modification time: not read, not hashed
             continue
-        digest = file_digest(file.path, previous.size if can_append and previous is not None else None)
-        if previous is not None and previous.content_hash == digest.content_hash:
+        # A new JSONL file is hashed as it is read; a known one first (its content may be what was landed).
+        new_jsonl = previous is None and not file.is_parquet
+        digest = (
+            None if new_jsonl else file_digest(file.path, previous.size if can_append and previous else None)
+        )
+        if previous is not None and digest is not None and previous.content_hash == digest.content_hash:
             summary.unchanged_sources += 1
             with landing.engine.begin() as conn:  # the content is the same: remember its new time
                 conn.execute(
                     sa.update(landed).where(landed.c.source == file.name).values(mtime_ns=file.mtime_ns)
                 )
             continue
-        appended = can_append and previous is not None and digest.prefix_hash == previous.content_hash
+        appended = (
+            can_append
+            and previous is not None
+            and digest is not None
+            and digest.prefix_hash == previous.content_hash
+        )
         if appended and previous is not None:
             summary.appended_sources += 1
             offset, first_line = int(previous.size), int(previous.lines) + 1
@@ -377,6 +386,8 @@ def _land_files(landing: _Landing, workspace: Workspace) -> None:
         reader = None if file.is_parquet else JsonlReader(file, offset, first_line)
         landing.stage(read_parquet(file) if reader is None else reader)
         lines = None if reader is None else reader.last_line
+        digest = digest or (None if reader is None else reader.digest)
+        assert digest is not None  # a new JSONL file was read whole
         landing.record(
             file.name,
             appended=appended,

@@ -202,16 +202,22 @@ class JsonlReader:
         self.file = file
         self.offset = offset
         self.last_line = first_line - 1
+        self.digest: FileDigest | None = None
+        """After reading a whole file (offset 0): its digest, of the bytes read (`file.size` of them)."""
 
     def __iter__(self) -> Iterator[pa.Table]:
         """Raw message chunks of about CHUNK_BYTES each."""
-        with self.file.path.open("rb") as handle:
-            handle.seek(self.offset)
+        with self.file.path.open("rb") as opened:
+            opened.seek(self.offset)
+            # A whole file is hashed as it is read (one pass, and the hash is of exactly what was landed).
+            handle: Any = _Hashing(opened, self.file.size) if self.offset == 0 else opened
             if self.file.is_gzip:
                 with gzip.GzipFile(fileobj=handle) as unzipped:
                     yield from self._chunks(unzipped)
             else:
                 yield from self._chunks(handle)
+            if isinstance(handle, _Hashing):
+                self.digest = handle.finish()
 
     def _chunks(self, handle: BufferedIOBase) -> Iterator[pa.Table]:
         tail = b""
@@ -240,6 +246,31 @@ class JsonlReader:
             return _raw_table(self.file.name, pa.array(numbers), texts)
         mask = pa.array(keep)
         return _raw_table(self.file.name, pa.array(numbers[keep]), pc.filter(texts, mask))
+
+
+class _Hashing:
+    """A binary file read through SHA-256, up to `size` bytes (a file growing meanwhile is read as it was)."""
+
+    def __init__(self, handle: BufferedIOBase, size: int) -> None:
+        self.handle, self.left = handle, size
+        self.sha = hashlib.sha256()
+        self.last = b""
+        self.mode = "rb"
+
+    def read(self, size: int = -1) -> bytes:
+        """Up to `size` bytes (all that is left when negative), hashed."""
+        size = self.left if size is None or size < 0 else min(size, self.left)
+        block = self.handle.read(size) if size else b""
+        self.left -= len(block)
+        self.sha.update(block)
+        self.last = block[-1:] or self.last
+        return block
+
+    def finish(self) -> FileDigest:
+        """The digest of every byte (what a reader such as gzip left unread is read too)."""
+        while self.read(8 * 1024 * 1024):
+            pass
+        return FileDigest(self.sha.hexdigest(), None, self.last in (b"", b"\n"))
 
 
 def read_parquet(file: SourceFile) -> Iterator[pa.Table]:

@@ -829,3 +829,36 @@ def test_events_of_an_earlier_version_give_their_set_texts_to_identifier_sets(
     pipeline.evaluate(at("2026-10-05T00:00"))
     assert by_profile(pipeline, "computed_traits")[profile_id_for(("user_id", "u1"))]["orders"] == 3
     pipeline.close()
+
+
+@pytest.mark.parametrize(
+    ("name", "content"),
+    [
+        ("a.jsonl", b'{"a": 1}\n\n{"b": 2}\n'),
+        ("b.jsonl", b'\xef\xbb\xbf{"a": 1}\n{"b": 2}'),  # a BOM, no newline at the end
+        ("c.jsonl.gz", gzip.compress(b'{"a": 1}\n' * 1000)),
+        ("d.jsonl", b""),
+    ],
+)
+def test_a_new_file_is_hashed_as_it_is_read(tmp_path: Path, name: str, content: bytes) -> None:
+    """One pass over a new file gives both its lines and the digest a separate read gives."""
+    path = tmp_path / name
+    path.write_bytes(content)
+    file = sources.SourceFile(path, name, path.stat().st_size)
+    reader = sources.JsonlReader(file)
+    lines = sum(chunk.num_rows for chunk in reader)
+    assert lines == {"a.jsonl": 2, "b.jsonl": 2, "c.jsonl.gz": 1000, "d.jsonl": 0}[name]
+    assert reader.digest == sources.file_digest(path, None)
+
+
+def test_a_file_growing_while_it_is_read_is_landed_as_it_was_found(tmp_path: Path) -> None:
+    """Bytes written after the file was listed are left to the next landing (as an append)."""
+    path = tmp_path / "a.jsonl"
+    path.write_bytes(b'{"a": 1}\n')
+    file = sources.SourceFile(path, "a.jsonl", path.stat().st_size)
+    with path.open("ab") as handle:
+        handle.write(b'{"b": 2}\n')
+    reader = sources.JsonlReader(file)
+    assert [chunk.num_rows for chunk in reader] == [1]
+    assert reader.digest is not None
+    assert reader.digest.content_hash == sources.file_digest(path, 9).prefix_hash
