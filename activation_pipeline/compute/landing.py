@@ -237,11 +237,11 @@ class _Landing:
                     known = sa.select(stored.c.set_hash).where(
                         stored.c.set_hash.in_(sa.select(view.c.set_hash))
                     )
-                    _insert_distinct(conn, stored, view, view.c.set_hash.not_in(known))
+                    _insert_where(conn, stored, view, view.c.set_hash.not_in(known))
             else:
                 load_arrow(conn, staging, data)
                 unknown = ~sa.exists().where(stored.c.set_hash == staging.c.set_hash)
-                _insert_distinct(conn, stored, staging, unknown)
+                _insert_where(conn, stored, staging, unknown)
                 conn.execute(sa.delete(staging))
 
     def _follow_time_order(self, timestamps: pa.ChunkedArray) -> None:
@@ -515,10 +515,10 @@ def _commit_staged(conn: sa.Connection, landing: _Landing, staged: Any, shape: _
     conn.execute(sa.insert(events).from_select([*columns, "batch"], fresh))
 
 
-def _insert_distinct(conn: sa.Connection, stored: sa.Table, staged: Any, condition: Any) -> None:
-    """Insert the distinct staged rows meeting `condition` into `stored` (same columns)."""
+def _insert_where(conn: sa.Connection, stored: sa.Table, staged: Any, condition: Any) -> None:
+    """Insert the staged rows meeting `condition` into `stored` (same columns; a parse gives each set once)."""
     columns = [c.name for c in stored.columns]
-    rows = sa.select(*[staged.c[c] for c in columns]).distinct().where(condition)
+    rows = sa.select(*[staged.c[c] for c in columns]).where(condition)
     conn.execute(sa.insert(stored).from_select(columns, rows))
 
 
