@@ -230,9 +230,8 @@ class _Landing:
         """Store the identifier sets (texts and keys) of a parse that are not stored yet."""
         for name, data in parsed.items():
             stored, staging = getattr(self.engine.tables, name), self.staging_sets[name]
-            if (
-                self.engine.is_duckdb
-            ):  # read in place; the hash table on the staged side, not every stored set
+            # DuckDB reads the parse in place, with the join's hash table on its side (not on every stored set).
+            if self.engine.is_duckdb:
                 with _typed_view(conn, staging, data) as view:
                     known = sa.select(stored.c.set_hash).where(
                         stored.c.set_hash.in_(sa.select(view.c.set_hash))
@@ -473,7 +472,7 @@ def _first_of_each_id(staged: Any, columns: list[str], first: list[Any]) -> Any:
 def _fresh_positions(
     conn: sa.Connection, landing: _Landing, staged: Any, shape: _Shape, carried: int
 ) -> pa.Array:
-    """DuckDB: which staged rows (their `_pos`) to store (first of each messageId, never one already landed), time-sorted.
+    """DuckDB: the staged rows (`_pos`) to store: first of each messageId, none landed before, by time.
 
     The first `carried` rows were held back by the commit before: they are fresh, and win over a later copy.
     Ranking duplicates and sorting by time are skipped when the rows need neither (files written in time
