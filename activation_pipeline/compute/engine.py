@@ -137,21 +137,6 @@ class ComputeEngine:
                 self._ready = True
             yield conn
 
-    @contextmanager
-    def duckdb_threads(self, threads: int) -> Iterator[None]:
-        """DuckDB's worker threads set to `threads` for the block, then set back (nothing elsewhere)."""
-        if not self.is_duckdb:
-            yield
-            return
-        with self.begin() as conn:
-            before = int(conn.execute(sa.text("SELECT current_setting('threads')")).scalar_one())
-            conn.execute(sa.text(f"SET threads = {int(threads)}"))
-        try:
-            yield
-        finally:
-            with self.begin() as conn:
-                conn.execute(sa.text(f"SET threads = {before}"))
-
     def dispose(self) -> None:
         """Close the engine (DuckDB has one writer: release the file between assets)."""
         if self._engine is not None:
@@ -189,6 +174,17 @@ def arrow_view(
             raw.unregister(name)
         raise
     raw.unregister(name)
+
+
+@contextmanager
+def duckdb_threads(conn: sa.Connection, threads: int) -> Iterator[None]:
+    """DuckDB's worker threads set to `threads` for the statements in the block, then set back."""
+    before = int(conn.execute(sa.text("SELECT current_setting('threads')")).scalar_one())
+    conn.execute(sa.text(f"SET threads = {int(threads)}"))
+    try:
+        yield
+    finally:
+        conn.execute(sa.text(f"SET threads = {before}"))
 
 
 def duckdb_arrow(conn: sa.Connection, query: Any) -> pa.Table:

@@ -23,7 +23,13 @@ import pyarrow.compute as pc
 import sqlalchemy as sa
 
 from activation_pipeline.compute import state
-from activation_pipeline.compute.engine import ComputeEngine, arrow_view, duckdb_arrow, load_arrow
+from activation_pipeline.compute.engine import (
+    ComputeEngine,
+    arrow_view,
+    duckdb_arrow,
+    duckdb_threads,
+    load_arrow,
+)
 from activation_pipeline.compute.event_columns import ensure_event_columns
 from activation_pipeline.compute.ingest import MessageParser, Parsed
 from activation_pipeline.compute.sources import (
@@ -220,7 +226,11 @@ class _Landing:
                 count = (self.stored + count) // ROW_GROUP * ROW_GROUP - self.stored
             count = max(count, 0)
             if count:
-                with _typed_view(conn, self.staging, pending.slice(0, count).combine_chunks()) as view:
+                rows_in = pending.slice(0, count).combine_chunks()
+                # The append on one thread, while the parser's DuckDB works on every core (on two cores, with both
+                # on all of them: 2M events 11.2-13.5 s, 10.0-10.4 s so); the duplicate check above keeps every
+                # thread (its scan of the stored hashes grows: a whole landing on one thread was 15% slower at 20M).
+                with _typed_view(conn, self.staging, rows_in) as view, duckdb_threads(conn, 1):
                     rows = sa.select(*[view.c[c] for c in columns], sa.literal(self.batch, sa.BigInteger))
                     conn.execute(sa.insert(self.engine.tables.events).from_select([*columns, "batch"], rows))
             self.stored += count
@@ -564,19 +574,16 @@ def land_events(engine: ComputeEngine, workspace: Workspace) -> LandingSummary:
         landing.stored = int(
             conn.execute(sa.select(sa.func.count()).select_from(tables.events)).scalar() or 0
         )
-    # The parser's DuckDB works on every core, and the writer only appends whole row groups: with threads of
-    # its own too they oversubscribe the cores (2M events on 2 cores: 11.2-13.5 s; one writer thread 10.0-10.2).
     try:
-        with engine.duckdb_threads(1):
-            try:
-                if isinstance(workspace.sources.events, WarehouseEventsSource):
-                    _land_warehouse(landing, workspace)
-                else:
-                    _land_files(landing, workspace)
-            except Exception:
-                landing.finish_pending(last=True)
-                raise
-            landing.flush()
+        try:
+            if isinstance(workspace.sources.events, WarehouseEventsSource):
+                _land_warehouse(landing, workspace)
+            else:
+                _land_files(landing, workspace)
+        except Exception:
+            landing.finish_pending(last=True)
+            raise
+        landing.flush()
     finally:
         worker.shutdown(cancel_futures=True)  # after an error, wait for a parse under way before closing
         parser.close()
