@@ -131,10 +131,14 @@ def _events_from(sets: str, batch: int, spacing: str) -> list[str]:
     return [
         f"CREATE OR REPLACE TEMP TABLE syn AS SELECT *, ('0x' || substr(md5(ids), 1, 15))::BIGINT AS set_hash FROM ({sets})",
         f"""
-        INSERT INTO {s}.events (message_id, type, timestamp, received_at, source, line, batch, set_hash, ids)
+        INSERT INTO {s}.events (message_id, type, timestamp, received_at, source, line, batch, set_hash)
         SELECT 'm{batch}_' || row_number() OVER (), 'track', ts + j * {spacing}, ts + j * {spacing},
-               'synthetic_{batch}', row_number() OVER (), {batch}, set_hash, ids
+               'synthetic_{batch}', row_number() OVER (), {batch}, set_hash
         FROM syn, range(n) r(j) ORDER BY 3
+        """,
+        f"""
+        INSERT INTO {s}.identifier_sets
+        SELECT DISTINCT set_hash, ids FROM syn WHERE set_hash NOT IN (SELECT set_hash FROM {s}.identifier_sets)
         """,
         f"""
         INSERT INTO {s}.set_keys

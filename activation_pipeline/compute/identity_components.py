@@ -470,29 +470,28 @@ def rebuild_simple(
             ),
         )
     )
-    # A creating set's profile is merged at the first later set of its component that created nothing.
-    flagged = (
-        sa.select(
-            set_label.c.label,
-            creating.c.pid,
-            sa.func.min(sa.case((creating.c.pid.is_(None), sets.c.first_seen)))
-            .over(partition_by=set_label.c.label, order_by=set_label.c.ord.desc(), rows=(None, -1))
-            .label("merged_at"),
-        )
-        .select_from(
-            set_label.join(survivor, survivor.c.label == set_label.c.label)
-            .join(sets, sets.c.ord == set_label.c.ord)
-            .outerjoin(creating, creating.c.ord == set_label.c.ord)
-        )
-        .subquery("flagged")
+    # A creating set's profile is merged at the first later set of its component that created nothing (sets
+    # are ordered by first seen, so the earliest of the later ones). A join, not a window over every set:
+    # only the merged profiles' components are read, and DuckDB's window over all sets does not spill.
+    merged = (
+        sa.select(creating.c.ord, creating.c.label, creating.c.pid, survivor.c.survivor)
+        .select_from(creating.join(survivor, survivor.c.label == creating.c.label))
+        .where(creating.c.pid != survivor.c.survivor)
+        .subquery("m")
     )
+    later = set_label.alias("later")
     create_table_as(
         conn,
         schema,
         "_id_merged",
-        sa.select(flagged.c.pid, survivor.c.survivor, flagged.c.merged_at)
-        .select_from(flagged.join(survivor, survivor.c.label == flagged.c.label))
-        .where(flagged.c.pid.isnot(None), flagged.c.pid != survivor.c.survivor),
+        sa.select(merged.c.pid, merged.c.survivor, sa.func.min(sets.c.first_seen).label("merged_at"))
+        .select_from(
+            merged.join(later, sa.and_(later.c.label == merged.c.label, later.c.ord > merged.c.ord))
+            .join(sets, sets.c.ord == later.c.ord)
+            .outerjoin(creating, creating.c.ord == later.c.ord)
+        )
+        .where(creating.c.ord.is_(None))
+        .group_by(merged.c.pid, merged.c.survivor),
     )
     merges = work_table(schema, "_id_merged", "pid", "survivor", "merged_at")
     conn.execute(
