@@ -235,9 +235,11 @@ class MessageParser:
         if name in ("user_id", "anonymous_id"):
             return name
         if name == "email":
-            # ASCII text (as many bytes as characters) lower-cases the same in SQL: Python only for the rest.
+            # ASCII text (as many bytes as characters) lower-cases the same in SQL: Python only for the rest
+            # (not for NULL, which the length test does not pass: the Python function held the GIL for it).
             return (
-                "CASE WHEN strlen(written_email) = length(written_email) THEN lower(written_email) "
+                "CASE WHEN written_email IS NULL OR strlen(written_email) = length(written_email) "
+                "THEN lower(written_email) "
                 "ELSE canonical_email(written_email) END"
             )
         if name == "phone":
