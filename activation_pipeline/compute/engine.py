@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pa_csv
 import sqlalchemy as sa
@@ -197,6 +198,26 @@ def duckdb_arrow(conn: sa.Connection, query: Any) -> pa.Table:
         raw.complete()
     result: pa.Table = raw.sql(str(compiled), params=params or None).to_arrow_table()
     return result
+
+
+def duckdb_numpy(conn: sa.Connection, query: Any, rows: int) -> dict[str, np.ndarray[Any, Any]]:
+    """Run a SELECT of at most `rows` rows (no NULLs) on DuckDB into one numpy array per column.
+
+    The result streams in batches into arrays allocated once: neither DuckDB nor Arrow holds it whole.
+    """
+    compiled = query.compile(dialect=conn.dialect, compile_kwargs={"render_postcompile": True})
+    params = [compiled.params[name] for name in compiled.positiontup or []]
+    raw: Any = conn.connection.driver_connection
+    if hasattr(raw, "complete"):
+        raw.complete()
+    reader = raw.sql(str(compiled), params=params or None).to_arrow_reader(1 << 20)
+    arrays = {f.name: np.empty(rows, dtype=f.type.to_pandas_dtype()) for f in reader.schema}
+    filled = 0
+    for batch in reader:
+        for name, column in zip(batch.schema.names, batch.columns, strict=True):
+            arrays[name][filled : filled + len(batch)] = column.to_numpy(zero_copy_only=False)
+        filled += len(batch)
+    return {name: array[:filled] for name, array in arrays.items()}
 
 
 def load_arrow(conn: sa.Connection, table: sa.Table, data: pa.Table) -> int:

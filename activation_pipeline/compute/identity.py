@@ -36,7 +36,7 @@ from activation_pipeline.compute.identity_components import (
     any_row_order,
     blocked_pairs_table,
     count_rows,
-    fits_in_memory,
+    numpy_budget,
     rebuild_duckdb,
     rebuild_simple,
     work_table,
@@ -789,8 +789,9 @@ class _RebuildStats:
 def _rebuild(conn: sa.Connection, engine: ComputeEngine, resolver: Resolver, condition: Any) -> _RebuildStats:
     """Rebuild the graph: simple components at once (see `identity_components`), the others sequentially."""
     args = (conn, engine, resolver.limits, resolver.blocked, condition, PREVIOUS_ID)
-    in_numpy = engine.is_duckdb and fits_in_memory(conn, engine)
-    rebuilt = rebuild_duckdb(*args) if in_numpy else None
+    arrays = numpy_budget(conn, engine) if engine.is_duckdb else None
+    in_numpy = arrays is not None
+    rebuilt = rebuild_duckdb(*args, arrays=arrays) if arrays is not None else None
     if rebuilt is None:
         with any_row_order(conn):
             rebuilt = rebuild_simple(*args, use_scipy=in_numpy)

@@ -2,9 +2,9 @@
 
 A component of that graph is a group of sets that may end in one profile. On DuckDB (`rebuild_duckdb`) one
 GROUP BY over the events gives each set its times, one query over `set_keys` gives every (set, identifier)
-link with identifiers numbered by hash, and the rest is numpy on integer arrays: components with
-`scipy.sparse.csgraph.connected_components`, per-component limits and aliases with bincount, survivors and merge
-times by sorting; the results are written from Arrow. Elsewhere (`rebuild_simple`) it stays in SQL and the
+link with identifiers numbered by hash (streamed into numpy), and the rest is numpy on integer arrays:
+components by hook and jump (`label_links`, the same rounds as `label_sql` on int32 arrays), per-component
+limits and aliases with bincount, survivors and merge times by sorting; the results are written from Arrow. Elsewhere (`rebuild_simple`) it stays in SQL and the
 labelling is `label_sql`: each round every component root hooks onto the smallest root it touches, chains of
 hooks are collapsed by pointer jumping (log of their length), and the graph is contracted onto the new roots.
 With nodes numbered in a pseudo-random order, the number of roots falls by a constant factor per round, so
@@ -25,10 +25,10 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import sqlalchemy as sa
-from scipy.sparse import coo_array, csr_array
+from scipy.sparse import csr_array
 from scipy.sparse.csgraph import connected_components
 
-from activation_pipeline.compute.engine import arrow_view, duckdb_arrow, load_arrow
+from activation_pipeline.compute.engine import arrow_view, duckdb_arrow, duckdb_numpy, load_arrow
 from activation_pipeline.compute.scratch import scratch_table
 from activation_pipeline.compute.sqlutil import (
     PickBy,
@@ -101,6 +101,42 @@ def label_scipy(conn: sa.Connection, schema: str, graph: str, nodes: int, out: s
         ),
     )
     return Components(out, 0)
+
+
+def label_links(
+    sets: np.ndarray[Any, Any], keys: np.ndarray[Any, Any], nsets: int, nkeys: int
+) -> np.ndarray[Any, Any]:
+    """The root of each set 0..nsets-1 (its component's smallest set); `sets[i]` holds key `keys[i]`.
+
+    Hook and jump on int32 arrays: each round every root hooks onto the smallest root sharing a key with it
+    (a smaller one, so no cycles), pointers jump to their roots, and a key whose sets all have one root drops
+    out (roots only merge). A few bytes per link, where `scipy.sparse.csgraph` wants some 40 per edge (float64
+    data and a transposed copy).
+    """
+    parent = np.arange(nsets, dtype=np.int32)
+    smallest = np.empty(nkeys, dtype=np.int32)
+    s, k = sets.astype(np.int32, copy=False), keys.astype(np.int32, copy=False)
+    while len(s):
+        roots = parent[s]
+        smallest.fill(nsets)
+        np.minimum.at(smallest, k, roots)
+        target = smallest[k]
+        moving = roots != target
+        if not moving.any():
+            break
+        np.minimum.at(parent, roots[moving], target[moving])
+        del roots, target
+        while True:
+            grand = parent[parent]
+            if np.array_equal(grand, parent):
+                break
+            parent = grand
+        live = np.zeros(nkeys, dtype=bool)
+        live[k[moving]] = True
+        keep = live[k]
+        s, k = s[keep], k[keep]
+        del moving, live, keep
+    return parent
 
 
 def label_sql(conn: sa.Connection, schema: str, graph: str, nodes_query: Any, out: str) -> Components:
@@ -583,11 +619,22 @@ def _set_order(conn: sa.Connection, tables: Any, times: pa.Table) -> np.ndarray[
 
 
 # Bytes `rebuild_duckdb` holds in Python per (set, identifier) link at its peak, the per-set and per-identifier
-# arrays spread over the links (measured: 106 in numpy at 100k profiles, plus the Arrow results).
-_BYTES_PER_LINK = 128
+# arrays spread over the links. With DuckDB's limit lowered by this much, 1M profiles (7.7M links) peaked at
+# the limit plus 0.45 GB (1.65 GB with 1.2GB; 1.81 GB before, with DuckDB keeping all of its limit).
+_BYTES_PER_LINK = 60
 _SIZE = re.compile(r"^([0-9.]+)\s*(bytes|KiB|MiB|GiB|TiB|KB|MB|GB|TB)$")
 _UNITS = {"bytes": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12}
 _UNITS.update({"KiB": 2**10, "MiB": 2**20, "GiB": 2**30, "TiB": 2**40})
+
+
+# Rows per insert of the rebuild's results: bounds their Arrow copies (each slice of identities scans `set_keys`).
+_WRITE_ROWS = 4_000_000
+
+
+def _slices(rows: np.ndarray[Any, Any]) -> Iterator[np.ndarray[Any, Any]]:
+    """`rows` in slices of at most _WRITE_ROWS."""
+    for start in range(0, len(rows), _WRITE_ROWS):
+        yield rows[start : start + _WRITE_ROWS]
 
 
 def duckdb_memory_limit(conn: sa.Connection) -> int | None:
@@ -597,18 +644,52 @@ def duckdb_memory_limit(conn: sa.Connection) -> int | None:
     return None if match is None else int(float(match.group(1)) * _UNITS[match.group(2)])
 
 
-def fits_in_memory(conn: sa.Connection, engine: Any) -> bool:
-    """True if `rebuild_duckdb`'s arrays fit in DuckDB's memory limit, so the process stays near twice it.
+def numpy_budget(conn: sa.Connection, engine: Any) -> int | None:
+    """The bytes `rebuild_duckdb`'s arrays would take, if they fit in half of DuckDB's memory limit (else None).
 
-    Larger graphs (beyond some 9M links, 1.4M profiles of the benchmark's shape, with the default 1.2GB) are rebuilt in SQL
-    (`rebuild_simple` with `label_sql`), where DuckDB spills to disk: slower, but bounded.
+    DuckDB gives the rest of its limit back while they live (`rebuild_duckdb`), so the process stays near
+    the limit. Larger graphs (beyond 10M links, about 1.3M profiles of the identity benchmark's shape, with the
+    default 1.2GB) are rebuilt in SQL (`rebuild_simple` with `label_sql`), where DuckDB spills to disk: slower, but
+    bounded.
     """
     limit = duckdb_memory_limit(conn)
-    links = count_rows(conn, engine.tables.set_keys)
-    return limit is None or links * _BYTES_PER_LINK <= limit
+    arrays = count_rows(conn, engine.tables.set_keys) * _BYTES_PER_LINK
+    return arrays if limit is None or arrays * 2 <= limit else None
+
+
+@contextmanager
+def _duckdb_limit_less(conn: sa.Connection, engine: Any, arrays: int) -> Iterator[None]:
+    """DuckDB's memory limit lowered by `arrays` bytes for the block (it frees what it cached above), then set back."""
+    limit = duckdb_memory_limit(conn)
+    if limit is None:
+        yield
+        return
+    configured = (engine.duckdb_settings or {}).get("memory_limit")
+    restore = configured or str(conn.execute(sa.text("SELECT current_setting('memory_limit')")).scalar())
+    if not _SIZE.match(restore.strip()):  # SET takes no bound parameter: only a size goes into the statement
+        raise ValueError(f"DuckDB memory limit {restore!r} is not a size")
+    conn.execute(sa.text(f"SET memory_limit = '{max(limit - arrays, 0) // 2**20}MiB'"))
+    try:
+        yield
+    finally:
+        conn.execute(sa.text(f"SET memory_limit = '{restore.strip()}'"))
 
 
 def rebuild_duckdb(
+    conn: sa.Connection,
+    engine: Any,
+    limits: dict[str, int | None],
+    blocked: dict[str, frozenset[str]],
+    condition: Any,
+    previous_id: str,
+    arrays: int = 0,
+) -> Rebuilt | None:
+    """`_rebuild_in_numpy` with DuckDB's memory limit lowered by `arrays` bytes (see `numpy_budget`)."""
+    with _duckdb_limit_less(conn, engine, arrays):
+        return _rebuild_in_numpy(conn, engine, limits, blocked, condition, previous_id)
+
+
+def _rebuild_in_numpy(
     conn: sa.Connection,
     engine: Any,
     limits: dict[str, int | None],
@@ -622,8 +703,8 @@ def rebuild_duckdb(
     it returns None before writing anything and the caller falls back to `rebuild_simple`. One refinement
     over `rebuild_simple`: a previous id whose value is never a user id resolves to the anonymous id whatever
     the order, so it is a plain link and its component can stay simple (same result, fewer sets left to the
-    resolver). Memory: a few integer arrays per (set, identifier) link and per set, all in RAM (about 30 bytes
-    per link).
+    resolver). Memory: integer arrays per (set, identifier) link, per set and per identifier, all in RAM
+    (`_BYTES_PER_LINK`); the links arrive batch by batch and the results go out in slices.
     """
     tables, schema = engine.tables, engine.schema
     step = _Steps()
@@ -645,8 +726,7 @@ def rebuild_duckdb(
     firsts = _micros(times.column("first_seen"))[order]
     lasts = _micros(times.column("last_seen"))[order]
     del times
-    ordinal = np.empty(n, dtype=np.int32)
-    ordinal[order] = np.arange(n, dtype=np.int32)
+    del order
     step("set order")
 
     blocked_table = blocked_pairs_table(conn, schema, blocked)
@@ -685,53 +765,62 @@ def rebuild_duckdb(
         # A previous id is read as an anonymous id, and also as a user id (`hu`) if it could be one.
         no_user: Any = sa.literal_column("0::UBIGINT").label("hu")
         anonymous = sa.literal("anonymous_id", sa.Text)
-        raw = (
-            sa.union_all(
-                sa.select(*link_columns(k.c.identifier_type), no_user, sa.false().label("alias"))
-                .select_from(usable)
-                .where(plain, unblocked),
-                sa.select(
-                    *link_columns(anonymous),
-                    sa.func.hash(sa.literal("user_id", sa.Text), k.c.value),
-                    sa.true(),
-                )
-                .select_from(usable)
-                .where(~plain, unblocked),
+        # Work tables, not CTEs: DuckDB spills them to disk, and the links reach numpy batch by batch (a
+        # materialised result or an Arrow table of every link did not fit in 1.2GB at 3M profiles).
+        with any_row_order(conn):
+            create_table_as(
+                conn,
+                schema,
+                "_id_raw_links",
+                sa.union_all(
+                    sa.select(*link_columns(k.c.identifier_type), no_user, sa.false().label("alias"))
+                    .select_from(usable)
+                    .where(plain, unblocked),
+                    sa.select(
+                        *link_columns(anonymous),
+                        sa.func.hash(sa.literal("user_id", sa.Text), k.c.value),
+                        sa.true(),
+                    )
+                    .select_from(usable)
+                    .where(~plain, unblocked),
+                ),
             )
-            .cte("l")
-            .prefix_with("MATERIALIZED")
-        )
-        # Identifiers numbered by their hash (checked against the second hash below).
-        numbers = (
-            sa.select(raw.c.h1, (sa.func.row_number().over() - 1).label("key")).group_by(raw.c.h1).cte("n")
-        )
-        user = numbers.alias("u")
-        links = duckdb_arrow(
-            conn,
-            sa.select(
-                raw.c.ord,
-                raw.c.pos,
-                raw.c.kind,
-                raw.c.h2,
-                raw.c.alias,
-                sa.cast(numbers.c.key, sa.Integer).label("key"),
-                sa.cast(sa.func.coalesce(user.c.key, -1), sa.Integer).label("user_key"),
-            ).select_from(
-                raw.join(numbers, numbers.c.h1 == raw.c.h1).outerjoin(
-                    user, sa.and_(raw.c.alias, user.c.h1 == raw.c.hu)
-                )
-            ),
-        )
     drop_table(conn, schema, "_id_blocked")
+    raw = work_table(schema, "_id_raw_links", "ord", "pos", "kind", "h1", "h2", "hu", "alias")
+    with any_row_order(conn):
+        # Identifiers numbered by their hash (checked against the second hash below).
+        create_table_as(
+            conn,
+            schema,
+            "_id_numbers",
+            sa.select(raw.c.h1, (sa.func.row_number().over() - 1).label("key")).group_by(raw.c.h1),
+        )
+    numbers = work_table(schema, "_id_numbers", "h1", "key")
+    user = numbers.alias("u")
+    links = duckdb_numpy(
+        conn,
+        sa.select(
+            raw.c.ord,
+            raw.c.pos,
+            raw.c.kind,
+            raw.c.h2,
+            raw.c.alias,
+            sa.cast(numbers.c.key, sa.Integer).label("key"),
+            sa.cast(sa.func.coalesce(user.c.key, -1), sa.Integer).label("user_key"),
+        ).select_from(
+            raw.join(numbers, numbers.c.h1 == raw.c.h1).outerjoin(
+                user, sa.and_(raw.c.alias, user.c.h1 == raw.c.hu)
+            )
+        ),
+        count_rows(conn, raw),
+    )
+    for name in ("_id_raw_links", "_id_numbers"):
+        drop_table(conn, schema, name)
     step("links")
 
-    ords = np.asarray(links.column("ord").to_numpy(), dtype=np.int32)
-    pos = np.asarray(links.column("pos").to_numpy(), dtype=np.int32)
-    link_kind = np.asarray(links.column("kind").to_numpy(), dtype=np.int16)
-    key = np.asarray(links.column("key").to_numpy(), dtype=np.int32)
-    h2 = np.asarray(links.column("h2").to_numpy(), dtype=np.int32)
-    alias_rows = np.flatnonzero(links.column("alias").to_numpy(zero_copy_only=False))
-    user_key = np.asarray(links.column("user_key").to_numpy(), dtype=np.int32)[alias_rows]
+    ords, pos, link_kind, key, h2 = (links.pop(c) for c in ("ord", "pos", "kind", "key", "h2"))
+    alias_rows = np.flatnonzero(links.pop("alias"))
+    user_key = links.pop("user_key")[alias_rows]
     del links
 
     nkeys = int(key.max()) + 1 if len(key) else 0
@@ -763,17 +852,12 @@ def rebuild_duckdb(
     np.maximum.at(key_last, key, lasts[ords])
     step("identifiers")
 
-    # Components: every set is linked to the first set of each of its identifiers.
-    link_first = first_ord[key]
-    later = link_first != ords
-    graph = coo_array(
-        (np.ones(int(later.sum()), dtype=np.float64), (ords[later], link_first[later])), shape=(n, n)
-    )
-    del later
-    ncomp, labels = connected_components(graph, directed=True, connection="weak")
-    del graph
-    set_label = labels.astype(np.int32)
-    del labels
+    # Components: sets joined by the identifiers they share, numbered 0..ncomp-1.
+    root = label_links(ords, key, n, nkeys)
+    is_root = root == np.arange(n, dtype=np.int32)
+    ncomp = int(is_root.sum())
+    set_label = (np.cumsum(is_root, dtype=np.int32) - 1)[root]
+    del root, is_root
     key_label = set_label[first_ord]
     step("components")
 
@@ -782,8 +866,7 @@ def rebuild_duckdb(
     has_links = np.zeros(n, dtype=bool)
     has_links[ords] = True
     creating = has_links.copy()
-    creating[ords[link_first != ords]] = False
-    del link_first
+    creating[ords[first_ord[key] != ords]] = False
     best = np.full(n, np.iinfo(np.int64).max, dtype=np.int64)
     np.minimum.at(best, ords, (pos.astype(np.int64) << 32) | key)
     # Per component: an identifier type over its limit, or an alias, leaves it to the resolver.
@@ -843,6 +926,7 @@ def rebuild_duckdb(
     position[members] = np.arange(len(members))
     next_free = later[np.searchsorted(later, position[creators[merged]], side="right")]
     merged_at = firsts[members[next_free]]
+    del members, later, position, next_free, creating, has_links, best
     step("merges")
 
     load_arrow(
@@ -855,20 +939,19 @@ def rebuild_duckdb(
             }
         ),
     )
-    written = ~hard_set
-    set_profile = np.where(simple_set, survivor[set_label], 0)[written]
-    load_arrow(
-        conn,
-        tables.identity_sets,
-        pa.table(
-            {
-                "set_hash": pa.array(hashes[written]),
-                "profile_id": pa.array(set_profile, mask=~simple_set[written]),
-                "first_seen": pa.array(firsts[written]).cast(_TS),
-                "last_seen": pa.array(lasts[written]).cast(_TS),
-            }
-        ),
-    )
+    for part in _slices(np.flatnonzero(~hard_set)):
+        load_arrow(
+            conn,
+            tables.identity_sets,
+            pa.table(
+                {
+                    "set_hash": pa.array(hashes[part]),
+                    "profile_id": pa.array(survivor[set_label[part]], mask=~simple_set[part]),
+                    "first_seen": pa.array(firsts[part]).cast(_TS),
+                    "last_seen": pa.array(lasts[part]).cast(_TS),
+                }
+            ),
+        )
     load_arrow(
         conn,
         tables.profile_merges,
@@ -887,35 +970,34 @@ def rebuild_duckdb(
             {"old_profile_id": pa.array(pid[merged]), "profile_id": pa.array(survivor[creator_label[merged]])}
         ),
     )
-    simple_keys = np.flatnonzero(~complex_comp[key_label])
-    with arrow_view(
-        conn,
-        pa.table(
+    for part in _slices(np.flatnonzero(~complex_comp[key_label])):
+        found = pa.table(
             {
-                "set_hash": pa.array(hashes[first_ord[simple_keys]]),
-                "pos": pa.array(pos[rep[simple_keys]].astype(np.int32)),
-                "profile_id": pa.array(survivor[key_label[simple_keys]]),
-                "first_seen": pa.array(firsts[first_ord[simple_keys]]).cast(_TS),
-                "last_seen": pa.array(key_last[simple_keys]).cast(_TS),
+                "set_hash": pa.array(hashes[first_ord[part]]),
+                "pos": pa.array(pos[rep[part]].astype(np.int32)),
+                "profile_id": pa.array(survivor[key_label[part]]),
+                "first_seen": pa.array(firsts[first_ord[part]]).cast(_TS),
+                "last_seen": pa.array(key_last[part]).cast(_TS),
             }
-        ),
-    ) as found_keys:
-        conn.execute(
-            sa.insert(tables.identities).from_select(
-                ["identifier_type", "value", "profile_id", "first_seen", "last_seen"],
-                sa.select(
-                    read_as,
-                    k.c.value,
-                    found_keys.c.profile_id,
-                    found_keys.c.first_seen,
-                    found_keys.c.last_seen,
-                ).select_from(
-                    found_keys.join(
-                        k, sa.and_(k.c.set_hash == found_keys.c.set_hash, k.c.pos == found_keys.c.pos)
-                    )
-                ),
-            )
         )
+        with arrow_view(conn, found) as found_keys:
+            conn.execute(
+                sa.insert(tables.identities).from_select(
+                    ["identifier_type", "value", "profile_id", "first_seen", "last_seen"],
+                    sa.select(
+                        read_as,
+                        k.c.value,
+                        found_keys.c.profile_id,
+                        found_keys.c.first_seen,
+                        found_keys.c.last_seen,
+                    ).select_from(
+                        found_keys.join(
+                            k, sa.and_(k.c.set_hash == found_keys.c.set_hash, k.c.pos == found_keys.c.pos)
+                        )
+                    ),
+                )
+            )
+        del found
     step("write")
     hard_ords = np.flatnonzero(hard_set)
     hard: list[HardSet] = []

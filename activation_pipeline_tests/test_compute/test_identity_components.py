@@ -10,14 +10,17 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pytest
 import sqlalchemy as sa
+from scipy.sparse import coo_array
+from scipy.sparse.csgraph import connected_components
 
 from activation_pipeline.compute import identity, identity_components
 from activation_pipeline.compute.engine import ComputeEngine
 from activation_pipeline.compute.identity import Resolver, _final, profile_id_for
-from activation_pipeline.compute.identity_components import label_scipy, label_sql, work_table
+from activation_pipeline.compute.identity_components import label_links, label_scipy, label_sql, work_table
 from activation_pipeline.compute.pipeline import ComputePipeline
 from activation_pipeline.compute.scratch import scratch_table
 from activation_pipeline.config import Workspace
@@ -231,6 +234,28 @@ def test_sql_labels_converge_in_log_rounds_and_match_scipy(
     assert got == expected
 
 
+@pytest.mark.parametrize("seed", range(40))
+def test_numpy_labels_match_scipy(seed: int) -> None:
+    """Hook and jump over (set, key) links gives scipy's components; each label is its component's smallest set."""
+    rng = np.random.default_rng(seed)
+    nsets, nkeys = int(rng.integers(1, 400)), int(rng.integers(1, 400))
+    links = int(rng.integers(0, 3 * nsets))
+    sets, keys = rng.integers(0, nsets, links), rng.integers(0, nkeys, links)
+    if seed % 4 == 0:  # one path through every set, numbered forwards, backwards or shuffled
+        walk = [np.arange(nsets), np.arange(nsets)[::-1], rng.permutation(nsets)][seed % 3]
+        sets = np.concatenate([walk[:-1], walk[1:]])
+        keys = np.concatenate([np.arange(nsets - 1)] * 2)
+        nkeys = max(nkeys, nsets)
+    roots = label_links(sets, keys, nsets, nkeys)
+    graph = coo_array((np.ones(len(sets)), (sets, nsets + keys)), shape=(nsets + nkeys, nsets + nkeys))
+    _, expected = connected_components(graph, directed=False)
+    expected = expected[:nsets]
+    assert len(set(zip(roots.tolist(), expected.tolist(), strict=True))) == len(set(roots.tolist()))
+    assert len(set(roots.tolist())) == len(set(expected.tolist()))
+    for label in set(roots.tolist()):
+        assert label == int(np.flatnonzero(roots == label).min())
+
+
 def _partition(conn: sa.Connection, schema: str, name: str) -> set[frozenset[int]]:
     t = work_table(schema, name, "node", "label")
     groups: dict[int, set[int]] = {}
@@ -315,8 +340,10 @@ def test_numpy_rebuild_equals_the_sql_rebuild_merges_included(
     graphs, merge_rows, rounds = [], [], []
     for name in ("numpy", "hash_clash", "too_large"):
         pipeline = ComputePipeline(workspace, ComputeEngine(f"duckdb:///{tmp_path / name}.duckdb", "c"))
+        if name == "numpy":  # results written in many slices
+            monkeypatch.setattr(identity_components, "_WRITE_ROWS", 7)
         if name == "hash_clash":
-            monkeypatch.setattr(identity, "rebuild_duckdb", lambda *args: None)
+            monkeypatch.setattr(identity, "rebuild_duckdb", lambda *args, **kwargs: None)
         if name == "too_large":  # as if each link needed a GB of arrays
             monkeypatch.setattr(identity_components, "_BYTES_PER_LINK", 10**9)
 
@@ -353,6 +380,35 @@ def test_duckdb_memory_limit_is_read_in_bytes(tmp_path: Path) -> None:
         with engine.begin() as conn:
             assert identity_components.duckdb_memory_limit(conn) == int(expected)
         engine.dispose()
+
+
+def test_the_numpy_rebuild_gives_duckdb_memory_back_for_its_arrays(
+    tmp_path: Path, messages: Messages, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """While the numpy rebuild runs, DuckDB's limit is lowered by its arrays' estimate; then set back as configured."""
+    _random_messages(messages, 7, count=60)
+    messages.write()
+    engine = ComputeEngine(f"duckdb:///{tmp_path / 'm.duckdb'}", "c", duckdb_settings={"memory_limit": "1GB"})
+    pipeline = ComputePipeline(_workspace(tmp_path), engine)
+    pipeline.land()
+    with engine.begin() as conn:
+        before = identity_components.duckdb_memory_limit(conn)
+        links = identity_components.count_rows(conn, engine.tables.set_keys)
+    monkeypatch.setattr(identity_components, "_BYTES_PER_LINK", 2**20)  # a MiB per link
+    seen: list[int | None] = []
+    real = identity_components._rebuild_in_numpy
+
+    def recording(conn: sa.Connection, *args: Any) -> Any:
+        seen.append(identity_components.duckdb_memory_limit(conn))
+        return real(conn, *args)
+
+    monkeypatch.setattr(identity_components, "_rebuild_in_numpy", recording)
+    pipeline.resolve_identities(at("2026-10-12T00:00"))
+    with engine.begin() as conn:
+        after = identity_components.duckdb_memory_limit(conn)
+    pipeline.close()
+    assert before is not None and links * 2**21 <= before
+    assert seen == [(before // 2**20 - links) * 2**20] and after == before
 
 
 def test_an_alias_from_an_anonymous_id_stays_simple_on_duckdb(
