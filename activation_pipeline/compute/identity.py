@@ -794,7 +794,7 @@ def _rebuild(conn: sa.Connection, engine: ComputeEngine, resolver: Resolver, con
     rebuilt = rebuild_duckdb(*args, arrays=arrays) if arrays is not None else None
     if rebuilt is None:
         with any_row_order(conn):
-            rebuilt = rebuild_simple(*args, use_scipy=in_numpy)
+            rebuilt = rebuild_simple(*args, in_numpy=in_numpy)
     hard = rebuilt.hard
     profiles = [resolver.resolve(r.pairs, r.first_seen, r.last_seen) for r in hard]
     aliases = {old: new for old, new, _ in resolver.merges}

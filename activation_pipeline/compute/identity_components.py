@@ -25,8 +25,6 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import sqlalchemy as sa
-from scipy.sparse import csr_array
-from scipy.sparse.csgraph import connected_components
 
 from activation_pipeline.compute.engine import arrow_view, duckdb_arrow, duckdb_numpy, load_arrow
 from activation_pipeline.compute.scratch import scratch_table
@@ -67,37 +65,27 @@ def count_rows(conn: sa.Connection, table: Any) -> int:
 
 @dataclass(frozen=True)
 class Components:
-    """Where the labels went: `table(node, label)` covers every node; `rounds` of SQL propagation (0: scipy)."""
+    """Where the labels went: `table(node, label)` covers every node; `rounds` of SQL propagation (0: numpy)."""
 
     table: str
     rounds: int
 
 
-def label_scipy(conn: sa.Connection, schema: str, graph: str, nodes: int, out: str) -> Components:
-    """Label nodes 0..nodes-1 by component with scipy; `graph(a, b)` holds the undirected edges."""
-    if nodes == 0:
-        create_table_as(
-            conn,
-            schema,
-            out,
-            sa.select(sa.literal(0).label("node"), sa.literal(0).label("label")).where(sa.false()),
-        )
-        return Components(out, 0)
+def label_numpy(conn: sa.Connection, schema: str, graph: str, nodes: int, out: str) -> Components:
+    """Label nodes 0..nodes-1 by component in numpy (`label_links`); `graph(a, b)` holds the undirected edges."""
     g = work_table(schema, graph, *_GRAPH)
-    edges = duckdb_arrow(conn, sa.select(g.c.a, g.c.b))
-    a = edges.column("a").to_numpy().astype(np.int32, copy=False)
-    b = edges.column("b").to_numpy().astype(np.int32, copy=False)
-    del edges
-    matrix = csr_array((np.ones(len(a), dtype=np.float64), (a, b)), shape=(nodes, nodes))
-    del a, b
-    _, labels = connected_components(matrix, directed=False)
-    del matrix
+    edges = duckdb_numpy(conn, sa.select(g.c.a, g.c.b), count_rows(conn, g))
+    count = len(edges["a"])
+    # Each edge is a key its two ends share.
+    ends = np.concatenate([edges.pop("a"), edges.pop("b")])
+    roots = label_links(ends, np.tile(np.arange(count, dtype=np.int32), 2), nodes, count)
+    del ends
     scratch_table(
         conn,
         schema,
         out,
         pa.table(
-            {"node": pa.array(np.arange(nodes, dtype=np.int64)), "label": pa.array(labels.astype(np.int64))},
+            {"node": pa.array(np.arange(nodes, dtype=np.int64)), "label": pa.array(roots.astype(np.int64))}
         ),
     )
     return Components(out, 0)
@@ -266,7 +254,7 @@ def rebuild_simple(
     blocked: dict[str, frozenset[str]],
     condition: Any,
     previous_id: str,
-    use_scipy: bool | None = None,
+    in_numpy: bool | None = None,
 ) -> Rebuilt:
     """Write the profiles of every simple component; return the sets of the others, in resolution order.
 
@@ -277,7 +265,7 @@ def rebuild_simple(
     which is merged into it.
     """
     tables, schema = engine.tables, engine.schema
-    scipy_path = engine.is_duckdb if use_scipy is None else use_scipy
+    numpy_path = engine.is_duckdb if in_numpy is None else in_numpy
     e = tables.events.c
     create_table_as(
         conn,
@@ -314,8 +302,8 @@ def rebuild_simple(
         ),
     )
     sets = work_table(schema, "_id_sets", "set_hash", "first_seen", "last_seen", "ord")
-    # scipy wants dense node numbers; SQL propagation wants them in no particular order (set hashes).
-    node = sets.c.ord if scipy_path else sets.c.set_hash
+    # numpy wants dense node numbers; SQL propagation wants them in no particular order (set hashes).
+    node = sets.c.ord if numpy_path else sets.c.set_hash
 
     blocked_table = blocked_pairs_table(conn, schema, blocked)
     k = tables.set_keys
@@ -388,8 +376,8 @@ def rebuild_simple(
         .where(link.c.node != stats.c.rep)
         .distinct(),
     )
-    if scipy_path:
-        components = label_scipy(conn, schema, "_id_graph", count_rows(conn, sets) + 1, "_id_label")
+    if numpy_path:
+        components = label_numpy(conn, schema, "_id_graph", count_rows(conn, sets) + 1, "_id_label")
     else:
         components = label_sql(conn, schema, "_id_graph", sa.select(sets.c.set_hash), "_id_label")
     label = work_table(schema, "_id_label", "node", "label")

@@ -20,7 +20,7 @@ from scipy.sparse.csgraph import connected_components
 from activation_pipeline.compute import identity, identity_components
 from activation_pipeline.compute.engine import ComputeEngine
 from activation_pipeline.compute.identity import Resolver, _final, profile_id_for
-from activation_pipeline.compute.identity_components import label_links, label_scipy, label_sql, work_table
+from activation_pipeline.compute.identity_components import label_links, label_numpy, label_sql, work_table
 from activation_pipeline.compute.pipeline import ComputePipeline
 from activation_pipeline.compute.scratch import scratch_table
 from activation_pipeline.config import Workspace
@@ -194,7 +194,7 @@ def test_a_long_chain_is_one_profile_in_few_rounds(
 
 
 @pytest.mark.parametrize("shuffle", [False, True])
-def test_sql_labels_converge_in_log_rounds_and_match_scipy(
+def test_sql_labels_converge_in_log_rounds_and_match_numpy(
     compute_engine: ComputeEngine, shuffle: bool
 ) -> None:
     """A path of 2,000 nodes plus a star and singletons; rounds stay logarithmic whatever the numbering."""
@@ -226,8 +226,8 @@ def test_sql_labels_converge_in_log_rounds_and_match_scipy(
         result = label_sql(conn, schema, "g", sa.select(node_table.c.node), "labels_sql")
         got = _partition(conn, schema, "labels_sql")
         if compute_engine.is_duckdb:
-            label_scipy(conn, schema, "g", nodes, "labels_scipy")
-            assert _partition(conn, schema, "labels_scipy") == got
+            label_numpy(conn, schema, "g", nodes, "labels_numpy")
+            assert _partition(conn, schema, "labels_numpy") == got
     assert result.rounds <= 2 * math.log2(nodes), result.rounds
     expected = {frozenset(range(n)), frozenset(range(n, n + 50)), frozenset({n + 60, n + 61})}
     expected |= {frozenset({k}) for k in range(nodes) if not any(k in c for c in expected)}
@@ -333,7 +333,7 @@ def test_numpy_rebuild_equals_the_sql_rebuild_merges_included(
     tmp_path: Path, messages: Messages, monkeypatch: pytest.MonkeyPatch, seed: int
 ) -> None:
     """DuckDB's numpy rebuild writes what the SQL rebuilds write, merges too: its fallback on a hash clash
-    (scipy labels) and the one for graphs too large for memory (SQL labels, spilled by DuckDB)."""
+    (numpy labels of the SQL graph) and the one for graphs too large for memory (SQL labels, spilled by DuckDB)."""
     workspace = _workspace(tmp_path)
     _random_messages(messages, seed, count=400)
     messages.write()
