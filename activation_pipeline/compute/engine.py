@@ -188,6 +188,49 @@ def duckdb_threads(conn: sa.Connection, threads: int) -> Iterator[None]:
         conn.execute(sa.text(f"SET threads = {before}"))
 
 
+_SIZE = re.compile(r"^([0-9.]+)\s*(bytes|KiB|MiB|GiB|TiB|KB|MB|GB|TB)$")
+_UNITS = {"bytes": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12}
+_UNITS.update({"KiB": 2**10, "MiB": 2**20, "GiB": 2**30, "TiB": 2**40})
+
+
+def duckdb_memory_limit(conn: sa.Connection) -> int | None:
+    """DuckDB's `memory_limit` in bytes (None if it reads as something else)."""
+    text = str(conn.execute(sa.text("SELECT current_setting('memory_limit')")).scalar() or "")
+    match = _SIZE.match(text.strip())
+    return None if match is None else int(float(match.group(1)) * _UNITS[match.group(2)])
+
+
+def lower_duckdb_memory(conn: sa.Connection, engine: ComputeEngine, limit: int) -> str:
+    """Set DuckDB's memory limit to `limit` bytes (it frees what it cached above); return the limit to set back.
+
+    That is the engine's configured limit (DuckDB reports it rounded), else what DuckDB reported.
+    """
+    configured = (engine.duckdb_settings or {}).get("memory_limit")
+    restore = configured or str(conn.execute(sa.text("SELECT current_setting('memory_limit')")).scalar())
+    set_duckdb_memory(conn, f"{max(limit, 0) // 2**20}MiB")
+    return restore
+
+
+def set_duckdb_memory(conn: sa.Connection, size: str) -> None:
+    """Set DuckDB's memory limit to a size such as '1.2GB' (checked: SET takes no bound parameter)."""
+    if not _SIZE.match(size.strip()):
+        raise ValueError(f"DuckDB memory limit {size!r} is not a size")
+    conn.execute(sa.text(f"SET memory_limit = '{size.strip()}'"))
+
+
+@contextmanager
+def duckdb_memory(conn: sa.Connection, engine: ComputeEngine, limit: int | None) -> Iterator[None]:
+    """DuckDB's memory limit set to `limit` bytes for the statements in the block (None: unchanged), then set back."""
+    if limit is None:
+        yield
+        return
+    restore = lower_duckdb_memory(conn, engine, limit)
+    try:
+        yield
+    finally:
+        set_duckdb_memory(conn, restore)
+
+
 def duckdb_arrow(conn: sa.Connection, query: Any) -> pa.Table:
     """Run a SELECT on DuckDB and return its result as Arrow, without a row-by-row fetch."""
     compiled = query.compile(dialect=conn.dialect, compile_kwargs={"render_postcompile": True})

@@ -14,7 +14,6 @@ rounds grow with log n, not with the diameter of a component.
 from __future__ import annotations
 
 import logging
-import re
 import resource
 import time
 from collections.abc import Iterator
@@ -26,7 +25,14 @@ import numpy as np
 import pyarrow as pa
 import sqlalchemy as sa
 
-from activation_pipeline.compute.engine import arrow_view, duckdb_arrow, duckdb_numpy, load_arrow
+from activation_pipeline.compute.engine import (
+    arrow_view,
+    duckdb_arrow,
+    duckdb_memory,
+    duckdb_memory_limit,
+    duckdb_numpy,
+    load_arrow,
+)
 from activation_pipeline.compute.scratch import scratch_table
 from activation_pipeline.compute.sqlutil import (
     PickBy,
@@ -610,11 +616,6 @@ def _set_order(conn: sa.Connection, tables: Any, times: pa.Table) -> np.ndarray[
 # arrays spread over the links. With DuckDB's limit lowered by this much, 1M profiles (7.7M links) peaked at
 # the limit plus 0.45 GB (1.65 GB with 1.2GB; 1.81 GB before, with DuckDB keeping all of its limit).
 _BYTES_PER_LINK = 60
-_SIZE = re.compile(r"^([0-9.]+)\s*(bytes|KiB|MiB|GiB|TiB|KB|MB|GB|TB)$")
-_UNITS = {"bytes": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12}
-_UNITS.update({"KiB": 2**10, "MiB": 2**20, "GiB": 2**30, "TiB": 2**40})
-
-
 # Rows per insert of the rebuild's results: bounds their Arrow copies (each slice of identities scans `set_keys`).
 _WRITE_ROWS = 4_000_000
 
@@ -623,13 +624,6 @@ def _slices(rows: np.ndarray[Any, Any]) -> Iterator[np.ndarray[Any, Any]]:
     """`rows` in slices of at most _WRITE_ROWS."""
     for start in range(0, len(rows), _WRITE_ROWS):
         yield rows[start : start + _WRITE_ROWS]
-
-
-def duckdb_memory_limit(conn: sa.Connection) -> int | None:
-    """DuckDB's `memory_limit` in bytes (None if it reads as something else)."""
-    text = str(conn.execute(sa.text("SELECT current_setting('memory_limit')")).scalar() or "")
-    match = _SIZE.match(text.strip())
-    return None if match is None else int(float(match.group(1)) * _UNITS[match.group(2)])
 
 
 def numpy_budget(conn: sa.Connection, engine: Any) -> int | None:
@@ -645,24 +639,6 @@ def numpy_budget(conn: sa.Connection, engine: Any) -> int | None:
     return arrays if limit is None or arrays * 2 <= limit else None
 
 
-@contextmanager
-def _duckdb_limit_less(conn: sa.Connection, engine: Any, arrays: int) -> Iterator[None]:
-    """DuckDB's memory limit lowered by `arrays` bytes for the block (it frees what it cached above), then set back."""
-    limit = duckdb_memory_limit(conn)
-    if limit is None:
-        yield
-        return
-    configured = (engine.duckdb_settings or {}).get("memory_limit")
-    restore = configured or str(conn.execute(sa.text("SELECT current_setting('memory_limit')")).scalar())
-    if not _SIZE.match(restore.strip()):  # SET takes no bound parameter: only a size goes into the statement
-        raise ValueError(f"DuckDB memory limit {restore!r} is not a size")
-    conn.execute(sa.text(f"SET memory_limit = '{max(limit - arrays, 0) // 2**20}MiB'"))
-    try:
-        yield
-    finally:
-        conn.execute(sa.text(f"SET memory_limit = '{restore.strip()}'"))
-
-
 def rebuild_duckdb(
     conn: sa.Connection,
     engine: Any,
@@ -673,7 +649,8 @@ def rebuild_duckdb(
     arrays: int = 0,
 ) -> Rebuilt | None:
     """`_rebuild_in_numpy` with DuckDB's memory limit lowered by `arrays` bytes (see `numpy_budget`)."""
-    with _duckdb_limit_less(conn, engine, arrays):
+    limit = duckdb_memory_limit(conn)
+    with duckdb_memory(conn, engine, None if limit is None else limit - arrays):
         return _rebuild_in_numpy(conn, engine, limits, blocked, condition, previous_id)
 
 

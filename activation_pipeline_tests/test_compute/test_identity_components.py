@@ -18,7 +18,7 @@ from scipy.sparse import coo_array
 from scipy.sparse.csgraph import connected_components
 
 from activation_pipeline.compute import identity, identity_components
-from activation_pipeline.compute.engine import ComputeEngine
+from activation_pipeline.compute.engine import ComputeEngine, duckdb_memory_limit
 from activation_pipeline.compute.identity import Resolver, _final, profile_id_for
 from activation_pipeline.compute.identity_components import label_links, label_numpy, label_sql, work_table
 from activation_pipeline.compute.pipeline import ComputePipeline
@@ -378,7 +378,7 @@ def test_duckdb_memory_limit_is_read_in_bytes(tmp_path: Path) -> None:
             f"duckdb:///{tmp_path / 'm.duckdb'}", "s", duckdb_settings={"memory_limit": given}
         )
         with engine.begin() as conn:
-            assert identity_components.duckdb_memory_limit(conn) == int(expected)
+            assert duckdb_memory_limit(conn) == int(expected)
         engine.dispose()
 
 
@@ -392,20 +392,20 @@ def test_the_numpy_rebuild_gives_duckdb_memory_back_for_its_arrays(
     pipeline = ComputePipeline(_workspace(tmp_path), engine)
     pipeline.land()
     with engine.begin() as conn:
-        before = identity_components.duckdb_memory_limit(conn)
+        before = duckdb_memory_limit(conn)
         links = identity_components.count_rows(conn, engine.tables.set_keys)
     monkeypatch.setattr(identity_components, "_BYTES_PER_LINK", 2**20)  # a MiB per link
     seen: list[int | None] = []
     real = identity_components._rebuild_in_numpy
 
     def recording(conn: sa.Connection, *args: Any) -> Any:
-        seen.append(identity_components.duckdb_memory_limit(conn))
+        seen.append(duckdb_memory_limit(conn))
         return real(conn, *args)
 
     monkeypatch.setattr(identity_components, "_rebuild_in_numpy", recording)
     pipeline.resolve_identities(at("2026-10-12T00:00"))
     with engine.begin() as conn:
-        after = identity_components.duckdb_memory_limit(conn)
+        after = duckdb_memory_limit(conn)
     pipeline.close()
     assert before is not None and links * 2**21 <= before
     assert seen == [(before // 2**20 - links) * 2**20] and after == before

@@ -18,7 +18,7 @@ import pytest
 import sqlalchemy as sa
 
 from activation_pipeline.compute import landing, sources
-from activation_pipeline.compute.engine import ComputeEngine
+from activation_pipeline.compute.engine import ComputeEngine, duckdb_memory_limit
 from activation_pipeline.compute.event_columns import referenced_columns
 from activation_pipeline.compute.identity import profile_id_for
 from activation_pipeline.compute.ingest import RAW_SCHEMA, SUSPECT_SQL, MessageParser, Parsed
@@ -567,6 +567,46 @@ def test_an_interrupted_landing_is_finished_by_the_next_without_counting_twice(
 
 class _Crash(BaseException):
     """A landing killed from outside (not an error the landing handles)."""
+
+
+def test_duckdb_lands_within_the_landing_memory_and_gets_its_limit_back(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Storing parses needs little of DuckDB's memory: it is held to LANDING_MEMORY, and given back after a
+    landing, also one killed half way."""
+    monkeypatch.setattr(landing, "PARSE_ROWS", 3)  # a parse per file
+    workspace = make_workspace(tmp_path)
+    day = datetime(2025, 5, 1, tzinfo=UTC)
+    for k in range(3):
+        lines = [message(3 * k + i, day + timedelta(minutes=3 * k + i), "u1") for i in range(3)]
+        (tmp_path / "events" / f"{k}.jsonl").write_text("\n".join(lines) + "\n")
+    engine = ComputeEngine(f"duckdb:///{tmp_path / 'm.duckdb'}", "c", duckdb_settings={"memory_limit": "2GB"})
+    pipeline = ComputePipeline(workspace, engine)
+    with engine.begin() as conn:
+        configured = duckdb_memory_limit(conn)
+    seen: list[int | None] = []
+    crash = [True]
+    real_finish = landing._Landing._finish
+
+    def watched(self: landing._Landing, pending: Any, last: bool) -> None:
+        if crash[0] and len(seen) == 2:
+            raise _Crash
+        with engine.begin() as conn:
+            seen.append(duckdb_memory_limit(conn))
+        real_finish(self, pending, last)
+
+    monkeypatch.setattr(landing._Landing, "_finish", watched)
+    with pytest.raises(_Crash):
+        pipeline.land()
+    with engine.begin() as conn:
+        assert duckdb_memory_limit(conn) == configured
+    seen.clear()
+    crash[0] = False
+    assert pipeline.land().events_total == 9
+    with engine.begin() as conn:
+        assert duckdb_memory_limit(conn) == configured
+    pipeline.close()
+    assert seen and set(seen) == {landing.LANDING_MEMORY}
 
 
 def test_events_go_in_by_whole_row_groups_and_a_file_is_recorded_with_its_last_event(
