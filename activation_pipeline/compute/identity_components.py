@@ -639,19 +639,11 @@ def numpy_budget(conn: sa.Connection, engine: Any) -> int | None:
     return arrays if limit is None or arrays * 2 <= limit else None
 
 
-def rebuild_duckdb(
-    conn: sa.Connection,
-    engine: Any,
-    limits: dict[str, int | None],
-    blocked: dict[str, frozenset[str]],
-    condition: Any,
-    previous_id: str,
-    arrays: int = 0,
-) -> Rebuilt | None:
-    """`_rebuild_in_numpy` with DuckDB's memory limit lowered by `arrays` bytes (see `numpy_budget`)."""
+def rebuild_duckdb(conn: sa.Connection, engine: Any, *args: Any, arrays: int = 0) -> Rebuilt | None:
+    """`_rebuild_in_numpy` (same arguments) with DuckDB's limit lowered by `arrays` bytes (see `numpy_budget`)."""
     limit = duckdb_memory_limit(conn)
     with duckdb_memory(conn, engine, None if limit is None else limit - arrays):
-        return _rebuild_in_numpy(conn, engine, limits, blocked, condition, previous_id)
+        return _rebuild_in_numpy(conn, engine, *args)
 
 
 def _rebuild_in_numpy(
