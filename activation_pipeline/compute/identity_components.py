@@ -5,8 +5,9 @@ GROUP BY over the events gives each set its times, one query over `set_keys` giv
 link with identifiers numbered by hash (streamed into numpy), and the rest is numpy on integer arrays:
 components by hook and jump (`label_links`, the same rounds as `label_sql` on int32 arrays), per-component
 limits and aliases with bincount, survivors and merge times by sorting; the results are written from Arrow.
-Elsewhere (`rebuild_simple`) it stays in SQL and the labelling is `label_sql`: each round every component root hooks onto the smallest root it touches, chains of
-hooks are collapsed by pointer jumping (log of their length), and the graph is contracted onto the new roots.
+Elsewhere (`rebuild_simple`) it stays in SQL and the labelling is `label_sql`: each round every component root
+hooks onto the smallest root it touches, chains of hooks are collapsed by pointer jumping (log of their length),
+and the graph is contracted onto the new roots.
 With nodes numbered in a pseudo-random order, the number of roots falls by a constant factor per round, so
 rounds grow with log n, not with the diameter of a component.
 """
