@@ -231,15 +231,20 @@ def duckdb_memory(conn: sa.Connection, engine: ComputeEngine, limit: int | None)
         set_duckdb_memory(conn, restore)
 
 
-def duckdb_arrow(conn: sa.Connection, query: Any) -> pa.Table:
-    """Run a SELECT on DuckDB and return its result as Arrow, without a row-by-row fetch."""
+def _duckdb_relation(conn: sa.Connection, query: Any) -> Any:
+    """A SELECT as a DuckDB relation on the connection's own DuckDB connection (read without a DB-API fetch)."""
     compiled = query.compile(dialect=conn.dialect, compile_kwargs={"render_postcompile": True})
     params = [compiled.params[name] for name in compiled.positiontup or []]
     raw: Any = conn.connection.driver_connection
     if hasattr(raw, "complete"):
         # DuckDB 2 refuses new work while the previous statement's (already read) result is open.
         raw.complete()
-    result: pa.Table = raw.sql(str(compiled), params=params or None).to_arrow_table()
+    return raw.sql(str(compiled), params=params or None)
+
+
+def duckdb_arrow(conn: sa.Connection, query: Any) -> pa.Table:
+    """Run a SELECT on DuckDB and return its result as Arrow, without a row-by-row fetch."""
+    result: pa.Table = _duckdb_relation(conn, query).to_arrow_table()
     return result
 
 
@@ -248,12 +253,7 @@ def duckdb_numpy(conn: sa.Connection, query: Any, rows: int) -> dict[str, np.nda
 
     The result streams in batches into arrays allocated once: neither DuckDB nor Arrow holds it whole.
     """
-    compiled = query.compile(dialect=conn.dialect, compile_kwargs={"render_postcompile": True})
-    params = [compiled.params[name] for name in compiled.positiontup or []]
-    raw: Any = conn.connection.driver_connection
-    if hasattr(raw, "complete"):
-        raw.complete()
-    reader = raw.sql(str(compiled), params=params or None).to_arrow_reader(1 << 20)
+    reader = _duckdb_relation(conn, query).to_arrow_reader(1 << 20)
     arrays = {f.name: np.empty(rows, dtype=f.type.to_pandas_dtype()) for f in reader.schema}
     filled = 0
     for batch in reader:

@@ -373,9 +373,7 @@ def _land_files(landing: _Landing, workspace: Workspace) -> None:
             continue
         # A new JSONL file is hashed as it is read; a known one first (its content may be what was landed).
         new_jsonl = previous is None and not file.is_parquet
-        digest = (
-            None if new_jsonl else file_digest(file.path, previous.size if can_append and previous else None)
-        )
+        digest = None if new_jsonl else file_digest(file, previous.size if can_append and previous else None)
         if previous is not None and digest is not None and previous.content_hash == digest.content_hash:
             summary.unchanged_sources += 1
             with landing.engine.begin() as conn:  # the content is the same: remember its new time

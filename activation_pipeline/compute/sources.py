@@ -109,26 +109,10 @@ def _source_file(path: Path, name: str) -> SourceFile:
     return SourceFile(path, name, stat.st_size, stat.st_mtime_ns)
 
 
-def file_digest(path: Path, prefix_size: int | None) -> FileDigest:
-    """SHA-256 of the file, of its first `prefix_size` bytes (to recognise an append), and its last byte."""
-    whole = hashlib.sha256()
-    prefix_hash: str | None = None
-    done = 0
-    last = b""
-    with path.open("rb") as handle:
-        while block := handle.read(8 * 1024 * 1024):
-            if prefix_size is not None and prefix_hash is None and done + len(block) >= prefix_size:
-                cut = prefix_size - done
-                whole.update(block[:cut])
-                prefix_hash = whole.copy().hexdigest()
-                whole.update(block[cut:])
-            else:
-                whole.update(block)
-            done += len(block)
-            last = block[-1:]
-    if prefix_size == 0:
-        prefix_hash = hashlib.sha256().hexdigest()
-    return FileDigest(whole.hexdigest(), prefix_hash, last in (b"", b"\n"))
+def file_digest(file: SourceFile, prefix_size: int | None) -> FileDigest:
+    """SHA-256 of the file as listed (`file.size` bytes), of its first `prefix_size` bytes, and its last byte."""
+    with file.path.open("rb") as handle:
+        return _Hashing(handle, file.size, prefix_size).finish()
 
 
 _BLANK_CANDIDATE = np.zeros(256, bool)
@@ -249,11 +233,16 @@ class JsonlReader:
 
 
 class _Hashing:
-    """A binary file read through SHA-256, up to `size` bytes (a file growing meanwhile is read as it was)."""
+    """A binary file read through SHA-256, up to `size` bytes (a file growing meanwhile is read as it was).
 
-    def __init__(self, handle: BufferedIOBase, size: int) -> None:
+    With `prefix_size`, the hash of that many first bytes too (to recognise an append).
+    """
+
+    def __init__(self, handle: BufferedIOBase, size: int, prefix_size: int | None = None) -> None:
         self.handle, self.left = handle, size
         self.sha = hashlib.sha256()
+        self.prefix_left = prefix_size
+        self.prefix_hash = self.sha.hexdigest() if prefix_size == 0 else None
         self.last = b""
         self.mode = "rb"
 
@@ -262,7 +251,14 @@ class _Hashing:
         size = self.left if size is None or size < 0 else min(size, self.left)
         block = self.handle.read(size) if size else b""
         self.left -= len(block)
-        self.sha.update(block)
+        if self.prefix_left and len(block) >= self.prefix_left:
+            self.sha.update(block[: self.prefix_left])
+            self.prefix_hash = self.sha.hexdigest()
+            self.sha.update(block[self.prefix_left :])
+        else:
+            self.sha.update(block)
+        if self.prefix_left:
+            self.prefix_left = max(self.prefix_left - len(block), 0)
         self.last = block[-1:] or self.last
         return block
 
@@ -270,7 +266,7 @@ class _Hashing:
         """The digest of every byte (what a reader such as gzip left unread is read too)."""
         while self.read(8 * 1024 * 1024):
             pass
-        return FileDigest(self.sha.hexdigest(), None, self.last in (b"", b"\n"))
+        return FileDigest(self.sha.hexdigest(), self.prefix_hash, self.last in (b"", b"\n"))
 
 
 def read_parquet(file: SourceFile) -> Iterator[pa.Table]:

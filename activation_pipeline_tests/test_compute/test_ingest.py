@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import hashlib
 import json
 import os
 import random
@@ -888,7 +889,8 @@ def test_a_new_file_is_hashed_as_it_is_read(tmp_path: Path, name: str, content: 
     reader = sources.JsonlReader(file)
     lines = sum(chunk.num_rows for chunk in reader)
     assert lines == {"a.jsonl": 2, "b.jsonl": 2, "c.jsonl.gz": 1000, "d.jsonl": 0}[name]
-    assert reader.digest == sources.file_digest(path, None)
+    expected = sources.FileDigest(hashlib.sha256(content).hexdigest(), None, content[-1:] in (b"", b"\n"))
+    assert reader.digest == expected == sources.file_digest(file, None)
 
 
 def test_a_file_growing_while_it_is_read_is_landed_as_it_was_found(tmp_path: Path) -> None:
@@ -901,4 +903,19 @@ def test_a_file_growing_while_it_is_read_is_landed_as_it_was_found(tmp_path: Pat
     reader = sources.JsonlReader(file)
     assert [chunk.num_rows for chunk in reader] == [1]
     assert reader.digest is not None
-    assert reader.digest.content_hash == sources.file_digest(path, 9).prefix_hash
+    assert reader.digest.content_hash == hashlib.sha256(b'{"a": 1}\n').hexdigest()
+    grown = sources.SourceFile(path, "a.jsonl", path.stat().st_size)
+    assert sources.file_digest(file, None) == reader.digest  # a known file is hashed as listed, too
+    assert sources.file_digest(grown, 9).prefix_hash == reader.digest.content_hash
+
+
+def test_a_known_file_digest_gives_the_prefix_hash_wherever_the_prefix_ends(tmp_path: Path) -> None:
+    """The prefix hash (how an append is recognised) is the hash of exactly those first bytes."""
+    path = tmp_path / "a.jsonl"
+    content = b'{"a": 1}\n{"b": 2}\n'
+    path.write_bytes(content)
+    file = sources.SourceFile(path, "a.jsonl", len(content))
+    for prefix in (0, 1, 9, len(content) - 1, len(content)):
+        digest = sources.file_digest(file, prefix)
+        assert digest.prefix_hash == hashlib.sha256(content[:prefix]).hexdigest(), prefix
+        assert digest.content_hash == hashlib.sha256(content).hexdigest() and digest.complete
