@@ -18,11 +18,10 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from activation_pipeline.compute import traits as trait_stage
 from activation_pipeline.compute.engine import ComputeEngine
 from activation_pipeline.compute.incremental import Plan, finish_evaluation, plan_stage, require_stages
 from activation_pipeline.compute.schema import PREDICTIVE_TABLE, Tables
-from activation_pipeline.compute.sqlutil import CountIf, compare, create_table_as, drop_table
+from activation_pipeline.compute.sqlutil import compare, create_table_as, drop_table
 from activation_pipeline.compute.traits import property_filter
 from activation_pipeline.config import Workspace
 from activation_pipeline.config.models import (
@@ -146,7 +145,7 @@ def topological(audiences: list[Audience]) -> list[Audience]:
 
 
 class _Counts:
-    """One scan of events counting every event condition of a set of audiences, per profile or account."""
+    """The event conditions of a set of audiences, counted per profile or account (one column each)."""
 
     def __init__(self, audiences: list[Audience]) -> None:
         self.columns: dict[str, str] = {}
@@ -164,41 +163,44 @@ class _Counts:
         """The count column of an event condition."""
         return self.columns[_event_signature(audience, node)]
 
-    def query(self, tables: Tables, key: Any, source: Any, where: Any, as_of: datetime) -> sa.Select[Any]:
-        """One row per key with a count column per event condition."""
+    def queries(
+        self, tables: Tables, key: Any, source: Any, where: Any, as_of: datetime
+    ) -> dict[str, sa.Select[Any]]:
+        """Per count column: its event condition's rows counted per key (`k`, `n`), read only in its window.
+
+        One aggregation per condition rather than one scan of every condition's events: events are stored in
+        time order, so a window's lower bound skips the older row groups.
+        """
         e = tables.events.c
-        counts = []
+        queries = {}
         for name, audience, node in self.specs:
-            parts: list[Any] = [e.event == node.event]
+            parts: list[Any] = [where, e.type == "track", e.timestamp <= as_of, e.event == node.event]
             if node.within is not None:
                 parts.append(e.timestamp > as_of - node.within)
             if not audience.historical and audience.created_at is not None:
                 parts.append(e.timestamp >= _utc(audience.created_at))
             parts += [property_filter(e, f) for f in node.where]
-            counts.append(CountIf(sa.and_(*parts)).label(name))
-        events = sorted({node.event for _, _, node in self.specs})
-        query = (
-            sa.select(key.label("k"), *counts)
-            .select_from(source)
-            .where(where, e.type == "track", e.timestamp <= as_of, e.event.in_(events))
-            .group_by(key)
-        )
-        earliest = self.earliest(as_of)
-        # Events are stored in time order: a lower bound lets the scan skip the older row groups entirely.
-        return query if earliest is None else query.where(e.timestamp >= earliest)
+            queries[name] = (
+                sa.select(key.label("k"), sa.func.count().label("n"))
+                .select_from(source)
+                .where(*parts)
+                .group_by(key)
+            )
+        return queries
 
-    def earliest(self, as_of: datetime) -> datetime | None:
-        """The earliest event time any count can include, None when some count reaches back without limit."""
-        bounds: list[datetime] = []
-        for _, audience, node in self.specs:
-            own = [as_of - node.within] if node.within is not None else []
-            created = None if audience.historical else _utc(audience.created_at)
-            if created is not None:
-                own.append(created)
-            if not own:
-                return None
-            bounds.append(max(own))
-        return min(bounds) if bounds else None
+    def store(
+        self,
+        conn: sa.Connection,
+        schema: str,
+        prefix: str,
+        queries: dict[str, sa.Select[Any]],
+    ) -> dict[str, sa.TableClause]:
+        """Each count query as a work table `<prefix><column>(k, n)`; the tables by column."""
+        counted = {}
+        for name, query in queries.items():
+            create_table_as(conn, schema, prefix + name, query)
+            counted[name] = sa.table(prefix + name, sa.column("k"), sa.column("n"), schema=schema)
+        return counted
 
 
 class _ConditionCompiler:
@@ -211,7 +213,7 @@ class _ConditionCompiler:
         refs: dict[str, TraitRef],
         counts: _Counts,
         base_key: Any,
-        counts_table: sa.TableClause,
+        counts_tables: dict[str, sa.TableClause],
         member_table: sa.TableClause,
     ) -> None:
         self.engine = engine
@@ -219,7 +221,7 @@ class _ConditionCompiler:
         self.refs = refs
         self.counts = counts
         self.base_key = base_key
-        self.counts_table = counts_table
+        self.counts_tables = counts_tables
         self.member_table = member_table
         self.joins: dict[str, sa.TableClause] = {}
 
@@ -241,7 +243,9 @@ class _ConditionCompiler:
         if isinstance(node, NotCondition):
             return sa.not_(self.compile(node.not_))
         if isinstance(node, EventCondition):
-            n = sa.func.coalesce(self.counts_table.c[self.counts.column(self.audience, node)], 0)
+            counted = self.counts_tables[self.counts.column(self.audience, node)]
+            self.joins.setdefault(counted.name, counted)
+            n = sa.func.coalesce(counted.c.n, 0)
             parts = [n >= node.min_count]
             if node.at_most is not None:
                 parts.append(n <= node.at_most)
@@ -258,7 +262,7 @@ class _ConditionCompiler:
     def select(self, base: Any, where: Any) -> sa.Select[Any]:
         """The members (column `member`) of the base rows satisfying the audience's condition."""
         condition = self.compile(self.audience.where)
-        joined = base.outerjoin(self.counts_table, self.counts_table.c.k == self.base_key)
+        joined = base
         for table in self.joins.values():
             key = next(iter(table.c))
             joined = joined.outerjoin(table, key == self.base_key)
@@ -320,42 +324,19 @@ def evaluate_audiences(engine: ComputeEngine, workspace: Workspace, as_of: datet
         source = tables.events.join(tables.identity_sets, s.set_hash == e.set_hash)
         user_counts = _Counts(user_audiences)
         where: Any = s.profile_id.isnot(None)
-        buckets = 1
         if plan.affected is not None:
             where = sa.and_(where, s.profile_id.in_(sa.select(plan.affected.c.profile_id)))
-        else:
-            profiles = int(
-                conn.execute(sa.select(sa.func.count()).select_from(tables.profiles)).scalar() or 0
-            )
-            buckets = max(1, -(-profiles // trait_stage.BUCKET_PROFILES))
-        for bucket in range(buckets):
-            # Large full runs count a slice of profiles at a time, so the join and its state fit memory.
-            sliced = sa.and_(where, s.profile_id % buckets == bucket) if buckets > 1 else where
-            counts = user_counts.query(tables, s.profile_id, source, sliced, as_of)
-            if bucket == 0:
-                create_table_as(conn, schema, "_event_counts", counts)
-            else:
-                names = [c.name for c in counts.selected_columns]
-                target = sa.table("_event_counts", *[sa.column(n) for n in names], schema=schema)
-                conn.execute(sa.insert(target).from_select(names, counts))
-        counts_table = sa.table(
-            "_event_counts",
-            sa.column("k"),
-            *[sa.column(c) for c in user_counts.columns.values()],
-            schema=schema,
+        counts_tables = user_counts.store(
+            conn, schema, "_event_count_", user_counts.queries(tables, s.profile_id, source, where, as_of)
         )
-
         au = sa.table("account_users", sa.column("group_id"), sa.column("profile_id"), schema=schema)
         account_counts = _Counts(account_audiences)
-        create_table_as(
-            conn, schema, "_account_event_counts",
-            account_counts.query(tables, au.c.group_id, source.join(au, au.c.profile_id == s.profile_id), sa.true(), as_of),
-        )  # fmt: skip
-        account_counts_table = sa.table(
-            "_account_event_counts",
-            sa.column("k"),
-            *[sa.column(c) for c in account_counts.columns.values()],
-            schema=schema,
+        account_source = source.join(au, au.c.profile_id == s.profile_id)
+        account_counts_tables = account_counts.store(
+            conn,
+            schema,
+            "_account_event_count_",
+            account_counts.queries(tables, au.c.group_id, account_source, sa.true(), as_of),
         )
         at = sa.table("account_traits", sa.column("group_id"), schema=schema)
         accounts = sa.union(sa.select(au.c.group_id), sa.select(at.c.group_id)).subquery("accounts")
@@ -370,7 +351,7 @@ def evaluate_audiences(engine: ComputeEngine, workspace: Workspace, as_of: datet
                     account_refs,
                     account_counts,
                     accounts.c.group_id,
-                    account_counts_table,
+                    account_counts_tables,
                     accounts_qualified,
                 )
                 qualified = compiler.select(accounts, sa.true())
@@ -394,7 +375,7 @@ def evaluate_audiences(engine: ComputeEngine, workspace: Workspace, as_of: datet
                 conn.execute(sa.insert(members).from_select(["audience_key", "member"], users))
                 continue
             compiler = _ConditionCompiler(
-                engine, audience, user_refs, user_counts, p.c.profile_id, counts_table, members
+                engine, audience, user_refs, user_counts, p.c.profile_id, counts_tables, members
             )
             base_where: Any = sa.true()
             if plan.affected is not None:
@@ -495,8 +476,9 @@ def evaluate_audiences(engine: ComputeEngine, workspace: Workspace, as_of: datet
             if plan.affected is None
             else int(conn.execute(sa.select(sa.func.count()).select_from(plan.affected)).scalar() or 0)
         )
-        for name in ("_membership_new", "_event_counts", "_account_event_counts"):
-            drop_table(conn, schema, name)
+        for counted in (*counts_tables.values(), *account_counts_tables.values()):
+            drop_table(conn, schema, counted.name)
+        drop_table(conn, schema, "_membership_new")
         create_table_as(
             conn,
             schema,

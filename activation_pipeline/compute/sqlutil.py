@@ -163,6 +163,13 @@ class SortedUnique(FunctionElement[Any]):
         super().__init__(value, where)
 
 
+@compiles(SortedUnique, "duckdb")
+def _sorted_unique_duckdb(element: SortedUnique, compiler: SQLCompiler, **kw: Any) -> str:
+    value, where = (compiler.process(c, **kw) for c in element.clauses)
+    # Sorting the distinct list after aggregating is cheaper than an ordered aggregate (3M profiles: 2.8 vs 3.7 s).
+    return f"list_sort(list(DISTINCT {value}) FILTER (WHERE {where}))[1:{element.limit}]"
+
+
 @compiles(SortedUnique)
 def _sorted_unique(element: SortedUnique, compiler: SQLCompiler, **kw: Any) -> str:
     value, where = (compiler.process(c, **kw) for c in element.clauses)

@@ -24,6 +24,7 @@ from activation_pipeline.compute.sqlutil import (
     agg_where,
     compare,
     create_table_as,
+    drop_table,
 )
 from activation_pipeline.config import Workspace
 from activation_pipeline.config.models import (
@@ -155,7 +156,7 @@ def _condition(trait: AnyComputedTrait, e: Any, as_of: datetime) -> sa.ColumnEle
     return sa.and_(*parts)
 
 
-def _aggregate(trait: AnyComputedTrait, e: Any, as_of: datetime) -> Any | None:
+def _aggregate(trait: AnyComputedTrait, e: Any, as_of: datetime) -> Any:
     cond = _condition(trait, e, as_of)
     if isinstance(trait, CounterTrait):
         return CountIf(cond)
@@ -173,12 +174,10 @@ def _aggregate(trait: AnyComputedTrait, e: Any, as_of: datetime) -> Any | None:
     if isinstance(trait, UniqueListTrait):
         text = property_text(e, trait.property)
         return SortedUnique(text, sa.and_(cond, text.isnot(None)), trait.max_items)
-    return None
+    raise TypeError(f"no aggregate for {type(trait).__name__}")
 
 
-def _most_frequent(
-    trait: MostFrequentTrait, key: Any, source: Any, where: Any, e: Any, as_of: datetime
-) -> sa.Subquery:
+def _most_frequent(trait: MostFrequentTrait, key: Any, source: Any, where: Any, e: Any) -> sa.Select[Any]:
     value = property_text(e, trait.property)
     counted = (
         sa.select(
@@ -188,7 +187,7 @@ def _most_frequent(
             sa.func.max(e.timestamp).label("last_ts"),
         )
         .select_from(source)
-        .where(where, _condition(trait, e, as_of), value.isnot(None))
+        .where(where, value.isnot(None))
         .group_by(key, value)
         .subquery()
     )
@@ -206,7 +205,44 @@ def _most_frequent(
         .where(counted.c.n >= trait.min_count)
         .subquery()
     )
-    return sa.select(ranked.c.k, ranked.c.value).where(ranked.c.rn == 1).subquery(f"mf_{trait.key}")
+    return sa.select(ranked.c.k, ranked.c.value.label("v")).where(ranked.c.rn == 1)
+
+
+def trait_query(
+    trait: AnyComputedTrait, key: Any, source: Any, where: Any, e: Any, as_of: datetime
+) -> sa.Select[Any]:
+    """One trait's values (`k`, `v`), by an aggregation that reads only its event's rows in its window.
+
+    One filtered aggregation per trait, not one scan for all: a window bounds the scan (events are stored in
+    time order, so older row groups are skipped), and each aggregation's state stays small enough to spill.
+    """
+    scan = sa.and_(where, e.type == "track", e.timestamp <= as_of, _condition(trait, e, as_of))
+    if isinstance(trait, MostFrequentTrait):
+        return _most_frequent(trait, key, source, scan, e)
+    return (
+        sa.select(key.label("k"), _aggregate(trait, e, as_of).label("v"))
+        .select_from(source)
+        .where(scan)
+        .group_by(key)
+    )
+
+
+def _trait_column(trait: AnyComputedTrait, value: Any) -> Any:
+    """A trait's value for a base row: counts and sums of no event are 0, the rest missing."""
+    if isinstance(trait, CounterTrait):
+        value = sa.func.coalesce(value, 0)
+    elif isinstance(trait, AggregationTrait) and trait.function == "sum":
+        value = sa.func.coalesce(value, sa.cast(0, sa.Float))
+    return value.label(trait.key)
+
+
+def _joined(traits: list[AnyComputedTrait], values: list[Any], base: Any, base_key: Any) -> sa.Select[Any]:
+    """One row per base row with a column per trait, from each trait's (`k`, `v`) rows."""
+    joined = base
+    for value in values:
+        joined = joined.outerjoin(value, value.c.k == base_key)
+    columns = [_trait_column(t, value.c.v) for t, value in zip(traits, values, strict=True)]
+    return sa.select(base_key, *columns).select_from(joined)
 
 
 def computed_query(
@@ -219,34 +255,44 @@ def computed_query(
     e: Any,
     as_of: datetime,
 ) -> sa.Select[Any]:
-    """One row per base row (profiles or accounts) with a column per computed trait."""
-    events = sorted({t.event for t in traits})
-    scan = sa.and_(where, e.type == "track", e.timestamp <= as_of, e.event.in_(events))
-    plain = [(t, agg) for t in traits if (agg := _aggregate(t, e, as_of)) is not None]
-    columns: list[Any] = [base_key]
-    joined = base
-    if plain:
-        agg = (
-            sa.select(key.label("k"), *[a.label(t.key) for t, a in plain])
-            .select_from(source)
-            .where(scan)
-            .group_by(key)
-            .subquery("agg")
-        )
-        joined = joined.outerjoin(agg, agg.c.k == base_key)
-        for t, _ in plain:
-            column: Any = agg.c[t.key]
-            if isinstance(t, CounterTrait):
-                column = sa.func.coalesce(column, 0)
-            elif isinstance(t, AggregationTrait) and t.function == "sum":
-                column = sa.func.coalesce(column, sa.cast(0, sa.Float))
-            columns.append(column.label(t.key))
-    for t in traits:
-        if isinstance(t, MostFrequentTrait):
-            mf = _most_frequent(t, key, source, scan, e, as_of)
-            joined = joined.outerjoin(mf, mf.c.k == base_key)
-            columns.append(mf.c.value.label(t.key))
-    return sa.select(*columns).select_from(joined)
+    """One row per base row (profiles or accounts) with a column per computed trait, as one statement."""
+    values = [trait_query(t, key, source, where, e, as_of).subquery(f"t{i}") for i, t in enumerate(traits)]
+    return _joined(traits, values, base, base_key)
+
+
+def _trait_tables(
+    conn: sa.Connection,
+    schema: str,
+    traits: list[AnyComputedTrait],
+    source: Any,
+    where: Any,
+    key: Any,
+    e: Any,
+    as_of: datetime,
+    buckets: int,
+) -> list[sa.TableClause]:
+    """Each trait's (`k`, `v`) rows as a work table `_computed_<i>`.
+
+    A unique list's ordered distinct values are held in memory per profile (DuckDB does not spill them), so a
+    large full run aggregates them a slice of profiles at a time; the other aggregations spill.
+    """
+    tables = []
+    for i, trait in enumerate(traits):
+        name = f"_computed_{i}"
+        slices = buckets if isinstance(trait, UniqueListTrait) else 1
+        for part in range(slices):
+            sliced = sa.and_(where, key % slices == part) if slices > 1 else where
+            query = trait_query(trait, key, source, sliced, e, as_of)
+            if part == 0:
+                create_table_as(conn, schema, name, query)
+            else:
+                conn.execute(
+                    sa.insert(sa.table(name, sa.column("k"), sa.column("v"), schema=schema)).from_select(
+                        ["k", "v"], query
+                    )
+                )
+        tables.append(sa.table(name, sa.column("k"), sa.column("v"), schema=schema))
+    return tables
 
 
 def compute_computed_traits(engine: ComputeEngine, workspace: Workspace, as_of: datetime) -> TraitSummary:
@@ -258,30 +304,32 @@ def compute_computed_traits(engine: ComputeEngine, workspace: Workspace, as_of: 
     with engine.begin() as conn:
         plan = plan_stage(conn, engine, workspace, "computed_traits", as_of)
         p = tables.profiles
-        base_where: Any = s.profile_id.isnot(None)
+        where: Any = s.profile_id.isnot(None)
+        buckets = 1
         if plan.affected is not None:
-            base_where = sa.and_(base_where, s.profile_id.in_(sa.select(plan.affected.c.profile_id)))
-            buckets = 1
+            where = sa.and_(where, s.profile_id.in_(sa.select(plan.affected.c.profile_id)))
         else:
             profiles = int(conn.execute(sa.select(sa.func.count()).select_from(p)).scalar() or 0)
             buckets = max(1, -(-profiles // BUCKET_PROFILES))
-        for bucket in range(buckets):
-            where, restrict = base_where, _restrict
+        source = _events_with_profiles(tables)
+        work = _trait_tables(conn, engine.schema, user, source, where, s.profile_id, e, as_of, buckets)
+        for part in range(buckets):
+            # Large full runs join a slice of profiles at a time, so the joins' hash tables fit memory.
+            values = [
+                t if buckets == 1 else sa.select(t).where(t.c.k % buckets == part).subquery(f"t{i}")
+                for i, t in enumerate(work)
+            ]
+            query = _restrict(_joined(user, values, p, p.c.profile_id), p.c.profile_id, plan)
             if buckets > 1:
-                # Large full runs aggregate a slice of profiles at a time so the per-profile state fits memory.
-                where = sa.and_(base_where, s.profile_id % buckets == bucket)
-            query = computed_query(
-                user, p, p.c.profile_id, s.profile_id, _events_with_profiles(tables), where, e, as_of
-            )
-            query = restrict(query, p.c.profile_id, plan)
-            if buckets > 1:
-                query = query.where(p.c.profile_id % buckets == bucket)
-            if bucket == 0:
+                query = query.where(p.c.profile_id % buckets == part)
+            if part == 0:
                 rows = _replace_rows(conn, engine, "computed_traits", query, plan)
             else:
                 columns = [c.name for c in query.selected_columns]
                 target = sa.table("computed_traits", *[sa.column(c) for c in columns], schema=engine.schema)
                 conn.execute(sa.insert(target).from_select(columns, query))
+        for table in work:
+            drop_table(conn, engine.schema, table.name)
         if buckets > 1:
             rows = int(
                 conn.execute(
@@ -291,9 +339,16 @@ def compute_computed_traits(engine: ComputeEngine, workspace: Workspace, as_of: 
             )
         au = sa.table("account_users", sa.column("group_id"), sa.column("profile_id"), schema=engine.schema)
         accounts_base = sa.select(au.c.group_id).distinct().subquery("accounts")
-        source = _events_with_profiles(tables).join(au, au.c.profile_id == s.profile_id)
+        account_source = source.join(au, au.c.profile_id == s.profile_id)
         account_query = computed_query(
-            account, accounts_base, accounts_base.c.group_id, au.c.group_id, source, sa.true(), e, as_of
+            account,
+            accounts_base,
+            accounts_base.c.group_id,
+            au.c.group_id,
+            account_source,
+            sa.true(),
+            e,
+            as_of,
         )
         create_table_as(conn, engine.schema, "account_computed_traits", account_query)
         accounts = int(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -12,6 +11,7 @@ from activation_pipeline.compute import traits as trait_stage
 from activation_pipeline.compute.audiences import _Counts, topological
 from activation_pipeline.compute.engine import ComputeEngine
 from activation_pipeline.compute.identity import profile_id_for
+from activation_pipeline.compute.schema import build_tables
 
 from .conftest import Messages, at, make_workspace, members, run
 
@@ -182,21 +182,10 @@ def test_entered_exited_and_merges_do_not_reenter(
     assert again.audiences.audiences == summary.audiences.audiences
 
 
-def test_event_counts_read_back_only_as_far_as_the_longest_window(tmp_path: Path) -> None:
-    """The count scan's lower bound (which lets it skip old row groups) is the earliest time any count includes;
-    one condition without a window, as `orders` below, means no bound."""
-    windowed = make_workspace(
-        tmp_path,
-        """
-audiences:
-  - {key: recent, where: {event: Order Completed, within: 7d}}
-  - {key: engaged, where: {event: Product Viewed, within: 30d, at_least: 2}}
-""",
-    )
-    as_of = at("2026-11-01T00:00").replace(tzinfo=None)
-    assert _Counts(windowed.audiences).earliest(as_of) == as_of - timedelta(days=30)
-    (tmp_path / "events").rmdir()
-    unbounded = make_workspace(
+def test_each_event_count_reads_back_only_as_far_as_its_window(tmp_path: Path) -> None:
+    """Each event condition is counted by its own aggregation bounded below by its window (time-sorted events
+    let the scan skip older row groups); a condition without a window reads every event up to as-of."""
+    workspace = make_workspace(
         tmp_path,
         """
 audiences:
@@ -204,4 +193,12 @@ audiences:
   - {key: orders, where: {event: Order Completed, at_least: 1}}
 """,
     )
-    assert _Counts(unbounded.audiences).earliest(as_of) is None
+    tables = build_tables("s")
+    e, s = tables.events.c, tables.identity_sets.c
+    counts = _Counts(workspace.audiences)
+    as_of = at("2026-11-01T00:00").replace(tzinfo=None)
+    source = tables.events.join(tables.identity_sets, s.set_hash == e.set_hash)
+    queries = counts.queries(tables, s.profile_id, source, sa.true(), as_of)
+    recent, orders = (str(q.compile(compile_kwargs={"literal_binds": True})) for q in queries.values())
+    assert "s.events.timestamp > '2026-10-25 00:00:00'" in recent
+    assert "s.events.timestamp <= '2026-11-01 00:00:00'" in orders and "s.events.timestamp >" not in orders
