@@ -205,26 +205,37 @@ def _most_frequent(trait: MostFrequentTrait, key: Any, source: Any, where: Any, 
         .where(counted.c.n >= trait.min_count)
         .subquery()
     )
-    return sa.select(ranked.c.k, ranked.c.value.label("v")).where(ranked.c.rn == 1)
+    return sa.select(ranked.c.k, ranked.c.value.label(trait.key)).where(ranked.c.rn == 1)
 
 
-def trait_query(
-    trait: AnyComputedTrait, key: Any, source: Any, where: Any, e: Any, as_of: datetime
+def trait_groups(traits: list[AnyComputedTrait]) -> list[list[AnyComputedTrait]]:
+    """Traits that read the same rows (event and window), aggregated together; a most-frequent value or a unique
+    list alone (their states are large)."""
+    groups: dict[Any, list[AnyComputedTrait]] = {}
+    for i, trait in enumerate(traits):
+        alone = isinstance(trait, MostFrequentTrait | UniqueListTrait)
+        groups.setdefault(i if alone else (trait.event, trait.window), []).append(trait)
+    return list(groups.values())
+
+
+def group_query(
+    group: list[AnyComputedTrait], key: Any, source: Any, where: Any, e: Any, as_of: datetime
 ) -> sa.Select[Any]:
-    """One trait's values (`k`, `v`), by an aggregation that reads only its event's rows in its window.
+    """The values of a group of traits (`k`, then a column per trait key), reading only their event in their window.
 
-    One filtered aggregation per trait, not one scan for all: a window bounds the scan (events are stored in
-    time order, so older row groups are skipped), and each aggregation's state stays small enough to spill.
+    One filtered aggregation per event and window, not one scan for all: a window bounds the scan (events are
+    stored in time order, so older row groups are skipped), and each aggregation's state stays small.
     """
-    scan = sa.and_(where, e.type == "track", e.timestamp <= as_of, _condition(trait, e, as_of))
-    if isinstance(trait, MostFrequentTrait):
-        return _most_frequent(trait, key, source, scan, e)
-    return (
-        sa.select(key.label("k"), _aggregate(trait, e, as_of).label("v"))
-        .select_from(source)
-        .where(scan)
-        .group_by(key)
-    )
+    first = group[0]
+    scan = [where, e.type == "track", e.timestamp <= as_of, e.event == first.event]
+    if first.window is not None:
+        scan.append(e.timestamp > as_of - first.window)
+    if isinstance(first, MostFrequentTrait):
+        return _most_frequent(first, key, source, sa.and_(*scan, _condition(first, e, as_of)), e)
+    if len(group) == 1:  # a trait alone: its property filters can narrow the scan too
+        scan.append(_condition(first, e, as_of))
+    aggregates = [_aggregate(t, e, as_of).label(t.key) for t in group]
+    return sa.select(key.label("k"), *aggregates).select_from(source).where(*scan).group_by(key)
 
 
 def _trait_column(trait: AnyComputedTrait, value: Any) -> Any:
@@ -236,13 +247,15 @@ def _trait_column(trait: AnyComputedTrait, value: Any) -> Any:
     return value.label(trait.key)
 
 
-def _joined(traits: list[AnyComputedTrait], values: list[Any], base: Any, base_key: Any) -> sa.Select[Any]:
-    """One row per base row with a column per trait, from each trait's (`k`, `v`) rows."""
-    joined = base
-    for value in values:
+def _joined(
+    groups: list[list[AnyComputedTrait]], values: list[Any], base: Any, base_key: Any
+) -> sa.Select[Any]:
+    """One row per base row with a column per trait, from each group's rows (`k`, trait keys)."""
+    joined, columns = base, [base_key]
+    for group, value in zip(groups, values, strict=True):
         joined = joined.outerjoin(value, value.c.k == base_key)
-    columns = [_trait_column(t, value.c.v) for t, value in zip(traits, values, strict=True)]
-    return sa.select(base_key, *columns).select_from(joined)
+        columns += [_trait_column(t, value.c[t.key]) for t in group]
+    return sa.select(*columns).select_from(joined)
 
 
 def computed_query(
@@ -256,14 +269,15 @@ def computed_query(
     as_of: datetime,
 ) -> sa.Select[Any]:
     """One row per base row (profiles or accounts) with a column per computed trait, as one statement."""
-    values = [trait_query(t, key, source, where, e, as_of).subquery(f"t{i}") for i, t in enumerate(traits)]
-    return _joined(traits, values, base, base_key)
+    groups = trait_groups(traits)
+    values = [group_query(g, key, source, where, e, as_of).subquery(f"t{i}") for i, g in enumerate(groups)]
+    return _joined(groups, values, base, base_key)
 
 
-def _trait_tables(
+def _group_tables(
     conn: sa.Connection,
     schema: str,
-    traits: list[AnyComputedTrait],
+    groups: list[list[AnyComputedTrait]],
     source: Any,
     where: Any,
     key: Any,
@@ -271,27 +285,23 @@ def _trait_tables(
     as_of: datetime,
     buckets: int,
 ) -> list[sa.TableClause]:
-    """Each trait's (`k`, `v`) rows as a work table `_computed_<i>`.
+    """Each group's rows (`k`, trait keys) as a work table `_computed_<i>`.
 
     A unique list's ordered distinct values are held in memory per profile (DuckDB does not spill them), so a
     large full run aggregates them a slice of profiles at a time; the other aggregations spill.
     """
     tables = []
-    for i, trait in enumerate(traits):
-        name = f"_computed_{i}"
-        slices = buckets if isinstance(trait, UniqueListTrait) else 1
+    for i, group in enumerate(groups):
+        table = sa.table(f"_computed_{i}", sa.column("k"), *[sa.column(t.key) for t in group], schema=schema)
+        slices = buckets if isinstance(group[0], UniqueListTrait) else 1
         for part in range(slices):
             sliced = sa.and_(where, key % slices == part) if slices > 1 else where
-            query = trait_query(trait, key, source, sliced, e, as_of)
+            query = group_query(group, key, source, sliced, e, as_of)
             if part == 0:
-                create_table_as(conn, schema, name, query)
+                create_table_as(conn, schema, table.name, query)
             else:
-                conn.execute(
-                    sa.insert(sa.table(name, sa.column("k"), sa.column("v"), schema=schema)).from_select(
-                        ["k", "v"], query
-                    )
-                )
-        tables.append(sa.table(name, sa.column("k"), sa.column("v"), schema=schema))
+                conn.execute(sa.insert(table).from_select(list(table.c.keys()), query))
+        tables.append(table)
     return tables
 
 
@@ -312,14 +322,15 @@ def compute_computed_traits(engine: ComputeEngine, workspace: Workspace, as_of: 
             profiles = int(conn.execute(sa.select(sa.func.count()).select_from(p)).scalar() or 0)
             buckets = max(1, -(-profiles // BUCKET_PROFILES))
         source = _events_with_profiles(tables)
-        work = _trait_tables(conn, engine.schema, user, source, where, s.profile_id, e, as_of, buckets)
+        groups = trait_groups(user)
+        work = _group_tables(conn, engine.schema, groups, source, where, s.profile_id, e, as_of, buckets)
         for part in range(buckets):
             # Large full runs join a slice of profiles at a time, so the joins' hash tables fit memory.
             values = [
                 t if buckets == 1 else sa.select(t).where(t.c.k % buckets == part).subquery(f"t{i}")
                 for i, t in enumerate(work)
             ]
-            query = _restrict(_joined(user, values, p, p.c.profile_id), p.c.profile_id, plan)
+            query = _restrict(_joined(groups, values, p, p.c.profile_id), p.c.profile_id, plan)
             if buckets > 1:
                 query = query.where(p.c.profile_id % buckets == part)
             if part == 0:
