@@ -21,7 +21,7 @@ import sqlalchemy as sa
 from activation_pipeline.compute.engine import ComputeEngine
 from activation_pipeline.compute.incremental import Plan, finish_evaluation, plan_stage, require_stages
 from activation_pipeline.compute.schema import PREDICTIVE_TABLE, Tables
-from activation_pipeline.compute.sqlutil import compare, create_table_as, drop_table
+from activation_pipeline.compute.sqlutil import CountIf, compare, create_table_as, drop_table
 from activation_pipeline.compute.traits import property_filter
 from activation_pipeline.config import Workspace
 from activation_pipeline.config.models import (
@@ -165,27 +165,31 @@ class _Counts:
 
     def queries(
         self, tables: Tables, key: Any, source: Any, where: Any, as_of: datetime
-    ) -> dict[str, sa.Select[Any]]:
-        """Per count column: its event condition's rows counted per key (`k`, `n`), read only in its window.
+    ) -> list[tuple[list[str], sa.Select[Any]]]:
+        """The count columns per key (`k`, then one per column), one aggregation per event and time bound.
 
-        One aggregation per condition rather than one scan of every condition's events: events are stored in
-        time order, so a window's lower bound skips the older row groups.
+        Conditions on the same event over the same window share an aggregation, and each aggregation reads only
+        its window: events are stored in time order, so its lower bound skips the older row groups.
         """
         e = tables.events.c
-        queries = {}
+        groups: dict[Any, list[tuple[str, list[Any]]]] = {}
         for name, audience, node in self.specs:
-            parts: list[Any] = [where, e.type == "track", e.timestamp <= as_of, e.event == node.event]
-            if node.within is not None:
-                parts.append(e.timestamp > as_of - node.within)
-            if not audience.historical and audience.created_at is not None:
-                parts.append(e.timestamp >= _utc(audience.created_at))
-            parts += [property_filter(e, f) for f in node.where]
-            queries[name] = (
-                sa.select(key.label("k"), sa.func.count().label("n"))
-                .select_from(source)
-                .where(*parts)
-                .group_by(key)
-            )
+            created = None if audience.historical else audience.created_at
+            filters = [property_filter(e, f) for f in node.where]
+            groups.setdefault((node.event, node.within, created), []).append((name, filters))
+        queries = []
+        for (event, within, created), counted in groups.items():
+            scan: list[Any] = [where, e.type == "track", e.timestamp <= as_of, e.event == event]
+            if within is not None:
+                scan.append(e.timestamp > as_of - within)
+            if created is not None:
+                scan.append(e.timestamp >= _utc(created))
+            counts = [
+                (CountIf(sa.and_(*filters)) if filters else sa.func.count()).label(name)
+                for name, filters in counted
+            ]
+            query = sa.select(key.label("k"), *counts).select_from(source).where(*scan).group_by(key)
+            queries.append(([name for name, _ in counted], query))
         return queries
 
     def store(
@@ -193,13 +197,14 @@ class _Counts:
         conn: sa.Connection,
         schema: str,
         prefix: str,
-        queries: dict[str, sa.Select[Any]],
+        queries: list[tuple[list[str], sa.Select[Any]]],
     ) -> dict[str, sa.TableClause]:
-        """Each count query as a work table `<prefix><column>(k, n)`; the tables by column."""
+        """Each count query as a work table `<prefix><i>(k, columns...)`; the table of each count column."""
         counted = {}
-        for name, query in queries.items():
-            create_table_as(conn, schema, prefix + name, query)
-            counted[name] = sa.table(prefix + name, sa.column("k"), sa.column("n"), schema=schema)
+        for i, (names, query) in enumerate(queries):
+            create_table_as(conn, schema, f"{prefix}{i}", query)
+            table = sa.table(f"{prefix}{i}", sa.column("k"), *[sa.column(n) for n in names], schema=schema)
+            counted.update(dict.fromkeys(names, table))
         return counted
 
 
@@ -243,9 +248,10 @@ class _ConditionCompiler:
         if isinstance(node, NotCondition):
             return sa.not_(self.compile(node.not_))
         if isinstance(node, EventCondition):
-            counted = self.counts_tables[self.counts.column(self.audience, node)]
+            column = self.counts.column(self.audience, node)
+            counted = self.counts_tables[column]
             self.joins.setdefault(counted.name, counted)
-            n = sa.func.coalesce(counted.c.n, 0)
+            n = sa.func.coalesce(counted.c[column], 0)
             parts = [n >= node.min_count]
             if node.at_most is not None:
                 parts.append(n <= node.at_most)
@@ -476,8 +482,8 @@ def evaluate_audiences(engine: ComputeEngine, workspace: Workspace, as_of: datet
             if plan.affected is None
             else int(conn.execute(sa.select(sa.func.count()).select_from(plan.affected)).scalar() or 0)
         )
-        for counted in (*counts_tables.values(), *account_counts_tables.values()):
-            drop_table(conn, schema, counted.name)
+        for name in {t.name for t in (*counts_tables.values(), *account_counts_tables.values())}:
+            drop_table(conn, schema, name)
         drop_table(conn, schema, "_membership_new")
         create_table_as(
             conn,

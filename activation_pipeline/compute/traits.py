@@ -205,7 +205,11 @@ def _most_frequent(trait: MostFrequentTrait, key: Any, source: Any, where: Any, 
         .where(counted.c.n >= trait.min_count)
         .subquery()
     )
-    return sa.select(ranked.c.k, ranked.c.value.label(trait.key)).where(ranked.c.rn == 1)
+    return sa.select(ranked.c.k.label(KEY), ranked.c.value.label(trait.key)).where(ranked.c.rn == 1)
+
+
+KEY = "_k"
+"""The profile (or account) column of a group of traits' rows: trait keys start with a letter, so none is named so."""
 
 
 def trait_groups(traits: list[AnyComputedTrait]) -> list[list[AnyComputedTrait]]:
@@ -221,7 +225,7 @@ def trait_groups(traits: list[AnyComputedTrait]) -> list[list[AnyComputedTrait]]
 def group_query(
     group: list[AnyComputedTrait], key: Any, source: Any, where: Any, e: Any, as_of: datetime
 ) -> sa.Select[Any]:
-    """The values of a group of traits (`k`, then a column per trait key), reading only their event in their window.
+    """The values of a group of traits (`_k`, then a column per trait key), reading only their event in their window.
 
     One filtered aggregation per event and window, not one scan for all: a window bounds the scan (events are
     stored in time order, so older row groups are skipped), and each aggregation's state stays small.
@@ -235,7 +239,7 @@ def group_query(
     if len(group) == 1:  # a trait alone: its property filters can narrow the scan too
         scan.append(_condition(first, e, as_of))
     aggregates = [_aggregate(t, e, as_of).label(t.key) for t in group]
-    return sa.select(key.label("k"), *aggregates).select_from(source).where(*scan).group_by(key)
+    return sa.select(key.label(KEY), *aggregates).select_from(source).where(*scan).group_by(key)
 
 
 def _trait_column(trait: AnyComputedTrait, value: Any) -> Any:
@@ -250,10 +254,10 @@ def _trait_column(trait: AnyComputedTrait, value: Any) -> Any:
 def _joined(
     groups: list[list[AnyComputedTrait]], values: list[Any], base: Any, base_key: Any
 ) -> sa.Select[Any]:
-    """One row per base row with a column per trait, from each group's rows (`k`, trait keys)."""
+    """One row per base row with a column per trait, from each group's rows (`_k`, trait keys)."""
     joined, columns = base, [base_key]
     for group, value in zip(groups, values, strict=True):
-        joined = joined.outerjoin(value, value.c.k == base_key)
+        joined = joined.outerjoin(value, value.c[KEY] == base_key)
         columns += [_trait_column(t, value.c[t.key]) for t in group]
     return sa.select(*columns).select_from(joined)
 
@@ -285,14 +289,14 @@ def _group_tables(
     as_of: datetime,
     buckets: int,
 ) -> list[sa.TableClause]:
-    """Each group's rows (`k`, trait keys) as a work table `_computed_<i>`.
+    """Each group's rows (`_k`, trait keys) as a work table `_computed_<i>`.
 
     A unique list's ordered distinct values are held in memory per profile (DuckDB does not spill them), so a
     large full run aggregates them a slice of profiles at a time; the other aggregations spill.
     """
     tables = []
     for i, group in enumerate(groups):
-        table = sa.table(f"_computed_{i}", sa.column("k"), *[sa.column(t.key) for t in group], schema=schema)
+        table = sa.table(f"_computed_{i}", sa.column(KEY), *[sa.column(t.key) for t in group], schema=schema)
         slices = buckets if isinstance(group[0], UniqueListTrait) else 1
         for part in range(slices):
             sliced = sa.and_(where, key % slices == part) if slices > 1 else where
@@ -327,7 +331,7 @@ def compute_computed_traits(engine: ComputeEngine, workspace: Workspace, as_of: 
         for part in range(buckets):
             # Large full runs join a slice of profiles at a time, so the joins' hash tables fit memory.
             values = [
-                t if buckets == 1 else sa.select(t).where(t.c.k % buckets == part).subquery(f"t{i}")
+                t if buckets == 1 else sa.select(t).where(t.c[KEY] % buckets == part).subquery(f"t{i}")
                 for i, t in enumerate(work)
             ]
             query = _restrict(_joined(groups, values, p, p.c.profile_id), p.c.profile_id, plan)

@@ -10,6 +10,7 @@ import sqlalchemy as sa
 from activation_pipeline.compute import traits as trait_stage
 from activation_pipeline.compute.audiences import _Counts, topological
 from activation_pipeline.compute.engine import ComputeEngine
+from activation_pipeline.compute.event_columns import referenced_columns
 from activation_pipeline.compute.identity import profile_id_for
 from activation_pipeline.compute.schema import build_tables
 
@@ -182,23 +183,27 @@ def test_entered_exited_and_merges_do_not_reenter(
     assert again.audiences.audiences == summary.audiences.audiences
 
 
-def test_each_event_count_reads_back_only_as_far_as_its_window(tmp_path: Path) -> None:
-    """Each event condition is counted by its own aggregation bounded below by its window (time-sorted events
-    let the scan skip older row groups); a condition without a window reads every event up to as-of."""
+def test_event_counts_read_back_only_as_far_as_their_window(tmp_path: Path) -> None:
+    """Event conditions are counted by one aggregation per event and window, bounded below by the window
+    (time-sorted events let the scan skip older row groups); one without a window reads every event up to as-of."""
     workspace = make_workspace(
         tmp_path,
         """
 audiences:
   - {key: recent, where: {event: Order Completed, within: 7d}}
+  - {key: recent_big, where: {event: Order Completed, within: 7d, where: [{property: revenue, op: ">", value: 100}]}}
   - {key: orders, where: {event: Order Completed, at_least: 1}}
 """,
     )
     tables = build_tables("s")
+    for column in referenced_columns(workspace):
+        tables.events.append_column(sa.Column(column.name, column.sa_type))
     e, s = tables.events.c, tables.identity_sets.c
     counts = _Counts(workspace.audiences)
     as_of = at("2026-11-01T00:00").replace(tzinfo=None)
     source = tables.events.join(tables.identity_sets, s.set_hash == e.set_hash)
     queries = counts.queries(tables, s.profile_id, source, sa.true(), as_of)
-    recent, orders = (str(q.compile(compile_kwargs={"literal_binds": True})) for q in queries.values())
+    assert [len(names) for names, _ in queries] == [2, 1]  # the two 7-day conditions share one scan
+    recent, orders = (str(q.compile(compile_kwargs={"literal_binds": True})) for _, q in queries)
     assert "s.events.timestamp > '2026-10-25 00:00:00'" in recent
     assert "s.events.timestamp <= '2026-11-01 00:00:00'" in orders and "s.events.timestamp >" not in orders

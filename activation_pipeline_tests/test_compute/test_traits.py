@@ -30,6 +30,7 @@ traits:
     - {key: last_category, type: last_value, event: Product Viewed, property: category}
     - {key: categories, type: unique_list, event: Product Viewed, property: category, max_items: 2}
     - {key: nested_sku, type: last_value, event: Product Viewed, property: product.sku}
+    - {key: k, type: counter, event: Product Viewed}
     - {key: acct_revenue, type: aggregation, function: sum, event: Order Completed, property: revenue, level: account}
   sql:
     - key: tier
@@ -90,6 +91,7 @@ def test_every_computed_trait_kind_with_window_edges(
     assert (u1["fav_category"], u1["first_category"], u1["last_category"]) == ("Shoes", "Books", "Shoes")
     assert list(u1["categories"]) == ["Apparel", "Books"]
     assert u1["nested_sku"] == "S07"
+    assert (u1["k"], traits[U2]["k"], traits[U3]["k"]) == (5, 1, 0)  # a trait may be named like any column
     u2, u3 = traits[U2], traits[U3]
     assert (u2["fav_category"], list(u2["categories"]), u2["orders"]) == (None, ["Toys"], 0)
     assert (u3["orders"], u3["revenue_sum"], u3["revenue_avg"], u3["categories"]) == (0, 0, None, None)
