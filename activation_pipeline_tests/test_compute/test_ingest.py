@@ -683,6 +683,61 @@ def test_events_go_in_by_whole_row_groups_and_a_file_is_recorded_with_its_last_e
     assert sorted(e["message_id"] for e in _events(pipeline)) == sorted(f"m{i}" for i in range(1, 30))
 
 
+def test_copies_from_other_parses_and_landings_are_removed_and_the_first_copy_wins(
+    tmp_path: Path, compute_engine: ComputeEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A copy of a message stored by an earlier parse, or an earlier landing, is left out (the first copy wins:
+    earlier landing, then file and line), also when the landing that stored it was killed before it finished."""
+    monkeypatch.setattr(landing, "PARSE_ROWS", 2)  # a parse per two lines
+    monkeypatch.setattr(landing, "ROW_GROUP", 1)  # nothing held back: each parse is stored as it comes
+    workspace = make_workspace(tmp_path)
+    day = datetime(2025, 5, 1, tzinfo=UTC)
+    events = tmp_path / "events"
+
+    def write(name: str, *lines: str) -> None:
+        (events / name).write_text("\n".join(lines) + "\n")
+
+    def origins(pipeline: ComputePipeline) -> dict[str, tuple[str, str]]:
+        stored = _events(pipeline)
+        assert len(stored) == len({e["message_id"] for e in stored})
+        return {e["message_id"]: (e["source"], e["user_id"]) for e in stored}
+
+    write("a.jsonl", *(message(i, day + timedelta(minutes=i), "u1") for i in range(1, 5)))
+    write(
+        "b.jsonl", message(2, day, "u9"), message(5, day + timedelta(minutes=5), "u2"), message(3, day, "u8")
+    )
+    pipeline = ComputePipeline(workspace, compute_engine)
+    first = pipeline.land()
+    assert (first.events, first.duplicates) == (5, 2)
+    assert origins(pipeline) == {
+        **{f"m{i}": ("a.jsonl", "u1") for i in range(1, 5)},
+        "m5": ("b.jsonl", "u2"),
+    }
+
+    write("c.jsonl", message(1, day, "u7"), message(6, day + timedelta(minutes=6), "u3"))
+    second = pipeline.land()
+    assert (second.events, second.duplicates) == (1, 1)
+    assert origins(pipeline)["m1"] == ("a.jsonl", "u1")
+
+    # DuckDB removes copies at the end of a landing: one killed before that, the next landing removes them.
+    write("d.jsonl", message(4, day, "u6"), message(7, day + timedelta(minutes=7), "u4"))
+    if compute_engine.is_duckdb:
+        real_remove = landing._remove_repeats
+        monkeypatch.setattr(landing, "_remove_repeats", lambda *args: (_ for _ in ()).throw(_Crash()))
+        with pytest.raises(_Crash):
+            pipeline.land()
+        monkeypatch.setattr(landing, "_remove_repeats", real_remove)
+        assert len(_events(pipeline)) == 8  # m4's copy is stored for now
+    again = pipeline.land()
+    assert again.new_sources == (0 if compute_engine.is_duckdb else 1)
+    assert origins(pipeline) == {
+        **{f"m{i}": ("a.jsonl", "u1") for i in range(1, 5)},
+        "m5": ("b.jsonl", "u2"),
+        "m6": ("c.jsonl", "u3"),
+        "m7": ("d.jsonl", "u4"),
+    }
+
+
 def test_odd_files_keys_and_names_land_and_evaluate(tmp_path: Path, compute_engine: ComputeEngine) -> None:
     """A BOM, a NUL byte, keys "" and "\\", `%` in names and SQL: nothing lost, nothing breaks, both engines."""
     extra = """
