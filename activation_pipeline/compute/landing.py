@@ -250,20 +250,23 @@ class _Landing:
 
     def _add_sets(self, conn: sa.Connection, parsed: dict[str, pa.Table]) -> None:
         """Store the identifier sets (texts and keys) of a parse that are not stored yet."""
+        if self.engine.is_duckdb:
+            # A set's keys go in with its text: one scan of the stored sets finds which are new. DuckDB reads
+            # the parse in place, with the join's hash table on its side (not on every stored set).
+            stored = self.engine.tables.identifier_sets
+            with _typed_view(conn, self.staging_sets["identifier_sets"], parsed["identifier_sets"]) as view:
+                known = sa.select(stored.c.set_hash).where(stored.c.set_hash.in_(sa.select(view.c.set_hash)))
+                new = duckdb_arrow(conn, sa.select(view.c.set_hash).where(view.c.set_hash.not_in(known)))
+            for name, data in parsed.items():
+                fresh = data.filter(pc.is_in(data.column("set_hash"), new.column("set_hash")))
+                load_arrow(conn, getattr(self.engine.tables, name), fresh)
+            return
         for name, data in parsed.items():
             stored, staging = getattr(self.engine.tables, name), self.staging_sets[name]
-            # DuckDB reads the parse in place, with the join's hash table on its side (not on every stored set).
-            if self.engine.is_duckdb:
-                with _typed_view(conn, staging, data) as view:
-                    known = sa.select(stored.c.set_hash).where(
-                        stored.c.set_hash.in_(sa.select(view.c.set_hash))
-                    )
-                    _insert_where(conn, stored, view, view.c.set_hash.not_in(known))
-            else:
-                load_arrow(conn, staging, data)
-                unknown = ~sa.exists().where(stored.c.set_hash == staging.c.set_hash)
-                _insert_where(conn, stored, staging, unknown)
-                conn.execute(sa.delete(staging))
+            load_arrow(conn, staging, data)
+            unknown = ~sa.exists().where(stored.c.set_hash == staging.c.set_hash)
+            _insert_where(conn, stored, staging, unknown)
+            conn.execute(sa.delete(staging))
 
     def _follow_time_order(self, timestamps: pa.ChunkedArray) -> None:
         if len(timestamps) == 0:
