@@ -485,7 +485,8 @@ def _is_identity(positions: pa.Array, rows: int) -> bool:
 
 
 def _first_of_each_id(staged: Any, columns: list[str], first: list[Any]) -> Any:
-    """Staged rows with `_rank`: 1 for the first of each messageId in the order `first`, then source and line."""
+    """Rows with `_rank`: 1 for the first of each messageId in the order `first`, then source and line (staged
+    rows of a parse, or stored copies of a message)."""
     return sa.select(
         *[staged.c[c] for c in columns],
         sa.func.row_number()
@@ -530,17 +531,18 @@ def _remove_repeats(conn: sa.Connection, engine: ComputeEngine, batch: int) -> N
         .having(sa.func.count() > 1)
     )
     copies = events.alias("copies")
-    ranked = (
+    found = (
         sa.select(
             sa.literal_column("copies.rowid").label("row_id"),
             copies.c.batch,
-            sa.func.row_number()
-            .over(partition_by=copies.c.message_id, order_by=[copies.c.batch, copies.c.source, copies.c.line])
-            .label("_rank"),
+            copies.c.message_id,
+            copies.c.source,
+            copies.c.line,
         )
         .where(copies.c.message_hash.in_(repeated))
-        .subquery("ranked")
+        .subquery("found")
     )
+    ranked = _first_of_each_id(found, ["row_id", "batch"], [found.c.batch])
     later = sa.select(ranked.c.row_id).where(ranked.c._rank > 1, ranked.c.batch == batch)
     conn.execute(sa.delete(events).where(sa.literal_column("rowid").in_(later)))
 
