@@ -398,15 +398,15 @@ class MessageParser:
             events, bad = rows.filter(usable), rows.filter(pc.invert(usable))
         events = events.drop_columns(["reason", "raw"])
         quarantine = bad.select(["source", "line", "reason", "raw"])
-        # Each distinct identifier set is hashed and decoded once; events get its hash by a vectorised lookup.
-        distinct = pa.table({"ids": pc.drop_null(pc.unique(events.column("ids")))})
-        with self._registered("distinct_sets", distinct):
+        # Each distinct identifier set is hashed and decoded once; events get its hash by their dictionary index
+        # (this in-memory database keeps the order of what it reads: preserve_insertion_order is on).
+        encoded = pc.dictionary_encode(events.column("ids")).combine_chunks()
+        with self._registered("distinct_sets", pa.table({"ids": encoded.dictionary})):
             sets = self.db.sql(
                 "SELECT ids, (md5_number_lower(ids) >> 1)::BIGINT AS set_hash FROM distinct_sets"
             ).to_arrow_table()
-        found = pc.index_in(events.column("ids"), value_set=sets.column("ids"))
         where = events.schema.get_field_index("ids")  # the set's text is kept once, with the set
-        events = events.set_column(where, "set_hash", pc.take(sets.column("set_hash"), found))
+        events = events.set_column(where, "set_hash", pc.take(sets.column("set_hash"), encoded.indices))
         with self._registered("sets", sets):
             set_keys = self.db.sql(
                 "SELECT set_hash, pos::INTEGER AS pos, pairs[pos + 1][1] AS identifier_type, "
