@@ -80,6 +80,9 @@ SUSPECT_SQL = (
     f"OR strlen(raw) - strlen(replace(raw, '{{', '')) > {MAX_DEPTH} END"
 )
 
+_SEGMENT_TIME_FORMATS = "['%Y-%m-%dT%H:%M:%S.%fZ', '%Y-%m-%dT%H:%M:%SZ']"
+"""Segment's own timestamp forms (UTC, with and without fractions), read by an exact format."""
+
 
 def _utc_timestamp(text: str) -> str:
     """SQL: an ISO-8601 text as a UTC TIMESTAMP (NULL when it is not one), its offset, if any, applied."""
@@ -89,8 +92,6 @@ def _utc_timestamp(text: str) -> str:
         f"coalesce(try_strptime({text}, {_SEGMENT_TIME_FORMATS}), TRY_CAST({text} AS TIMESTAMPTZ)::TIMESTAMP)"
     )
 
-
-_SEGMENT_TIME_FORMATS = "['%Y-%m-%dT%H:%M:%S.%fZ', '%Y-%m-%dT%H:%M:%SZ']"
 
 _JSON_WHITESPACE = " \t\r\n"
 _NUMBER_START = "('-', '0', '1', '2', '3', '4', '5', '6', '7', '8', '9')"
@@ -308,7 +309,7 @@ class MessageParser:
         # A valid JSON text is an object when its first character (after whitespace) is a brace.
         json_pass = (
             "SELECT source, line, raw, x, x IS NOT NULL AS valid, "
-            "x IS NOT NULL AND CASE WHEN starts_with(raw, '{') THEN true "  # no copy of the line, as trimming makes
+            "x IS NOT NULL AND CASE WHEN starts_with(raw, '{') THEN true "  # most lines: no trimmed copy needed
             f"ELSE starts_with(ltrim(raw, {_lit(_JSON_WHITESPACE)}), '{{') END AS is_object, "
             f"CASE WHEN x IS NOT NULL AND ({SUSPECT_SQL}) THEN message_hazard(raw) END AS hazard "
             f"FROM (SELECT source, line, raw, {fields.extract()} AS x FROM raw_input)"

@@ -486,7 +486,7 @@ class _Shape:
         ordered = (
             len(times) < 2 or pc.all(pc.greater_equal(times.slice(1), times.slice(0, len(times) - 1))).as_py()
         )
-        # A sort of the integers is a fifth of the cost of hashing them (count_distinct); a null is never told apart.
+        # Sorting the integers costs a fifth of hashing them (count_distinct); a null hash is ranked as a repeat.
         hashes = ids.to_numpy() if ids.null_count == 0 else None
         unique = hashes is not None and bool(np.all(np.diff(np.sort(hashes)) != 0))
         return cls(unique, bool(ordered))
