@@ -297,18 +297,20 @@ def qualified(schema: str | None, name: str) -> sa.TableClause:
 
 
 class _CreateTableAs(sa.sql.expression.Executable, sa.sql.expression.ClauseElement):
-    """CREATE TABLE <name> AS <select>, with the select's parameters bound."""
+    """CREATE [TEMPORARY] TABLE <name> AS <select>, with the select's parameters bound."""
 
     inherit_cache = False
 
-    def __init__(self, full_name: str, query: Any) -> None:
+    def __init__(self, full_name: str, query: Any, temporary: bool = False) -> None:
         self.full_name = full_name
         self.query = query
+        self.temporary = temporary
 
 
 @compiles(_CreateTableAs)
 def _create_table_as(element: _CreateTableAs, compiler: SQLCompiler, **kw: Any) -> str:
-    return f"CREATE TABLE {element.full_name} AS {compiler.process(element.query, **kw)}"
+    kind = "TEMPORARY TABLE" if element.temporary else "TABLE"
+    return f"CREATE {kind} {element.full_name} AS {compiler.process(element.query, **kw)}"
 
 
 def create_table_as(conn: sa.Connection, schema: str | None, name: str, query: Any) -> None:
@@ -316,6 +318,14 @@ def create_table_as(conn: sa.Connection, schema: str | None, name: str, query: A
     full = quoted_name(conn, schema, name)
     conn.execute(sa.text(f"DROP TABLE IF EXISTS {full}"))
     conn.execute(_CreateTableAs(full, query))
+
+
+def create_temporary_table_as(conn: sa.Connection, name: str, query: Any) -> sa.TableClause:
+    """The result of `query` as a temporary table of this connection (not logged: it is gone at its end)."""
+    full = quoted_name(conn, None, name)
+    conn.execute(sa.text(f"DROP TABLE IF EXISTS {full}"))
+    conn.execute(_CreateTableAs(full, query, temporary=True))
+    return sa.table(name, *[sa.column(c.name) for c in query.selected_columns])
 
 
 def drop_table(conn: sa.Connection, schema: str | None, name: str) -> None:
