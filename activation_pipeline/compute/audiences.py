@@ -19,7 +19,14 @@ from typing import Any
 import sqlalchemy as sa
 
 from activation_pipeline.compute.engine import ComputeEngine
-from activation_pipeline.compute.incremental import Plan, finish_evaluation, plan_stage, require_stages
+from activation_pipeline.compute.event_columns import event_condition_columns
+from activation_pipeline.compute.incremental import (
+    Plan,
+    affected_events,
+    finish_evaluation,
+    plan_stage,
+    require_stages,
+)
 from activation_pipeline.compute.schema import PREDICTIVE_TABLE, Tables
 from activation_pipeline.compute.sqlutil import CountIf, compare, create_table_as, drop_table
 from activation_pipeline.compute.traits import property_filter
@@ -163,15 +170,23 @@ class _Counts:
         """The count column of an event condition."""
         return self.columns[_event_signature(audience, node)]
 
+    def events(self) -> set[str]:
+        """The events the conditions count."""
+        return {node.event for _, _, node in self.specs}
+
+    def columns_read(self) -> set[str]:
+        """The event columns the conditions' filters read."""
+        return {c.name for _, _, node in self.specs for c in event_condition_columns(node)}
+
     def queries(
-        self, tables: Tables, key: Any, source: Any, where: Any, as_of: datetime
+        self, e: Any, key: Any, source: Any, where: Any, as_of: datetime
     ) -> list[tuple[list[str], sa.Select[Any]]]:
         """The count columns per key (`k`, then one per column), one aggregation per event and time bound.
 
         Conditions on the same event over the same window share an aggregation, and each aggregation reads only
-        its window: events are stored in time order, so its lower bound skips the older row groups.
+        its window: events are stored in time order, so its lower bound skips the older row groups. `e` holds
+        the columns of `source`'s events.
         """
-        e = tables.events.c
         groups: dict[Any, list[tuple[str, list[Any]]]] = {}
         for name, audience, node in self.specs:
             created = None if audience.historical else audience.created_at
@@ -329,12 +344,15 @@ def evaluate_audiences(engine: ComputeEngine, workspace: Workspace, as_of: datet
         account_audiences = [a for a in workspace.audiences if a.level == "account"]
         source = tables.events.join(tables.identity_sets, s.set_hash == e.set_hash)
         user_counts = _Counts(user_audiences)
-        where: Any = s.profile_id.isnot(None)
-        if plan.affected is not None:
-            where = sa.and_(where, s.profile_id.in_(sa.select(plan.affected.c.profile_id)))
-        counts_tables = user_counts.store(
-            conn, schema, "_event_count_", user_counts.queries(tables, s.profile_id, source, where, as_of)
-        )
+        counted = None
+        if plan.affected is None:
+            count_queries = user_counts.queries(e, s.profile_id, source, s.profile_id.isnot(None), as_of)
+        else:
+            counted = affected_events(
+                conn, tables, "_counted_events", user_counts.events(), user_counts.columns_read(), plan
+            )
+            count_queries = user_counts.queries(counted.c, counted.c.profile_id, counted, sa.true(), as_of)
+        counts_tables = user_counts.store(conn, schema, "_event_count_", count_queries)
         au = sa.table("account_users", sa.column("group_id"), sa.column("profile_id"), schema=schema)
         account_counts = _Counts(account_audiences)
         account_source = source.join(au, au.c.profile_id == s.profile_id)
@@ -342,7 +360,7 @@ def evaluate_audiences(engine: ComputeEngine, workspace: Workspace, as_of: datet
             conn,
             schema,
             "_account_event_count_",
-            account_counts.queries(tables, au.c.group_id, account_source, sa.true(), as_of),
+            account_counts.queries(e, au.c.group_id, account_source, sa.true(), as_of),
         )
         at = sa.table("account_traits", sa.column("group_id"), schema=schema)
         accounts = sa.union(sa.select(au.c.group_id), sa.select(at.c.group_id)).subquery("accounts")
@@ -484,6 +502,8 @@ def evaluate_audiences(engine: ComputeEngine, workspace: Workspace, as_of: datet
         )
         for name in {t.name for t in (*counts_tables.values(), *account_counts_tables.values())}:
             drop_table(conn, schema, name)
+        if counted is not None:
+            drop_table(conn, None, counted.name)
         drop_table(conn, schema, "_membership_new")
         create_table_as(
             conn,

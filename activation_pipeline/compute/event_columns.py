@@ -18,7 +18,7 @@ import sqlalchemy as sa
 
 from activation_pipeline.compute.sqlutil import JsonText, TryFloat, path_parts, table_columns
 from activation_pipeline.config import Workspace
-from activation_pipeline.config.models import AggregationTrait, EventCondition
+from activation_pipeline.config.models import AggregationTrait, AnyComputedTrait, EventCondition
 from activation_pipeline.config.rules import walk_conditions
 
 Namespace = Literal["properties", "traits"]
@@ -52,18 +52,28 @@ class EventColumn:
         return TryFloat(text) if self.kind == "number" else text
 
 
+def computed_trait_columns(trait: AnyComputedTrait) -> set[EventColumn]:
+    """The event columns a computed trait reads: its property and its filters' properties."""
+    found = {EventColumn("properties", flt.property, "text") for flt in trait.where}
+    prop = getattr(trait, "property", None)
+    if prop is not None:
+        kind: Kind = "number" if isinstance(trait, AggregationTrait) else "text"
+        found.add(EventColumn("properties", prop, kind))
+    return found
+
+
+def event_condition_columns(node: EventCondition) -> set[EventColumn]:
+    """The event columns an audience's event condition reads: its filters' properties."""
+    return {EventColumn("properties", flt.property, "text") for flt in node.where}
+
+
 def referenced_columns(workspace: Workspace) -> list[EventColumn]:
     """Every event column the workspace's traits and audiences read, sorted."""
     found: set[EventColumn] = set()
     for key in [*workspace.traits.custom, *workspace.traits.account]:
         found.add(EventColumn("traits", key, "text"))
     for trait in workspace.traits.computed:
-        for flt in trait.where:
-            found.add(EventColumn("properties", flt.property, "text"))
-        prop = getattr(trait, "property", None)
-        if prop is not None:
-            kind: Kind = "number" if isinstance(trait, AggregationTrait) else "text"
-            found.add(EventColumn("properties", prop, kind))
+        found.update(computed_trait_columns(trait))
     conditions = [a.where for a in workspace.audiences]
     for predictive in workspace.traits.predictive:
         found.update(EventColumn("properties", flt.property, "text") for flt in predictive.goal.where)
@@ -75,7 +85,7 @@ def referenced_columns(workspace: Workspace) -> list[EventColumn]:
     for condition in conditions:
         for _, node in walk_conditions(condition):
             if isinstance(node, EventCondition):
-                found.update(EventColumn("properties", flt.property, "text") for flt in node.where)
+                found.update(event_condition_columns(node))
     return sorted(found)
 
 

@@ -20,7 +20,13 @@ import sqlalchemy as sa
 from activation_pipeline.compute import state
 from activation_pipeline.compute.engine import ComputeEngine
 from activation_pipeline.compute.event_columns import ensure_event_columns
-from activation_pipeline.compute.sqlutil import create_table_as, drop_table, table_columns
+from activation_pipeline.compute.schema import Tables
+from activation_pipeline.compute.sqlutil import (
+    create_table_as,
+    create_temporary_table_as,
+    drop_table,
+    table_columns,
+)
 from activation_pipeline.config import Workspace
 from activation_pipeline.config.models import EventCondition
 from activation_pipeline.config.rules import walk_conditions
@@ -115,6 +121,31 @@ def plan_stage(
     union = sa.union(sa.select(events_part.c.profile_id), sa.select(tables.pending_affected.c.profile_id))
     create_table_as(conn, engine.schema, "affected", sa.select(union.subquery()))
     return Plan(as_of, False, previous, affected_table(engine.schema))
+
+
+def affected_events(
+    conn: sa.Connection, tables: Tables, name: str, events: set[str], columns: set[str], plan: Plan
+) -> sa.TableClause:
+    """The affected profiles' track events named `events` up to as-of, as temporary table `name`.
+
+    It holds their profile, type, event, time and `columns`. An incremental stage reads the stored events once
+    for the affected profiles and aggregates this small table, not every stored event once per aggregation
+    (most read all history), so its cost does not grow with the number of traits and conditions.
+    """
+    assert plan.affected is not None
+    e, s = tables.events.c, tables.identity_sets.c
+    names = ["type", "event", "timestamp", *sorted(columns)]
+    query = (
+        sa.select(s.profile_id, *[e[n] for n in names])
+        .select_from(tables.events.join(tables.identity_sets, s.set_hash == e.set_hash))
+        .where(
+            s.profile_id.in_(sa.select(plan.affected.c.profile_id)),
+            e.type == "track",
+            e.timestamp <= plan.as_of,
+            e.event.in_(sorted(events)),
+        )
+    )
+    return create_temporary_table_as(conn, name, query)
 
 
 def note_changed_profiles(

@@ -15,12 +15,12 @@ import sqlalchemy as sa
 
 from activation_pipeline.compute.engine import ComputeEngine
 from activation_pipeline.compute.event_columns import (
+    computed_trait_columns,
     property_number,
     property_text,
-    referenced_columns,
     trait_text,
 )
-from activation_pipeline.compute.incremental import Plan, plan_stage, stage_done
+from activation_pipeline.compute.incremental import Plan, affected_events, plan_stage, stage_done
 from activation_pipeline.compute.schema import Tables
 from activation_pipeline.compute.sqlutil import (
     CountIf,
@@ -29,7 +29,6 @@ from activation_pipeline.compute.sqlutil import (
     agg_where,
     compare,
     create_table_as,
-    create_temporary_table_as,
     drop_table,
 )
 from activation_pipeline.config import Workspace
@@ -315,33 +314,6 @@ def _group_tables(
     return tables
 
 
-AFFECTED_EVENTS = "_computed_events"
-
-
-def _affected_events(
-    conn: sa.Connection,
-    tables: Tables,
-    workspace: Workspace,
-    traits: list[AnyComputedTrait],
-    where: Any,
-    as_of: datetime,
-) -> sa.TableClause:
-    """The events `traits` read of the profiles `where` selects, with their profile, as a temporary table.
-
-    An incremental run reads the stored events once for the affected profiles, and each group of traits then
-    reads this small table: scanning every stored event once per group (most read all history) made its cost
-    grow with the number of traits.
-    """
-    e, s = tables.events.c, tables.identity_sets.c
-    names = ["type", "event", "timestamp", "message_id", *(c.name for c in referenced_columns(workspace))]
-    query = (
-        sa.select(s.profile_id, *[e[n] for n in names])
-        .select_from(_events_with_profiles(tables))
-        .where(where, e.type == "track", e.timestamp <= as_of, e.event.in_(sorted({t.event for t in traits})))
-    )
-    return create_temporary_table_as(conn, AFFECTED_EVENTS, query)
-
-
 def compute_computed_traits(engine: ComputeEngine, workspace: Workspace, as_of: datetime) -> TraitSummary:
     """Every computed trait of the workspace (user and account level), as of `as_of`."""
     tables = engine.tables
@@ -356,8 +328,9 @@ def compute_computed_traits(engine: ComputeEngine, workspace: Workspace, as_of: 
         source: Any = _events_with_profiles(tables)
         key: Any = s.profile_id
         if plan.affected is not None:
-            where = sa.and_(where, s.profile_id.in_(sa.select(plan.affected.c.profile_id)))
-            source = _affected_events(conn, tables, workspace, user, where, as_of)
+            # First and last values break ties by message id.
+            read = {"message_id"} | {c.name for t in user for c in computed_trait_columns(t)}
+            source = affected_events(conn, tables, "_computed_events", {t.event for t in user}, read, plan)
             e, key, where = source.c, source.c.profile_id, sa.true()
         else:
             profiles = int(conn.execute(sa.select(sa.func.count()).select_from(p)).scalar() or 0)
@@ -382,7 +355,7 @@ def compute_computed_traits(engine: ComputeEngine, workspace: Workspace, as_of: 
         for table in work:
             drop_table(conn, engine.schema, table.name)
         if plan.affected is not None:
-            drop_table(conn, None, AFFECTED_EVENTS)
+            drop_table(conn, None, source.name)
         if buckets > 1:
             rows = int(
                 conn.execute(

@@ -202,7 +202,7 @@ audiences:
     counts = _Counts(workspace.audiences)
     as_of = at("2026-11-01T00:00").replace(tzinfo=None)
     source = tables.events.join(tables.identity_sets, s.set_hash == e.set_hash)
-    queries = counts.queries(tables, s.profile_id, source, sa.true(), as_of)
+    queries = counts.queries(e, s.profile_id, source, sa.true(), as_of)
     assert [len(names) for names, _ in queries] == [2, 1]  # the two 7-day conditions share one scan
     recent, orders = (str(q.compile(compile_kwargs={"literal_binds": True})) for _, q in queries)
     assert "s.events.timestamp > '2026-10-25 00:00:00'" in recent
