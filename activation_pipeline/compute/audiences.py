@@ -512,5 +512,5 @@ def evaluate_audiences(engine: ComputeEngine, workspace: Workspace, as_of: datet
             sa.select(accounts_qualified.c.audience_key, accounts_qualified.c.member.label("group_id")),
         )
         drop_table(conn, schema, "_account_qualified")
-        finish_evaluation(conn, engine, workspace, as_of)
+        finish_evaluation(conn, engine, workspace, plan)
     return AudienceSummary(plan.mode, as_of, results, recomputed)

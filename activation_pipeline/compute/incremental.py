@@ -194,11 +194,18 @@ def evaluation_fingerprint(workspace: Workspace) -> str:
     return state.fingerprint(workspace.traits, workspace.audiences)
 
 
-def finish_evaluation(
-    conn: sa.Connection, engine: ComputeEngine, workspace: Workspace, as_of: datetime
-) -> None:
-    """Advance the evaluation watermark after audiences were computed at `as_of`."""
-    tables = engine.tables
+def finish_evaluation(conn: sa.Connection, engine: ComputeEngine, workspace: Workspace, plan: Plan) -> None:
+    """Advance the evaluation watermark after audiences were computed as planned; note for the serving copy
+    which profiles it recomputed (every profile, after a full evaluation)."""
+    tables, as_of = engine.tables, plan.as_of
+    if plan.affected is None:
+        state.set_flag(conn, tables, state.SERVING_NEEDS_FULL, True)
+        conn.execute(sa.delete(tables.serving_pending))
+    elif not state.flag(conn, tables, state.SERVING_NEEDS_FULL):
+        # Also whoever entered or left an audience: an account audience follows its accounts' traits.
+        changed = sa.select(tables.changes.c.profile_id).where(tables.changes.c.as_of == as_of)
+        recomputed = sa.union(sa.select(plan.affected.c.profile_id), changed)
+        conn.execute(sa.insert(tables.serving_pending).from_select(["profile_id"], recomputed))
     state.put(conn, tables, state.EVALUATION_CONFIG, evaluation_fingerprint(workspace))
     state.put_time(conn, tables, state.EVALUATED_AS_OF, as_of)
     state.put(conn, tables, state.EVALUATED_BATCH, str(state.get_int(conn, tables, state.IDENTITY_BATCH)))

@@ -26,7 +26,7 @@ from activation_pipeline.compute.sql_traits import SqlTraitSummary, compute_sql_
 from activation_pipeline.compute.sqlutil import table_columns
 from activation_pipeline.compute.traits import TraitSummary, compute_computed_traits, compute_custom_traits
 from activation_pipeline.config import Workspace
-from activation_pipeline.serving.publish import publish_serving_copy
+from activation_pipeline.serving.publish import Publication, publish_serving_copy
 
 
 def naive_utc(moment: datetime) -> datetime:
@@ -44,6 +44,7 @@ class EvaluationSummary:
     sql: SqlTraitSummary
     audiences: AudienceSummary
     predictive: PredictiveSummary
+    serving: Publication
 
 
 def _arrow(conn: sa.Connection, query: Any) -> pa.Table:
@@ -115,9 +116,9 @@ class ComputePipeline:
         identity, custom = self.resolve_identities(as_of), self.custom_traits(as_of)
         computed, sql = self.computed_traits(as_of), self.sql_traits(as_of)
         predictive = self.predictive_traits(as_of)
-        summary = EvaluationSummary(identity, custom, computed, sql, self.audiences(as_of), predictive)
-        publish_serving_copy(self.engine, self.workspace, naive_utc(as_of))
-        return summary
+        audiences = self.audiences(as_of)
+        serving = publish_serving_copy(self.engine, self.workspace, naive_utc(as_of))
+        return EvaluationSummary(identity, custom, computed, sql, audiences, predictive, serving)
 
     # ------------------------------------------------------------------ readers
 

@@ -35,6 +35,8 @@ class Tables:
     profile_merges: sa.Table
     profile_aliases: sa.Table
     pending_affected: sa.Table
+    serving_pending: sa.Table
+    """Profiles whose serving document may have changed since the serving copy was last published."""
     membership: sa.Table
     membership_previous: sa.Table
     changes: sa.Table
@@ -164,6 +166,11 @@ def build_tables(schema: str | None) -> Tables:
         md,
         sa.Column("profile_id", sa.BigInteger, nullable=False),
     )
+    serving_pending = sa.Table(
+        "serving_pending",
+        md,
+        sa.Column("profile_id", sa.BigInteger, nullable=False),
+    )
     membership = sa.Table(
         "audience_membership",
         md,
@@ -213,6 +220,7 @@ def build_tables(schema: str | None) -> Tables:
         profile_merges=profile_merges,
         profile_aliases=profile_aliases,
         pending_affected=pending_affected,
+        serving_pending=serving_pending,
         membership=membership,
         membership_previous=membership_previous,
         changes=changes,

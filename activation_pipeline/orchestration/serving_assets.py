@@ -28,7 +28,8 @@ def build_serving_asset(scope: Scope, path: str, upstream: Sequence[dg.AssetKey]
         group_name=scope.group(SERVING),
         kinds={"duckdb", "sql"},
         description="The Profile API's serving copy of the evaluation: one indexed document per profile, "
-        "lookup by every identifier, accounts and recent events; published whole, then switched to atomically.",
+        "lookup by every identifier, accounts and recent events; written as a new version (after an incremental "
+        "evaluation, the previous one with the recomputed profiles replaced), then switched to atomically.",
     )
     def serving_copy(
         context: dg.AssetExecutionContext, state: StateStoreResource, compute: ComputeResource
@@ -43,6 +44,7 @@ def build_serving_asset(scope: Scope, path: str, upstream: Sequence[dg.AssetKey]
                 "as_of": as_of.isoformat(),
                 "published_at": published.published_at.isoformat() + "Z",
                 "version": published.version,
+                "mode": published.mode,
                 "dagster/row_count": published.profiles,
                 "profiles": published.profiles,
                 "accounts": published.accounts,

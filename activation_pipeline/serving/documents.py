@@ -27,17 +27,31 @@ from activation_pipeline.serving.sqljson import (
 
 
 class ServingQueries:
-    """Builds the SELECTs of one publication from the compute tables that exist now."""
+    """Builds the SELECTs of one publication from the compute tables that exist now.
+
+    With `only` (a SELECT of profile ids), the per-profile rows (lookup, documents, events) of those profiles
+    alone, to replace theirs in a copy of the previous version.
+    """
 
     def __init__(
-        self, conn: sa.Connection, engine: ComputeEngine, workspace: Workspace, as_of: datetime
+        self,
+        conn: sa.Connection,
+        engine: ComputeEngine,
+        workspace: Workspace,
+        as_of: datetime,
+        only: sa.Select[Any] | None = None,
     ) -> None:
         self.conn = conn
         self.engine = engine
         self.workspace = workspace
         self.as_of = as_of
+        self.only = only
         self.dialect = conn.dialect.name
         self.present = table_names(conn, engine.schema)
+
+    def _of_profiles(self, column: Any) -> Any:
+        """True for the profiles this publication writes."""
+        return sa.true() if self.only is None else column.in_(self.only)
 
     def _table(self, name: str) -> sa.TableClause | None:
         if name not in self.present:
@@ -61,15 +75,15 @@ class ServingQueries:
         i, p, a = t.identities.c, t.profiles.c, t.profile_aliases.c
         by_identifier = sa.select(
             (i.identifier_type + KEY_SEPARATOR + i.value).label("key"), i.profile_id
-        ).where(i.profile_id.isnot(None))
+        ).where(i.profile_id.isnot(None), self._of_profiles(i.profile_id))
         by_profile = sa.select(
             (sa.literal(PROFILE_PREFIX) + sa.cast(p.profile_id, sa.Text)).label("key"), p.profile_id
-        )
+        ).where(self._of_profiles(p.profile_id))
         by_alias = (
             sa.select(
                 (sa.literal(PROFILE_PREFIX) + sa.cast(a.old_profile_id, sa.Text)).label("key"), a.profile_id
             )
-            .where(a.old_profile_id != a.profile_id)
+            .where(a.old_profile_id != a.profile_id, self._of_profiles(a.profile_id))
             .distinct()
         )
         union = sa.union_all(by_identifier, by_profile, by_alias).subquery()
@@ -78,8 +92,15 @@ class ServingQueries:
     def _audiences(self) -> sa.Subquery:
         """profile_id -> {audience_key: true for members, false for those who exited and are not back}."""
         m, c = self.engine.tables.membership.c, self.engine.tables.changes
-        members = sa.select(m.profile_id, m.audience_key, sa.literal(True).label("member"))
-        ever = sa.select(c.c.profile_id, c.c.audience_key).where(c.c.change == "exited").distinct().subquery()
+        members = sa.select(m.profile_id, m.audience_key, sa.literal(True).label("member")).where(
+            self._of_profiles(m.profile_id)
+        )
+        ever = (
+            sa.select(c.c.profile_id, c.c.audience_key)
+            .where(c.c.change == "exited", self._of_profiles(c.c.profile_id))
+            .distinct()
+            .subquery()
+        )
         exited = sa.select(ever.c.profile_id, ever.c.audience_key, sa.literal(False).label("member")).where(
             ~sa.exists().where(m.profile_id == ever.c.profile_id, m.audience_key == ever.c.audience_key)
         )
@@ -107,9 +128,9 @@ class ServingQueries:
             sa.select(
                 i.profile_id,
                 iso_text(self.dialect, sa.func.max(i.last_seen)).label("updated_at"),
-                json_group_array(self.dialect, entry).label("doc"),
+                json_group_array(self.dialect, entry, i.first_seen, i.identifier_type, i.value).label("doc"),
             )
-            .where(i.profile_id.isnot(None))
+            .where(i.profile_id.isnot(None), self._of_profiles(i.profile_id))
             .group_by(i.profile_id)
             .subquery()
         )
@@ -129,9 +150,14 @@ class ServingQueries:
             .subquery()
         )
 
+    def _profile_memberships(self) -> sa.Subquery:
+        """`_memberships` of the profiles this publication writes."""
+        joined = self._memberships()
+        return sa.select(joined).where(self._of_profiles(joined.c.profile_id)).subquery()
+
     def _grouped(self, key: Any, other: Any, since: Any, name: str) -> sa.Select[Any]:
         entry = json_object(self.dialect, [(name, other), ("created_at", iso_text(self.dialect, since))])
-        return sa.select(key, json_group_array(self.dialect, entry).label("doc")).group_by(key)
+        return sa.select(key, json_group_array(self.dialect, entry, since, other).label("doc")).group_by(key)
 
     def profile_parts(self) -> dict[str, sa.Select[Any]]:
         """The per-profile sub-documents (audiences, external ids, accounts): `doc` (and more) by profile_id.
@@ -139,7 +165,7 @@ class ServingQueries:
         Each is an aggregation over all profiles; publishing builds them one at a time into tables of their
         own, so their aggregate states (which DuckDB cannot spill) are never all in memory at once.
         """
-        joined = self._memberships()
+        joined = self._profile_memberships()
         accounts = self._grouped(joined.c.profile_id, joined.c.group_id, joined.c.since, "group_id")
         return {
             "audiences": sa.select(self._audiences()),
@@ -180,6 +206,7 @@ class ServingQueries:
         return (
             sa.select(p.c.profile_id, json_text(doc).label("doc"))
             .select_from(source)
+            .where(self._of_profiles(p.c.profile_id))
             .order_by(p.c.profile_id)
         )
 
@@ -218,11 +245,15 @@ class ServingQueries:
             .order_by(groups.c.group_id)
         )
 
+    def events_since(self) -> datetime:
+        """Events after this time (up to the evaluation time) are served."""
+        return self.as_of - timedelta(days=self.workspace.serving.events_days)
+
     def events(self) -> sa.Select[Any]:
         """The events of the last `serving.events_days` days up to the evaluation time, by profile and time."""
         t = self.engine.tables
         e, s = t.events.c, t.identity_sets.c
-        since = self.as_of - timedelta(days=self.workspace.serving.events_days)
+        since = self.events_since()
         return (
             sa.select(
                 s.profile_id,
@@ -238,6 +269,11 @@ class ServingQueries:
                 sa.cast(e.traits, sa.Text).label("traits"),
             )
             .select_from(t.events.join(t.identity_sets, s.set_hash == e.set_hash))
-            .where(e.timestamp > since, e.timestamp <= self.as_of, s.profile_id.isnot(None))
+            .where(
+                e.timestamp > since,
+                e.timestamp <= self.as_of,
+                s.profile_id.isnot(None),
+                self._of_profiles(s.profile_id),
+            )
             .order_by(s.profile_id, e.timestamp, e.message_id)
         )

@@ -4,6 +4,11 @@ A version is written where no reader looks (a new DuckDB file, or new `srv<N>_*`
 indexed, and only then named current, by replacing the pointer file or updating the pointer row in one
 transaction. Readers that hold an older version finish on it; the two versions before the current one are
 kept for them and older ones are removed.
+
+On DuckDB, after an incremental evaluation, a version is a copy of the previous file in which only the profiles
+recomputed since that version (`serving_pending`) get new rows, the events that left the window are removed and
+the accounts are rebuilt; otherwise (the first version, a full evaluation, another configuration, predictive
+traits, PostgreSQL) it is built whole. Both give the same rows (the test suite compares them).
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,6 +24,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from activation_pipeline.compute import state
 from activation_pipeline.compute.engine import ComputeEngine
 from activation_pipeline.compute.sqlutil import create_table_as, drop_table, table_names
 from activation_pipeline.config import Workspace
@@ -32,6 +39,9 @@ from activation_pipeline.serving.layout import (
 )
 
 KEEP_PREVIOUS = 2
+REBUILD_GROWTH = 1.5
+"""DuckDB: a version copied from the previous one is built whole instead once the file grew past this times the
+size of the last version built whole (the space of replaced rows is reused only in part)."""
 VERSION_TABLE = re.compile(r"^srv(\d+)_")
 ATTACH_ALIAS = "serving_new"
 PART_PREFIX = "_serving_part_"
@@ -49,6 +59,8 @@ class Publication:
     accounts: int
     events: int
     identifiers: int
+    mode: str = "full"
+    """`full` (built whole) or `incremental` (the previous version with the recomputed profiles replaced)."""
 
 
 def serving_directory(workspace: Workspace) -> Path:
@@ -120,6 +132,38 @@ def _build(
     ):
         create_table_as(conn, schema, table.name, query)
     create_indexes(conn, tables)
+    tables.publication.create(conn)
+    return _record(conn, queries, tables, published_at, "full")
+
+
+def _update(
+    conn: sa.Connection,
+    queries: ServingQueries,
+    parts: dict[str, sa.TableClause],
+    tables: ServingTables,
+    published_at: datetime,
+) -> Publication:
+    """Bring a copy of the previous version up to date: new rows for the profiles in `queries.only`."""
+    assert queries.only is not None
+    for table in (tables.lookup, tables.profiles, tables.events):
+        conn.execute(sa.delete(table).where(table.c.profile_id.in_(queries.only)))
+    conn.execute(sa.delete(tables.events).where(tables.events.c.timestamp <= queries.events_since()))
+    conn.execute(sa.delete(tables.accounts))
+    for table, query in (
+        (tables.lookup, queries.lookup()),
+        (tables.profiles, queries.profiles(parts)),
+        (tables.accounts, queries.accounts()),
+        (tables.events, queries.events()),
+    ):
+        conn.execute(sa.insert(table).from_select(list(table.c.keys()), query))
+    conn.execute(sa.delete(tables.publication))
+    return _record(conn, queries, tables, published_at, "incremental")
+
+
+def _record(
+    conn: sa.Connection, queries: ServingQueries, tables: ServingTables, published_at: datetime, mode: str
+) -> Publication:
+    """Write the version's publication row; its figures."""
     counts = {
         name: _count(conn, t)
         for name, t in (
@@ -129,7 +173,6 @@ def _build(
             ("l", tables.lookup),
         )
     }
-    tables.publication.create(conn)
     conn.execute(
         sa.insert(tables.publication).values(
             version=tables.version,
@@ -140,8 +183,38 @@ def _build(
         )
     )
     return Publication(
-        tables.version, queries.as_of, published_at, counts["p"], counts["a"], counts["e"], counts["l"]
+        tables.version, queries.as_of, published_at, counts["p"], counts["a"], counts["e"], counts["l"], mode
     )
+
+
+def serving_fingerprint(workspace: Workspace) -> str:
+    """Digest of what a serving document is built from: a change of it makes the next version a whole one."""
+    return state.fingerprint(
+        workspace.identity, workspace.normalisation, workspace.traits, workspace.audiences, workspace.serving
+    )
+
+
+def _changed_profiles(
+    conn: sa.Connection, engine: ComputeEngine, workspace: Workspace, as_of: datetime, previous: int
+) -> sa.Select[Any] | None:
+    """The profiles to write again into a copy of version `previous`, or None when it must be built whole."""
+    tables = engine.tables
+    whole = (
+        previous == 0
+        or bool(workspace.traits.predictive)  # rescored: every document changes
+        or state.flag(conn, tables, state.SERVING_NEEDS_FULL)
+        or state.get(conn, tables, state.SERVING_BASIS) != f"{previous}|{serving_fingerprint(workspace)}"
+        or state.get_time(conn, tables, state.EVALUATED_AS_OF) != as_of
+    )
+    return None if whole else sa.select(tables.serving_pending.c.profile_id).distinct()
+
+
+def _published(conn: sa.Connection, engine: ComputeEngine, workspace: Workspace, version: int) -> None:
+    """Note that `version` holds every profile's document as evaluated: nothing is pending for the next."""
+    tables = engine.tables
+    conn.execute(sa.delete(tables.serving_pending))
+    state.set_flag(conn, tables, state.SERVING_NEEDS_FULL, False)
+    state.put(conn, tables, state.SERVING_BASIS, f"{version}|{serving_fingerprint(workspace)}")
 
 
 def _publish_duckdb(
@@ -150,9 +223,17 @@ def _publish_duckdb(
     directory = serving_directory(workspace)
     directory.mkdir(parents=True, exist_ok=True)
     with engine.begin() as conn:
-        version = current_version(conn, engine, workspace) + 1
+        previous = current_version(conn, engine, workspace)
+        only = _changed_profiles(conn, engine, workspace, as_of, previous)
+    version = previous + 1
     target = directory / duckdb_file_name(version)
     target.unlink(missing_ok=True)
+    source = directory / duckdb_file_name(previous)
+    whole_bytes = int(str((read_pointer_file(directory) or {}).get("whole_bytes", 0)))
+    if only is not None and source.exists() and source.stat().st_size <= REBUILD_GROWTH * whole_bytes:
+        shutil.copyfile(source, target)
+    else:
+        only = None
     with engine.begin() as conn:
         conn.execute(sa.text(f"ATTACH :path AS {ATTACH_ALIAS}"), {"path": str(target)})
         # Point reads of uncompressed columns cost half as much; the file is written (checkpointed) at DETACH.
@@ -161,11 +242,11 @@ def _publish_duckdb(
     try:
         # A DuckDB transaction writes to one database: the work tables first, then the new file.
         with engine.begin() as conn:
-            parts = _write_parts(conn, ServingQueries(conn, engine, workspace, as_of))
+            parts = _write_parts(conn, ServingQueries(conn, engine, workspace, as_of, only))
         with engine.begin() as conn:
-            queries = ServingQueries(conn, engine, workspace, as_of)
+            queries = ServingQueries(conn, engine, workspace, as_of, only)
             tables = serving_tables(version, ATTACH_ALIAS, "")
-            publication = _build(conn, queries, parts, tables, published_at)
+            publication = (_build if only is None else _update)(conn, queries, parts, tables, published_at)
     finally:
         with engine.begin() as conn:
             conn.execute(sa.text(f"DETACH {ATTACH_ALIAS}"))
@@ -176,10 +257,13 @@ def _publish_duckdb(
         "file": target.name,
         "as_of": as_of.isoformat(),
         "published_at": published_at.isoformat(),
+        "whole_bytes": target.stat().st_size if only is None else whole_bytes,
     }
     staging = directory / f"{POINTER_FILE}.{os.getpid()}"
     staging.write_text(json.dumps(pointer))
     os.replace(staging, directory / POINTER_FILE)
+    with engine.begin() as conn:
+        _published(conn, engine, workspace, version)
     for old in directory.glob("v*.duckdb"):
         number = old.stem[1:]
         if number.isdigit() and int(number) < version - KEEP_PREVIOUS:
@@ -203,6 +287,7 @@ def _publish_postgres(
     with engine.begin() as conn:
         conn.execute(sa.delete(pointer))
         conn.execute(sa.insert(pointer).values(version=version, as_of=as_of, published_at=published_at))
+        _published(conn, engine, workspace, version)
     with engine.begin() as conn:
         for name in table_names(conn, engine.schema):
             found = VERSION_TABLE.match(name)
