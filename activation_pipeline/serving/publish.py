@@ -116,6 +116,18 @@ def _drop_parts(conn: sa.Connection, engine: ComputeEngine, parts: dict[str, sa.
         drop_table(conn, engine.schema, table.name)
 
 
+def _contents(
+    queries: ServingQueries, parts: dict[str, sa.TableClause], tables: ServingTables
+) -> list[tuple[sa.Table, sa.Select[Any]]]:
+    """Each table of a version with the query of its rows."""
+    return [
+        (tables.lookup, queries.lookup()),
+        (tables.profiles, queries.profiles(parts)),
+        (tables.accounts, queries.accounts()),
+        (tables.events, queries.events()),
+    ]
+
+
 def _build(
     conn: sa.Connection,
     queries: ServingQueries,
@@ -123,14 +135,8 @@ def _build(
     tables: ServingTables,
     published_at: datetime,
 ) -> Publication:
-    schema = tables.lookup.schema
-    for table, query in (
-        (tables.lookup, queries.lookup()),
-        (tables.profiles, queries.profiles(parts)),
-        (tables.accounts, queries.accounts()),
-        (tables.events, queries.events()),
-    ):
-        create_table_as(conn, schema, table.name, query)
+    for table, query in _contents(queries, parts, tables):
+        create_table_as(conn, tables.lookup.schema, table.name, query)
     create_indexes(conn, tables)
     tables.publication.create(conn)
     return _record(conn, queries, tables, published_at, "full")
@@ -149,12 +155,7 @@ def _update(
         conn.execute(sa.delete(table).where(table.c.profile_id.in_(queries.only)))
     conn.execute(sa.delete(tables.events).where(tables.events.c.timestamp <= queries.events_since()))
     conn.execute(sa.delete(tables.accounts))
-    for table, query in (
-        (tables.lookup, queries.lookup()),
-        (tables.profiles, queries.profiles(parts)),
-        (tables.accounts, queries.accounts()),
-        (tables.events, queries.events()),
-    ):
+    for table, query in _contents(queries, parts, tables):
         conn.execute(sa.insert(table).from_select(list(table.c.keys()), query))
     conn.execute(sa.delete(tables.publication))
     return _record(conn, queries, tables, published_at, "incremental")
