@@ -5,10 +5,11 @@ indexed, and only then named current, by replacing the pointer file or updating 
 transaction. Readers that hold an older version finish on it; the two versions before the current one are
 kept for them and older ones are removed.
 
-On DuckDB, after an incremental evaluation, a version is a copy of the previous file in which only the profiles
-recomputed since that version (`serving_pending`) get new rows, the events that left the window are removed and
-the accounts are rebuilt; otherwise (the first version, a full evaluation, another configuration, predictive
-traits, PostgreSQL) it is built whole. Both give the same rows (the test suite compares them).
+After an incremental evaluation, a version is the previous one (DuckDB: its file, copied; PostgreSQL: its rows,
+copied into the new tables) in which only the profiles recomputed since then (`serving_pending`) get new rows,
+the events that left the window are removed and the accounts are rebuilt; otherwise (the first version, a full
+evaluation, another configuration, predictive traits) it is built whole. Both give the same rows (the test suite
+compares them).
 """
 
 from __future__ import annotations
@@ -161,6 +162,32 @@ def _update(
     return _record(conn, queries, tables, published_at, "incremental")
 
 
+def _carry_over(
+    conn: sa.Connection,
+    queries: ServingQueries,
+    parts: dict[str, sa.TableClause],
+    tables: ServingTables,
+    old: ServingTables,
+    published_at: datetime,
+) -> Publication:
+    """PostgreSQL: a version of the previous one's rows of the profiles not in `queries.only`, and new rows."""
+    assert queries.only is not None
+    for table, kept in (
+        (tables.lookup, old.lookup),
+        (tables.profiles, old.profiles),
+        (tables.events, old.events),
+    ):
+        rows = sa.select(kept).where(kept.c.profile_id.not_in(queries.only))
+        if table is tables.events:
+            rows = rows.where(kept.c.timestamp > queries.events_since())
+        create_table_as(conn, tables.lookup.schema, table.name, rows)
+    tables.accounts.create(conn)
+    tables.publication.create(conn)
+    publication = _update(conn, queries, parts, tables, published_at)
+    create_indexes(conn, tables)
+    return publication
+
+
 def _record(
     conn: sa.Connection, queries: ServingQueries, tables: ServingTables, published_at: datetime, mode: str
 ) -> Publication:
@@ -276,13 +303,21 @@ def _publish_postgres(
     engine: ComputeEngine, workspace: Workspace, as_of: datetime, published_at: datetime
 ) -> Publication:
     with engine.begin() as conn:
-        version = current_version(conn, engine, workspace) + 1
-        queries = ServingQueries(conn, engine, workspace, as_of)
+        previous = current_version(conn, engine, workspace)
+        version = previous + 1
+        old = serving_tables(previous, engine.schema, table_prefix(previous, on_duckdb=False))
+        only = _changed_profiles(conn, engine, workspace, as_of, previous)
+        if old.profiles.name not in table_names(conn, engine.schema):
+            only = None
+        queries = ServingQueries(conn, engine, workspace, as_of, only)
         tables = serving_tables(version, engine.schema, table_prefix(version, on_duckdb=False))
         for table in tables.lookup.metadata.sorted_tables:
             drop_table(conn, engine.schema, table.name)
         parts = _write_parts(conn, queries)
-        publication = _build(conn, queries, parts, tables, published_at)
+        if only is None:
+            publication = _build(conn, queries, parts, tables, published_at)
+        else:
+            publication = _carry_over(conn, queries, parts, tables, old, published_at)
         _drop_parts(conn, engine, parts)
     pointer = pointer_table(engine.schema)
     with engine.begin() as conn:
