@@ -128,7 +128,7 @@ class ServingQueries:
             sa.select(
                 i.profile_id,
                 iso_text(self.dialect, sa.func.max(i.last_seen)).label("updated_at"),
-                json_group_array(self.dialect, entry, i.first_seen, i.identifier_type, i.value).label("doc"),
+                json_group_array(self.dialect, entry).label("doc"),
             )
             .where(i.profile_id.isnot(None), self._of_profiles(i.profile_id))
             .group_by(i.profile_id)
@@ -157,7 +157,7 @@ class ServingQueries:
 
     def _grouped(self, key: Any, other: Any, since: Any, name: str) -> sa.Select[Any]:
         entry = json_object(self.dialect, [(name, other), ("created_at", iso_text(self.dialect, since))])
-        return sa.select(key, json_group_array(self.dialect, entry, since, other).label("doc")).group_by(key)
+        return sa.select(key, json_group_array(self.dialect, entry).label("doc")).group_by(key)
 
     def profile_parts(self) -> dict[str, sa.Select[Any]]:
         """The per-profile sub-documents (audiences, external ids, accounts): `doc` (and more) by profile_id.

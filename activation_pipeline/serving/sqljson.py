@@ -6,11 +6,11 @@ from collections.abc import Sequence
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import JSONB, aggregate_order_by
+from sqlalchemy.dialects.postgresql import JSONB
 
 _OBJECT = {"duckdb": "json_object", "postgresql": "json_build_object"}
-_GROUP_OBJECT = {"postgresql": "json_object_agg"}
-_GROUP_ARRAY = {"postgresql": "json_agg"}
+_GROUP_OBJECT = {"duckdb": "json_group_object", "postgresql": "json_object_agg"}
+_GROUP_ARRAY = {"duckdb": "json_group_array", "postgresql": "json_agg"}
 _PAIRS_PER_CALL = 40
 """PostgreSQL functions take at most 100 arguments: wider objects are built in parts and merged."""
 
@@ -49,30 +49,14 @@ def json_text(value: Any) -> sa.ColumnElement[str]:
     return sa.cast(value, sa.Text)
 
 
-def _duckdb_json(value: Any) -> Any:
-    """DuckDB: a value as JSON text (`null` for NULL), as its `json_group_*` macros write each element."""
-    return sa.func.coalesce(sa.func.to_json(value), sa.cast(sa.literal("null"), sa.Text))
-
-
-def _duckdb_joined(open_: str, elements: Any, close: str, first: Any, *then: Any) -> Any:
-    """DuckDB: `open_`, the group's element texts joined by commas in order, `close`, as JSON."""
-    joined = sa.func.string_agg(elements, aggregate_order_by(sa.literal(","), first, *then))
-    return sa.cast(sa.literal(open_) + joined + sa.literal(close), sa.JSON)
-
-
 def json_group_object(dialect: str, key: Any, value: Any) -> sa.ColumnElement[Any]:
-    """Aggregate: a JSON object of key -> value over the group, keys in order (the same text every time)."""
-    if dialect == "duckdb":  # its json_group_object is a macro, which takes no ORDER BY
-        entry = sa.func.to_json(sa.cast(key, sa.Text)) + sa.literal(":") + _duckdb_json(value)
-        return _duckdb_joined("{", entry, "}", key)
-    return _call(_GROUP_OBJECT, dialect, key, aggregate_order_by(value, key))
+    """Aggregate: a JSON object of key -> value over the group."""
+    return _call(_GROUP_OBJECT, dialect, key, value)
 
 
-def json_group_array(dialect: str, value: Any, first: Any, *then: Any) -> sa.ColumnElement[Any]:
-    """Aggregate: a JSON array of the group's values, ordered by `first`, then `then` (the same text every time)."""
-    if dialect == "duckdb":
-        return _duckdb_joined("[", _duckdb_json(value), "]", first, *then)
-    return _call(_GROUP_ARRAY, dialect, aggregate_order_by(value, first, *then))
+def json_group_array(dialect: str, value: Any) -> sa.ColumnElement[Any]:
+    """Aggregate: a JSON array of the group's values."""
+    return _call(_GROUP_ARRAY, dialect, value)
 
 
 def iso_text(dialect: str, moment: Any) -> sa.ColumnElement[str]:

@@ -3,6 +3,7 @@ same rows as the same version built whole, through merges, late events and event
 
 from __future__ import annotations
 
+import json
 import shutil
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -55,21 +56,37 @@ def _workspace(root: Path) -> Workspace:
     return load_workspace(root / "workspace.yml")
 
 
+def _plain(value: Any) -> Any:
+    """A document's JSON with its arrays and objects in one order (the aggregates that build them keep none)."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in sorted(value.items())}
+    if isinstance(value, list):
+        return sorted((_plain(v) for v in value), key=lambda v: json.dumps(v, sort_keys=True))
+    return value
+
+
+def _normal(row: tuple[Any, ...]) -> tuple[Any, ...]:
+    return tuple(_plain(json.loads(v)) if isinstance(v, str) and v.startswith("{") else v for v in row)
+
+
 def _rows(pipeline: ComputePipeline) -> dict[str, list[tuple[Any, ...]]]:
-    """Every row of the current version's tables, sorted."""
+    """Every row of the current version's tables, sorted (documents parsed, in one order)."""
     engine, workspace = pipeline.engine, pipeline.workspace
     with engine.begin() as conn:
         version = current_version(conn, engine, workspace)
+    found: dict[str, list[tuple[Any, ...]]] = {}
     if engine.is_duckdb:
         pointer = read_pointer_file(serving_directory(workspace))
         assert pointer is not None
         with duckdb.connect(str(serving_directory(workspace) / str(pointer["file"])), read_only=True) as db:
-            return {name: sorted(db.sql(f"SELECT * FROM {name}").fetchall()) for name in TABLES}
-    tables = serving_tables(version, engine.schema, table_prefix(version, on_duckdb=False))
-    with engine.begin() as conn:
-        return {
-            name: sorted(tuple(r) for r in conn.execute(sa.select(getattr(tables, name)))) for name in TABLES
-        }
+            found = {name: db.sql(f"SELECT * FROM {name}").fetchall() for name in TABLES}
+    else:
+        tables = serving_tables(version, engine.schema, table_prefix(version, on_duckdb=False))
+        with engine.begin() as conn:
+            found = {
+                name: [tuple(r) for r in conn.execute(sa.select(getattr(tables, name)))] for name in TABLES
+            }
+    return {name: sorted((_normal(r) for r in rows), key=repr) for name, rows in found.items()}
 
 
 @pytest.mark.parametrize("kind", ["duckdb", pytest.param("postgres", marks=pytest.mark.postgres)])
