@@ -39,6 +39,7 @@ from activation_pipeline.compute.event_columns import ensure_event_columns
 from activation_pipeline.compute.ingest import MessageParser, Parsed
 from activation_pipeline.compute.sources import (
     JsonlReader,
+    UnreadableFileError,
     event_files,
     file_digest,
     read_parquet,
@@ -66,6 +67,19 @@ whole limit DuckDB kept the stored events cached (20M events: peak 2.26 GB, 1.61
 
 class LegacySchemaError(ComputeError, RuntimeError):
     """The compute schema was created by a version that stored events by day."""
+
+
+class UnreadableSourcesError(ComputeError, RuntimeError):
+    """Event files could not be read: the rest was landed (`summary`), these are read again by the next run."""
+
+    def __init__(self, files: dict[str, str], summary: LandingSummary) -> None:
+        """The unreadable files (name: why) and what the landing did without them."""
+        listed = "; ".join(f"{name}: {reason}" for name, reason in sorted(files.items()))
+        super().__init__(
+            f"{len(files)} event file(s) could not be read and were not landed (the other files were; these are "
+            f"read again on the next run): {listed}"
+        )
+        self.files, self.summary = files, summary
 
 
 @dataclass
@@ -141,6 +155,8 @@ class _Landing:
     newest: datetime | None = None
     in_time_order: bool = True
     """False once a parse held events older than ones already stored (then DuckDB's table is re-sorted)."""
+    unreadable: dict[str, str] = field(default_factory=dict)
+    """Files that failed part-way through reading (name: why): what they gave is removed when the landing ends."""
 
     def stage(self, chunks: Iterable[pa.Table]) -> None:
         """Queue raw chunks for parsing into the staging tables."""
@@ -335,6 +351,22 @@ def _forget(conn: sa.Connection, engine: ComputeEngine, rows: tuple[Any, Any], l
         state.set_flag(conn, tables, state.EVALUATION_NEEDS_FULL, True)
 
 
+def _discard_unreadable(conn: sa.Connection, landing: _Landing) -> None:
+    """Remove what the files that failed part-way through reading gave in this landing, and its counts."""
+    tables, names, summary = landing.engine.tables, sorted(landing.unreadable), landing.summary
+    quarantine, events = tables.quarantine, tables.events
+    theirs = sa.and_(quarantine.c.batch == landing.batch, quarantine.c.source.in_(names))
+    counted = sa.select(quarantine.c.reason, sa.func.count()).where(theirs).group_by(quarantine.c.reason)
+    for reason, count in conn.execute(counted):
+        summary.quarantined -= count
+        summary.reasons[reason] -= count
+        if not summary.reasons[reason]:
+            del summary.reasons[reason]
+    landing.staged -= sum(landing.counts.pop(name, [0, 0])[0] for name in names)
+    conn.execute(sa.delete(quarantine).where(theirs))
+    conn.execute(sa.delete(events).where(events.c.batch == landing.batch, events.c.source.in_(names)))
+
+
 def _recover(conn: sa.Connection, engine: ComputeEngine, interrupted: int) -> None:
     """Remove what an interrupted landing wrote for sources whose manifest row it did not get to write."""
     tables = engine.tables
@@ -398,17 +430,24 @@ def _land_files(landing: _Landing, workspace: Workspace) -> None:
             and digest.prefix_hash == previous.content_hash
         )
         if appended and previous is not None:
-            summary.appended_sources += 1
             offset, first_line = int(previous.size), int(previous.lines) + 1
         else:
             if previous is not None:
-                summary.changed_sources += 1
                 landing.forget(file.name, int(previous.batch))
-            else:
-                summary.new_sources += 1
             offset, first_line = 0, 1
         reader = None if file.is_parquet else JsonlReader(file, offset, first_line)
-        landing.stage(read_parquet(file) if reader is None else reader)
+        try:
+            landing.stage(read_parquet(file) if reader is None else reader)
+        except UnreadableFileError as error:
+            # A gzip file still being uploaded: the other files are landed, this one is read again next time.
+            landing.unreadable[file.name] = error.reason
+            continue
+        if appended:
+            summary.appended_sources += 1
+        elif previous is not None:
+            summary.changed_sources += 1
+        else:
+            summary.new_sources += 1
         lines = None if reader is None else reader.last_line
         digest = digest or (None if reader is None else reader.digest)
         assert digest is not None  # a new JSONL file was read whole
@@ -669,6 +708,9 @@ def land_events(engine: ComputeEngine, workspace: Workspace) -> LandingSummary:
                 landing.finish_pending(last=True)
                 raise
             landing.flush()
+            if landing.unreadable:
+                with engine.begin() as conn:
+                    _discard_unreadable(conn, landing)
             if engine.is_duckdb:
                 with engine.begin() as conn:
                     _remove_repeats(conn, engine, batch)
@@ -688,4 +730,6 @@ def land_events(engine: ComputeEngine, workspace: Workspace) -> LandingSummary:
         summary.batch = batch if not summary.unchanged or summary.quarantined else None
         summary.events_total = int(conn.execute(sa.select(sa.func.count()).select_from(events)).scalar() or 0)
     summary.seconds = time.perf_counter() - started
+    if landing.unreadable:
+        raise UnreadableSourcesError(landing.unreadable, summary)
     return summary

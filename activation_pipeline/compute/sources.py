@@ -2,8 +2,8 @@
 
 Every reader yields raw message texts (`ingest.RAW_SCHEMA`: source, line, raw) for the parser; nothing here
 decides what is valid. Files are found anywhere under the source path (dated or undated names, nested date
-folders such as Segment's `<source-id>/<date>/<file>.gz` archive layout) and known by their relative path,
-size and SHA-256 content hash.
+folders such as Segment's `<source-id>/<date>/<file>.gz` archive layout; not those hidden by a leading `.` or `_`)
+and known by their relative path, size and SHA-256 content hash.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import gzip
 import hashlib
 import json
 import re
+import zlib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -31,6 +32,7 @@ from activation_pipeline.compute.sqlutil import table_columns, table_names
 from activation_pipeline.config import Workspace
 from activation_pipeline.config.models import FileEventsSource, WarehouseEventsSource
 from activation_pipeline.config.secrets import SecretRef
+from activation_pipeline.errors import ComputeError
 
 JSONL_SUFFIXES = (".jsonl", ".ndjson", ".json")
 PARQUET_SUFFIXES = (".parquet",)
@@ -52,6 +54,30 @@ PARQUET_ALIASES = {
 }
 """Parquet columns may use Segment's camelCase names or these snake_case ones."""
 NESTED_FIELDS = ("traits", "properties", "context", "integrations")
+
+
+class UnreadableFileError(ComputeError, ValueError):
+    """An event file cannot be read: a gzip stream cut short or corrupt, a file that is not Parquet, ..."""
+
+    def __init__(self, name: str, reason: str) -> None:
+        """The file's name under the source path, and why it cannot be read."""
+        super().__init__(f"{name}: {reason}")
+        self.name, self.reason = name, reason
+
+
+def _unreadable(name: str, error: Exception) -> UnreadableFileError:
+    if isinstance(error, EOFError):
+        return UnreadableFileError(
+            name, "the gzip stream ends early (the file is cut short, or still being written)"
+        )
+    if isinstance(error, gzip.BadGzipFile | zlib.error):
+        return UnreadableFileError(name, f"not valid gzip ({error})")
+    if isinstance(error, duckdb.Error):
+        return UnreadableFileError(name, f"not a readable Parquet file ({str(error).splitlines()[0]})")
+    return UnreadableFileError(name, f"cannot be read ({error})")
+
+
+READ_ERRORS = (OSError, EOFError, zlib.error)
 
 
 @dataclass(frozen=True)
@@ -100,8 +126,20 @@ def event_files(workspace: Workspace) -> list[SourceFile]:
         return [_source_file(root, root.name)]
     if not root.is_dir():
         return []
-    found = [p for p in root.rglob("*") if p.is_file() and p.name.lower().endswith(suffixes)]
+    found = [
+        p
+        for p in root.rglob("*")
+        if p.is_file() and p.name.lower().endswith(suffixes) and not _hidden(p.relative_to(root))
+    ]
     return sorted((_source_file(p, p.relative_to(root).as_posix()) for p in found), key=lambda f: f.name)
+
+
+def _hidden(relative: Path) -> bool:
+    """True for a name or folder starting with `.` or `_`, as Hadoop and Spark hide them.
+
+    Spark writes files in progress under `_temporary/`, and macOS copies leave `._<name>` resource files.
+    """
+    return any(part.startswith((".", "_")) for part in relative.parts)
 
 
 def _source_file(path: Path, name: str) -> SourceFile:
@@ -190,7 +228,13 @@ class JsonlReader:
         """After reading a whole file (offset 0): its digest, of the bytes read (`file.size` of them)."""
 
     def __iter__(self) -> Iterator[pa.Table]:
-        """Raw message chunks of about CHUNK_BYTES each."""
+        """Raw message chunks of about CHUNK_BYTES each (UnreadableFileError when the file cannot be read)."""
+        try:
+            yield from self._read()
+        except READ_ERRORS as error:
+            raise _unreadable(self.file.name, error) from error
+
+    def _read(self) -> Iterator[pa.Table]:
         with self.file.path.open("rb") as opened:
             opened.seek(self.offset)
             # A whole file is hashed as it is read (one pass, and the hash is of exactly what was landed).
@@ -272,8 +316,16 @@ class _Hashing:
 def read_parquet(file: SourceFile) -> Iterator[pa.Table]:
     """The rows of a Parquet file as message texts (nested fields as structs or JSON strings), numbered.
 
-    Read in slices of PARQUET_ROWS rows, so memory does not grow with the file.
+    Read in slices of PARQUET_ROWS rows, so memory does not grow with the file (UnreadableFileError when it
+    cannot be read).
     """
+    try:
+        yield from _parquet_rows(file)
+    except (duckdb.Error, OSError) as error:
+        raise _unreadable(file.name, error) from error
+
+
+def _parquet_rows(file: SourceFile) -> Iterator[pa.Table]:
     db = duckdb.connect()
     try:
         db.execute("SET TimeZone = 'UTC'")

@@ -594,6 +594,8 @@ def test_an_interrupted_landing_is_finished_by_the_next_without_counting_twice(
     tmp_path: Path, compute_engine: ComputeEngine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(landing, "PARSE_ROWS", 2)  # a transaction every two lines
+    # Not taken as an unreadable file (left for the next run) but as an error that stops the landing.
+    monkeypatch.setattr(sources, "READ_ERRORS", ())
     workspace = make_workspace(tmp_path)
     day = datetime(2025, 5, 1, tzinfo=UTC)
     (tmp_path / "events" / "a.jsonl").write_text(
@@ -601,7 +603,7 @@ def test_an_interrupted_landing_is_finished_by_the_next_without_counting_twice(
     )
     broken = tmp_path / "events" / "b.jsonl.gz"
     whole = gzip.compress(("\n".join(message(i, day, "u4") for i in range(4, 40)) + "\n").encode())
-    broken.write_bytes(whole[: len(whole) // 2])  # a truncated upload: reading it fails half way
+    broken.write_bytes(whole[: len(whole) // 2])  # reading it fails half way
     pipeline = ComputePipeline(workspace, compute_engine)
     with pytest.raises(EOFError):
         pipeline.land()
