@@ -62,7 +62,9 @@ def _size_change_text(result: AudienceResult) -> str:
     """`cart_abandoners: 109 -> 0 (-100%, limit 50%)`, shown on the check without opening its metadata."""
     if result.previous_size is None:
         return f"{result.key}: first evaluation, size {result.size:,}"
-    change = f"{result.size_change:+.0%}" if result.size_change is not None else "n/a"
+    # size_change is the magnitude (what the limit is checked against); the text says which way it moved.
+    moved = (result.size - result.previous_size) / result.previous_size if result.previous_size else None
+    change = f"{moved:+.0%}" if moved is not None else "n/a"
     return f"{result.key}: {result.previous_size:,} -> {result.size:,} ({change}, limit {result.max_size_change:.0%})"
 
 
